@@ -1,0 +1,102 @@
+#pragma once
+// The edge's configuration (TOML). Every option, its type, default and meaning is in the
+// one table in edge_config.cc; conf/edge.toml is the commented sample. Loading reports
+// every error at once, each as "FILE:LINE:COL: message", and refuses unknown keys.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/channel.h"
+#include "common/status.h"
+#include "common/token.h"
+
+namespace wsfleet {
+
+struct ListenAddress {
+  std::string host = "127.0.0.1";  // IPv4 or IPv6 literal, or "localhost"
+  uint16_t port = 0;
+};
+
+enum class Ordering { kOwner, kNone };  // kOwner: sequenced + stored; kNone: at-most-once
+enum class Priority { kNormal, kLow };
+
+struct NamespaceConfig {
+  std::string name;
+  uint64_t history_size = 0;        // messages kept per channel (0 = no history)
+  int64_t history_ttl_ms = 0;       // age limit (0 = none)
+  bool presence = false;
+  bool join_leave = false;
+  uint64_t max_message_bytes = 0;   // 0 = websocket.max_message_bytes
+  Ordering ordering = Ordering::kOwner;
+  Priority priority = Priority::kNormal;
+  bool allow_publish = true;        // clients may publish (backend API always may)
+};
+
+struct TenantConfig {
+  std::string name;
+  TenantTokenConfig tokens;                     // issuer + keys
+  std::vector<std::string> api_keys;            // backend API bearer keys
+  std::vector<ChannelPattern> default_subs;     // when the token has no `subs`
+  std::vector<ChannelPattern> default_pubs;     // when the token has no `pubs`
+  bool client_send = true;                      // clients may use `send`
+  std::map<std::string, NamespaceConfig> namespaces;
+};
+
+struct EdgeConfig {
+  std::string source_path;  // the file it was loaded from
+
+  // [node]
+  std::string node_name;    // default: host name
+  std::string region = "local";
+  std::string log_level = "info";
+
+  // [websocket]
+  ListenAddress ws_listen{"127.0.0.1", 8080};
+  std::string ws_path = "/ws";
+  std::string tls_cert_file;  // both set: TLS (wss); both empty: plain
+  std::string tls_key_file;
+  std::vector<std::string> allowed_origins;  // empty: any Origin (and none) accepted
+  std::string public_url;                    // announced in welcome.regions; default derived
+  uint64_t max_header_bytes = 8192;          // whole request head, 431 above
+  uint64_t max_message_bytes = 65536;        // inbound frame/message cap, close 1009
+  uint64_t ping_interval_ms = 25000;
+  uint64_t handshake_timeout_ms = 10000;
+  uint64_t resume_window_ms = 120000;
+  uint64_t refresh_notice_ms = 30000;        // refresh_required this long before exp
+  uint64_t outbound_max_bytes = 4u << 20;    // per-connection queue, close 4009 above
+  uint64_t outbound_max_messages = 4096;
+  uint64_t max_channels_per_connection = 256;
+
+  // [admin]
+  ListenAddress admin_listen{"127.0.0.1", 9090};
+  uint64_t max_body_bytes = 1u << 20;
+
+  // [auth]
+  TokenPolicy token_policy;  // audience, leeway_s, max_token_bytes
+
+  // [storage]
+  std::string storage_dir = "/var/lib/wsfleet";  // relative paths: relative to the conf file
+  uint64_t map_size_mb = 256;
+  bool sync_every_commit = false;
+  uint64_t sync_interval_ms = 1000;
+
+  // [presence]
+  uint64_t presence_ttl_ms = 30000;
+  uint64_t presence_heartbeat_ms = 5000;
+  uint64_t presence_flush_ms = 20;
+
+  // [tenants.NAME] ...
+  std::map<std::string, TenantConfig> tenants;
+};
+
+// Loads and validates. On failure the Status (Code::kConfig) message lists every error,
+// one per line, each "FILE:LINE:COL: message".
+Result<EdgeConfig> loadEdgeConfig(const std::string& path);
+Result<EdgeConfig> parseEdgeConfig(std::string_view text, const std::string& source_name);
+
+// The namespace config for a channel, or nullptr when the tenant has no such namespace.
+const NamespaceConfig* findNamespace(const TenantConfig& tenant, std::string_view channel);
+
+}  // namespace wsfleet

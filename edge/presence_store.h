@@ -1,0 +1,83 @@
+#pragma once
+// Host presence in LMDB, shared by every worker process on the host.
+//
+// Records: one per connection (tenant, user, device, conn id, instance, connected_at),
+// indexes user -> connections and channel -> (user, connection), and one heartbeat record
+// per instance (a worker process: its host boot id, pid and last heartbeat). Connection
+// liveness inside a live worker is enforced by WebSocket pings there; a record outlives
+// its connection only when its worker died, so the sweeper expires records by their
+// *instance's* heartbeat: all records of an instance whose heartbeat is older than the TTL,
+// whose boot id is not the current one, or whose pid is gone, are removed.
+//
+// Writes are buffered and applied in one write transaction by flush() (the worker calls
+// it on a short timer, never once per event). Queries flush first so a worker reads its
+// own writes. Time is CLOCK_MONOTONIC milliseconds (the same for all processes of one
+// boot; immune to wall-clock steps).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/lmdb.h"
+#include "common/protocol.h"
+#include "common/status.h"
+
+namespace wsfleet {
+
+struct PresenceConnection {
+  std::string conn_id;  // unique per host and time (the session id)
+  std::string tenant;
+  std::string user;
+  std::string device;
+  int64_t connected_at_ms = 0;  // wall clock, informational
+};
+
+struct SweepStats {
+  uint64_t instances_removed = 0;
+  uint64_t connections_removed = 0;
+};
+
+class PresenceStore {
+ public:
+  // `instance_id`: unique per worker process start. Registers the instance (boot id, pid)
+  // and writes its first heartbeat.
+  static Result<std::unique_ptr<PresenceStore>> open(LmdbEnv& env, std::string instance_id,
+                                                     int64_t now_mono_ms);
+  ~PresenceStore();
+
+  // Buffered (applied by the next flush()).
+  void addConnection(const PresenceConnection& conn);
+  void removeConnection(const std::string& conn_id);  // and all its channel memberships
+  void joinChannel(const std::string& conn_id, const std::string& tenant,
+                   const std::string& channel, const std::string& user);
+  void leaveChannel(const std::string& conn_id, const std::string& tenant,
+                    const std::string& channel, const std::string& user);
+  size_t pendingOps() const;
+
+  // Applies every buffered op in one write transaction. On MDB_MAP_FULL the batch is
+  // discarded and Code::kUnavailable "lmdb_map_full" is returned (the caller counts it
+  // and keeps serving; presence is eventually consistent, not truth).
+  Status flush();
+
+  // Queries (flush() first).
+  Result<std::vector<PresenceMember>> channelMembers(const std::string& tenant,
+                                                     const std::string& channel);
+  Result<std::vector<PresenceConnection>> userConnections(const std::string& tenant,
+                                                          const std::string& user);
+
+  // Writes this instance's heartbeat (its own small transaction).
+  Status heartbeat(int64_t now_mono_ms);
+  // Removes every record of instances that are stale (see the file comment).
+  // The own instance is never swept.
+  Result<SweepStats> sweep(int64_t now_mono_ms, int64_t ttl_ms);
+
+  const std::string& instanceId() const;
+
+ private:
+  struct Impl;
+  explicit PresenceStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wsfleet
