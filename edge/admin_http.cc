@@ -1,0 +1,171 @@
+// libwebsockets callbacks of the admin listener (health, metrics, backend API) and the
+// HTTP response writer shared with the WebSocket listener's refusals.
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "edge/edge_server.h"
+
+namespace wsfleet {
+
+struct AdminRequest {
+  std::string method;
+  std::string path;
+  std::unordered_map<std::string, std::string> query;
+  std::string authorization;
+  std::string body;
+  bool too_large = false;
+};
+
+namespace {
+
+void dropRequest(AdminSession* session) {
+  if (session == nullptr) return;
+  delete session->request;
+  session->request = nullptr;
+}
+
+std::string header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string out(static_cast<size_t>(len) + 1, '\0');
+  const int got = lws_hdr_copy(wsi, out.data(), len + 1, token);
+  out.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  return out;
+}
+
+// lws splits the query string at '&' and URL-decodes each fragment.
+std::unordered_map<std::string, std::string> queryArgs(lws* wsi) {
+  std::unordered_map<std::string, std::string> args;
+  char buf[1024];
+  for (int i = 0; i < 32; ++i) {
+    const int n = lws_hdr_copy_fragment(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n <= 0) break;
+    std::string_view arg(buf, static_cast<size_t>(n));
+    const size_t eq = arg.find('=');
+    if (eq == std::string_view::npos) {
+      args.emplace(std::string(arg), std::string());
+    } else {
+      args.emplace(std::string(arg.substr(0, eq)), std::string(arg.substr(eq + 1)));
+    }
+  }
+  return args;
+}
+
+std::string methodOf(lws* wsi) {
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0) return "GET";
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) return "POST";
+  return "OTHER";
+}
+
+HttpResponse errorResponse(int status, const char* code, const char* reason, const char* message) {
+  HttpResponse r;
+  r.status = status;
+  JsonWriter w(r.body);
+  w.beginObject().key("error").beginObject().field("code", code).field("reason", reason);
+  w.field("message", message).endObject().endObject();
+  r.body.push_back('\n');
+  return r;
+}
+
+int finish(lws* wsi, const HttpResponse& response) {
+  if (writeHttpResponse(wsi, response) < 0) return -1;
+  return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+}  // namespace
+
+int writeHttpResponse(lws* wsi, const HttpResponse& response) {
+  std::string head(LWS_PRE + 1024, '\0');
+  auto* start = reinterpret_cast<unsigned char*>(head.data()) + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = reinterpret_cast<unsigned char*>(head.data()) + head.size();
+  if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(response.status),
+                                  response.content_type.c_str(), response.body.size(), &p, end)) {
+    return -1;
+  }
+  for (const auto& [name, value] : response.headers) {
+    std::string with_colon = name + ":";
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(with_colon.c_str()),
+                                    reinterpret_cast<const unsigned char*>(value.data()),
+                                    static_cast<int>(value.size()), &p, end)) {
+      return -1;
+    }
+  }
+  if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+  if (response.body.empty()) return 0;
+  // lws keeps whatever the socket does not take now and sends it before anything else.
+  std::string body(LWS_PRE, '\0');
+  body += response.body;
+  auto* payload = reinterpret_cast<unsigned char*>(body.data()) + LWS_PRE;
+  if (lws_write(wsi, payload, response.body.size(), LWS_WRITE_HTTP_FINAL) < 0) return -1;
+  return 0;
+}
+
+int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in,
+                             size_t len) {
+  auto* session = static_cast<AdminSession*>(user);
+  switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+      dropRequest(session);
+      const std::string method = methodOf(wsi);
+      const std::string path = in != nullptr ? static_cast<const char*>(in) : "";
+      if (method == "OTHER") {
+        return finish(wsi, errorResponse(405, "bad_request", "bad_method", "use GET or POST"));
+      }
+      auto request = std::make_unique<AdminRequest>();
+      request->method = method;
+      request->path = path;
+      request->query = queryArgs(wsi);
+      request->authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+      if (method == "POST") {
+        const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+        if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) > config_.max_body_bytes) {
+          return finish(wsi, errorResponse(413, "too_large", "body_too_large",
+                                           "request body is over admin.max_body_bytes"));
+        }
+        // The body arrives in HTTP_BODY callbacks; answer at BODY_COMPLETION.
+        session->request = request.release();
+        return 0;
+      }
+      HttpResponse r = service_->handleHttp(request->method, request->path, request->query,
+                                            request->authorization, {});
+      return finish(wsi, r);
+    }
+
+    case LWS_CALLBACK_HTTP_BODY: {
+      AdminRequest* request = session->request;
+      if (request == nullptr) return -1;
+      if (request->body.size() + len > config_.max_body_bytes) {
+        request->too_large = true;
+      } else {
+        request->body.append(static_cast<const char*>(in), len);
+      }
+      return 0;
+    }
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+      AdminRequest* request = session->request;
+      if (request == nullptr) return -1;
+      HttpResponse r =
+          request->too_large
+              ? errorResponse(413, "too_large", "body_too_large",
+                              "request body is over admin.max_body_bytes")
+              : service_->handleHttp(request->method, request->path, request->query,
+                                     request->authorization, request->body);
+      dropRequest(session);
+      return finish(wsi, r);
+    }
+
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+      dropRequest(session);
+      return 0;
+
+    default:
+      return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
+
+}  // namespace wsfleet

@@ -1,0 +1,170 @@
+// Admin listener routes: health, metrics and the backend HTTP API (EdgeService, continued).
+#include <string>
+
+#include "common/channel.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "edge/edge_service.h"
+
+namespace wsfleet {
+
+namespace {
+
+HttpResponse jsonError(const Status& status) {
+  HttpResponse r;
+  r.status = httpStatusFor(status.code());
+  JsonWriter w(r.body);
+  w.beginObject().key("error").beginObject();
+  w.field("code", codeName(status.code()));
+  if (status.reason()[0] != '\0') w.field("reason", status.reason());
+  w.field("message", status.message()).endObject().endObject();
+  r.body.push_back('\n');
+  return r;
+}
+
+HttpResponse plain(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+std::string_view bearer(std::string_view header) {
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (header.size() <= kPrefix.size() || header.substr(0, kPrefix.size()) != kPrefix) return {};
+  return header.substr(kPrefix.size());
+}
+
+bool sameSecret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+const std::string* queryValue(const std::unordered_map<std::string, std::string>& query,
+                              const char* name) {
+  auto it = query.find(name);
+  return it == query.end() ? nullptr : &it->second;
+}
+
+}  // namespace
+
+HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view path,
+                                     const std::unordered_map<std::string, std::string>& query,
+                                     std::string_view authorization, std::string_view body) {
+  metrics_.http_requests.inc();
+  if (path == "/healthz") return plain(200, "ok\n");
+  if (path == "/readyz") {
+    if (shutting_down_) return plain(503, "draining\n");
+    return plain(200, "ready\n");
+  }
+  if (path == "/metrics") {
+    if (method != "GET") return jsonError(Status(Code::kNotFound, "bad_method", "use GET"));
+    HttpResponse r = plain(200, metrics_.registry().renderPrometheus());
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
+  if (path == "/api/v1/publish" && method == "POST") return apiPublish(authorization, body);
+  if (path == "/api/v1/send" && method == "POST") return apiSend(authorization, body);
+  if (path == "/api/v1/presence" && method == "GET") return apiPresence(authorization, query);
+  return jsonError(Status(Code::kNotFound, "no_route", "no such route"));
+}
+
+Result<const TenantConfig*> EdgeService::apiTenant(std::string_view authorization,
+                                                   std::string_view tenant_name) {
+  std::string_view key = bearer(authorization);
+  if (key.empty()) {
+    return Status(Code::kUnauthorized, "api_key_missing", "Authorization: Bearer <api key> required");
+  }
+  const TenantConfig* owner = nullptr;
+  for (const auto& [name, tenant] : config_.tenants) {
+    for (const auto& candidate : tenant.api_keys) {
+      if (sameSecret(candidate, key)) owner = &tenant;
+    }
+  }
+  if (owner == nullptr) return Status(Code::kUnauthorized, "api_key_unknown", "unknown API key");
+  if (owner->name != tenant_name) {
+    return Status(Code::kForbidden, "api_key_tenant", "this API key is not valid for that tenant");
+  }
+  return owner;
+}
+
+HttpResponse EdgeService::apiPublish(std::string_view authorization, std::string_view body) {
+  auto req = decodeApiPublish(parser_, body);
+  if (!req.isOk()) {
+    // Authenticate before saying anything about the body.
+    if (bearer(authorization).empty()) return jsonError(apiTenant(authorization, "").status());
+    return jsonError(req.status());
+  }
+  auto tenant = apiTenant(authorization, req->tenant);
+  if (!tenant.isOk()) return jsonError(tenant.status());
+  auto outcome = publish(**tenant, req->channel, "", req->data_json, req->idempotency_key);
+  if (!outcome.isOk()) return jsonError(outcome.status());
+  HttpResponse r;
+  JsonWriter w(r.body);
+  w.beginObject().fieldUint("offset", outcome->position.offset);
+  if (!outcome->position.epoch.empty()) w.field("epoch", outcome->position.epoch);
+  w.endObject();
+  r.body.push_back('\n');
+  return r;
+}
+
+HttpResponse EdgeService::apiSend(std::string_view authorization, std::string_view body) {
+  auto req = decodeApiSend(parser_, body);
+  if (!req.isOk()) {
+    if (bearer(authorization).empty()) return jsonError(apiTenant(authorization, "").status());
+    return jsonError(req.status());
+  }
+  auto tenant = apiTenant(authorization, req->tenant);
+  if (!tenant.isOk()) return jsonError(tenant.status());
+  Status valid = validateUserId(req->user);
+  if (!valid.isOk()) return jsonError(valid);
+  auto delivered = sendDirect(**tenant, req->user, "", req->data_json);
+  if (!delivered.isOk()) return jsonError(delivered.status());
+  HttpResponse r;
+  JsonWriter w(r.body);
+  w.beginObject().field("delivered", *delivered).endObject();
+  r.body.push_back('\n');
+  return r;
+}
+
+HttpResponse EdgeService::apiPresence(std::string_view authorization,
+                                      const std::unordered_map<std::string, std::string>& query) {
+  const std::string* tenant_name = queryValue(query, "tenant");
+  auto tenant = apiTenant(authorization, tenant_name ? *tenant_name : "");
+  if (!tenant.isOk()) return jsonError(tenant.status());
+  const std::string* channel = queryValue(query, "channel");
+  const std::string* user = queryValue(query, "user");
+  HttpResponse r;
+  JsonWriter w(r.body);
+  if (channel != nullptr) {
+    auto ns = channelNamespace(**tenant, *channel);
+    if (!ns.isOk()) return jsonError(ns.status());
+    auto members = presence_->channelMembers((*tenant)->name, *channel);
+    if (!members.isOk()) return jsonError(members.status());
+    w.beginObject().field("channel", *channel).key("members").beginArray();
+    for (const auto& m : *members) {
+      w.beginObject().field("user", m.user).fieldUint("connections", m.connections).endObject();
+    }
+    w.endArray().endObject();
+  } else if (user != nullptr) {
+    Status valid = validateUserId(*user);
+    if (!valid.isOk()) return jsonError(valid);
+    auto conns = presence_->userConnections((*tenant)->name, *user);
+    if (!conns.isOk()) return jsonError(conns.status());
+    w.beginObject().field("user", *user).key("connections").beginArray();
+    for (const auto& c : *conns) {
+      w.beginObject().field("session", c.conn_id).field("device", c.device);
+      w.fieldInt("connected_at", c.connected_at_ms).endObject();
+    }
+    w.endArray().endObject();
+  } else {
+    return jsonError(Status(Code::kBadRequest, "bad_query", "give channel=… or user=…"));
+  }
+  r.body.push_back('\n');
+  return r;
+}
+
+}  // namespace wsfleet

@@ -1,0 +1,84 @@
+#pragma once
+// One client WebSocket connection as the edge sees it. Owned by EdgeService; the lws
+// per-session struct only points here (we never own an lws*). Everything in this object
+// is touched only by the worker's event-loop thread.
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/channel.h"
+#include "common/timer_wheel.h"
+#include "common/token.h"
+
+namespace wsfleet {
+
+struct TenantConfig;
+
+// A frame encoded once and shared by every recipient: LWS_PRE bytes of headroom (where
+// lws writes the WebSocket header in place) followed by the payload.
+class OutFrame {
+ public:
+  OutFrame(std::string_view payload, size_t headroom);
+  unsigned char* payload() const { return const_cast<unsigned char*>(data()) + headroom_; }
+  size_t size() const { return bytes_.size() - headroom_; }
+
+ private:
+  const unsigned char* data() const {
+    return reinterpret_cast<const unsigned char*>(bytes_.data());
+  }
+  std::string bytes_;
+  size_t headroom_;
+};
+using FramePtr = std::shared_ptr<const OutFrame>;
+
+enum class TimerTag { kPing = 1, kToken = 2 };
+
+class Connection {
+ public:
+  Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Identity, stamped from the verified token; never from client frames.
+  std::string session;  // unique id, also the presence record key
+  std::string tenant;
+  std::string user;
+  std::string device;
+  std::string peer;     // remote address, for logs
+  const TenantConfig* tenant_config = nullptr;
+  std::vector<ChannelPattern> subs;  // effective subscribe permissions
+  std::vector<ChannelPattern> pubs;  // effective publish permissions
+  int64_t token_exp_ms = 0;          // wall clock
+  bool refresh_notice_sent = false;
+
+  // Channel name -> index in the hub's subscriber vector for that channel (O(1) removal).
+  std::unordered_map<std::string, size_t> channels;
+
+  // Outbound queue: bounded by bytes and count (EdgeService::enqueue).
+  std::deque<FramePtr> out;
+  size_t out_bytes = 0;
+
+  // WebSocket-level keepalive.
+  bool ping_due = false;      // a ping frame is waiting for WRITEABLE
+  bool awaiting_pong = false; // a ping was sent and not answered yet
+
+  // Close requested from outside the connection's own callback: the glue sends the close
+  // frame on the next WRITEABLE. 0 = none.
+  int close_code = 0;
+  std::string close_reason;
+
+  // Inbound message reassembly (fragments / partial RECEIVE callbacks).
+  std::string rx;
+
+  TimerNode ping_timer;
+  TimerNode token_timer;
+
+  void* transport = nullptr;  // the lws wsi, non-owning
+};
+
+}  // namespace wsfleet

@@ -1,0 +1,273 @@
+// Protocol v1 commands and local fan-out (EdgeService, continued).
+#include <algorithm>
+
+#include "common/channel.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "edge/edge_service.h"
+
+namespace wsfleet {
+
+namespace {
+constexpr size_t kMaxReplayMessages = 10000;
+}  // namespace
+
+HistoryLimits EdgeService::historyLimits(const NamespaceConfig& ns) const {
+  HistoryLimits limits;
+  limits.max_messages = ns.history_size;
+  limits.max_age_ms = ns.history_ttl_ms;
+  limits.dedup_window_ms = static_cast<int64_t>(config_.resume_window_ms);
+  return limits;
+}
+
+Result<const NamespaceConfig*> EdgeService::channelNamespace(const TenantConfig& tenant,
+                                                             const std::string& channel) {
+  WSF_RETURN_IF_ERROR(validateChannelName(channel));
+  const NamespaceConfig* ns = findNamespace(tenant, channel);
+  if (ns == nullptr) {
+    return Status(Code::kNotFound, "unknown_namespace",
+                  "namespace '" + std::string(wsfleet::channelNamespace(channel)) +
+                      "' is not configured");
+  }
+  return ns;
+}
+
+void EdgeService::reply(Connection& conn, std::string payload) {
+  enqueue(conn, makeFrame(payload));
+}
+
+void EdgeService::replyError(Connection& conn, std::optional<uint64_t> id, const Status& status) {
+  metrics_.commandError(codeName(status.code()));
+  reply(conn, encodeErrorReply(id, status.code(), status.message()));
+}
+
+void EdgeService::onText(Connection& conn, std::string_view text) {
+  if (conn.close_code != 0) return;
+  ClientCommand cmd;
+  Status s = decodeClientCommand(parser_, text, &cmd);
+  if (!s.isOk()) {
+    replyError(conn, cmd.id, s);
+    return;
+  }
+  metrics_.commands.inc();
+  handleCommand(conn, cmd);
+}
+
+void EdgeService::handleCommand(Connection& conn, ClientCommand& cmd) {
+  switch (cmd.type) {
+    case CommandType::kSubscribe: return cmdSubscribe(conn, cmd);
+    case CommandType::kUnsubscribe: return cmdUnsubscribe(conn, cmd);
+    case CommandType::kPublish: return cmdPublish(conn, cmd);
+    case CommandType::kSend: return cmdSend(conn, cmd);
+    case CommandType::kPresence: return cmdPresence(conn, cmd);
+    case CommandType::kRefresh: return cmdRefresh(conn, cmd);
+    case CommandType::kPing: return reply(conn, encodePong(cmd.id));
+  }
+}
+
+void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
+  auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
+  if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
+  if (!matchesAny(conn.subs, cmd.channel)) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kForbidden, "not_permitted", "not allowed to subscribe to " + cmd.channel));
+  }
+  if (conn.channels.count(cmd.channel) == 0 &&
+      conn.channels.size() >= config_.max_channels_per_connection) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kRateLimited, "too_many_channels",
+                             "channel limit per connection reached"));
+  }
+
+  // Replay and the subscription happen in the same loop turn, so no message published
+  // in between can be missed or delivered twice.
+  StreamPosition top;
+  bool recovered = false;
+  std::vector<StoredMessage> missed;
+  if ((*ns)->ordering == Ordering::kOwner) {
+    if (cmd.since) {
+      auto replay = history_->replay(conn.tenant, cmd.channel, *cmd.since, nowWallMs(),
+                                     historyLimits(**ns));
+      if (!replay.isOk()) return replyError(conn, cmd.id, replay.status());
+      top = replay->top;
+      recovered = replay->recovered;
+      missed = std::move(replay->messages);
+      if (missed.size() > kMaxReplayMessages) {
+        recovered = false;
+        missed.clear();
+      }
+    } else {
+      auto pos = history_->position(conn.tenant, cmd.channel);
+      if (!pos.isOk()) return replyError(conn, cmd.id, pos.status());
+      top = std::move(pos).value();
+    }
+  }
+  auto added = hub_.subscribe(&conn, cmd.channel);
+  if (added.added && (*ns)->presence) {
+    presence_->joinChannel(conn.session, conn.tenant, cmd.channel, conn.user);
+  }
+  metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
+  metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
+
+  reply(conn, encodeSubscribeReply(cmd.id, top, recovered));
+  for (auto& message : missed) {
+    if (!enqueue(conn, makeFrame(message.frame))) break;
+    metrics_.messages_delivered.inc();
+  }
+  if (added.first_of_user && (*ns)->join_leave) broadcastPresenceEvent(conn, cmd.channel, true);
+}
+
+void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
+  auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
+  if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
+  auto removed = hub_.unsubscribe(&conn, cmd.channel);
+  if (removed.removed && (*ns)->presence) {
+    presence_->leaveChannel(conn.session, conn.tenant, cmd.channel, conn.user);
+  }
+  metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
+  metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
+  reply(conn, encodeOkReply(cmd.id));
+  if (removed.last_of_user && (*ns)->join_leave) broadcastPresenceEvent(conn, cmd.channel, false);
+}
+
+void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& channel,
+                                         bool join) {
+  FramePtr frame = makeFrame(join ? encodeJoin(channel, origin.user)
+                                  : encodeLeave(channel, origin.user));
+  // Copy: enqueue may close a slow consumer, which must not disturb the iteration.
+  std::vector<Connection*> targets = hub_.subscribers(origin.tenant, channel);
+  for (Connection* target : targets) {
+    if (target != &origin) enqueue(*target, frame);
+  }
+}
+
+void EdgeService::cmdPublish(Connection& conn, const ClientCommand& cmd) {
+  auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
+  if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
+  if (!(*ns)->allow_publish || !matchesAny(conn.pubs, cmd.channel)) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kForbidden, "not_permitted", "not allowed to publish to " + cmd.channel));
+  }
+  auto outcome = publish(*conn.tenant_config, cmd.channel, conn.user, cmd.data_json,
+                         cmd.idempotency_key);
+  if (!outcome.isOk()) return replyError(conn, cmd.id, outcome.status());
+  reply(conn, encodePublishReply(cmd.id, outcome->position.offset));
+}
+
+Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& tenant,
+                                                         const std::string& channel,
+                                                         std::string_view from,
+                                                         std::string_view data_json,
+                                                         const std::string& idempotency_key) {
+  WSF_ASSIGN_OR_RETURN(const NamespaceConfig* ns, channelNamespace(tenant, channel));
+  const uint64_t max_bytes =
+      ns->max_message_bytes != 0 ? ns->max_message_bytes : config_.max_message_bytes;
+  if (data_json.size() > max_bytes) {
+    return Status(Code::kTooLarge, "message_too_large",
+                  "data is " + std::to_string(data_json.size()) + " bytes, the namespace allows " +
+                      std::to_string(max_bytes));
+  }
+  const int64_t ts = nowWallMs();
+  PublishOutcome outcome;
+  FramePtr frame;
+  if (ns->ordering == Ordering::kOwner) {
+    // Stored (and committed) before anyone sees it or the publisher is acknowledged.
+    auto appended = history_->append(
+        tenant.name, channel, idempotency_key, ts, historyLimits(*ns),
+        [&](const std::string& epoch, uint64_t offset) {
+          return encodeMessage(channel, epoch, offset, from, data_json, ts);
+        });
+    if (!appended.isOk()) {
+      metrics_.dropped(appended.status().reason());
+      return appended.takeStatus();
+    }
+    outcome.position = appended->position;
+    if (appended->duplicate) return outcome;  // already delivered the first time
+    metrics_.history_appends.inc();
+    frame = makeFrame(appended->frame);
+  } else {
+    frame = makeFrame(encodeMessage(channel, "", 0, from, data_json, ts));
+  }
+  metrics_.messages_received.inc();
+  fanOut(tenant.name, channel, frame, ts);
+  return outcome;
+}
+
+void EdgeService::fanOut(const std::string& tenant, const std::string& channel,
+                         const FramePtr& frame, int64_t origin_ts_ms) {
+  // Copy: a slow consumer closed by enqueue must not disturb the iteration.
+  std::vector<Connection*> targets = hub_.subscribers(tenant, channel);
+  uint64_t delivered = 0;
+  for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
+  metrics_.messages_delivered.inc(delivered);
+  if (delivered > 0) {
+    const double latency_s = static_cast<double>(std::max<int64_t>(0, nowWallMs() - origin_ts_ms)) / 1000.0;
+    metrics_.e2e_latency.observe(latency_s);
+  }
+}
+
+void EdgeService::cmdSend(Connection& conn, const ClientCommand& cmd) {
+  if (!conn.tenant_config->client_send) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kForbidden, "not_permitted", "direct messages are disabled"));
+  }
+  Status valid = validateUserId(cmd.user);
+  if (!valid.isOk()) return replyError(conn, cmd.id, valid);
+  auto delivered = sendDirect(*conn.tenant_config, cmd.user, conn.user, cmd.data_json);
+  if (!delivered.isOk()) return replyError(conn, cmd.id, delivered.status());
+  reply(conn, encodeSendReply(cmd.id, *delivered));
+}
+
+Result<std::string> EdgeService::sendDirect(const TenantConfig& tenant, const std::string& user,
+                                            std::string_view from, std::string_view data_json) {
+  if (data_json.size() > config_.max_message_bytes) {
+    return Status(Code::kTooLarge, "message_too_large", "data is over max_message_bytes");
+  }
+  const int64_t ts = nowWallMs();
+  std::vector<Connection*> targets = hub_.userConnections(tenant.name, user);
+  if (targets.empty()) {
+    // Standalone mode has no inbox: an offline user's direct message is dropped, and the
+    // sender is told so.
+    metrics_.dropped("user_offline");
+    return std::string("dropped");
+  }
+  FramePtr frame = makeFrame(encodeDirect(from, data_json, ts));
+  uint64_t delivered = 0;
+  for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
+  metrics_.messages_received.inc();
+  metrics_.messages_delivered.inc(delivered);
+  return std::string(delivered > 0 ? "online" : "dropped");
+}
+
+void EdgeService::cmdPresence(Connection& conn, const ClientCommand& cmd) {
+  auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
+  if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
+  if (!(*ns)->presence) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kBadRequest, "presence_disabled",
+                             "presence is not enabled in namespace " + (*ns)->name));
+  }
+  if (!matchesAny(conn.subs, cmd.channel)) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kForbidden, "not_permitted", "not allowed to see " + cmd.channel));
+  }
+  auto members = presence_->channelMembers(conn.tenant, cmd.channel);
+  if (!members.isOk()) return replyError(conn, cmd.id, members.status());
+  reply(conn, encodePresenceReply(cmd.id, *members));
+}
+
+void EdgeService::cmdRefresh(Connection& conn, const ClientCommand& cmd) {
+  auto claims = verifier_.verify(cmd.token, nowWallMs() / 1000);
+  if (!claims.isOk()) return replyError(conn, cmd.id, claims.status());
+  if (claims->tnt != conn.tenant || claims->sub != conn.user) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kForbidden, "identity_mismatch",
+                             "the new token is for another user or tenant"));
+  }
+  applyClaims(conn, *claims);
+  timers_.cancel(&conn.token_timer);
+  scheduleTokenTimer(conn);
+  reply(conn, encodeRefreshReply(cmd.id, conn.token_exp_ms));
+}
+
+}  // namespace wsfleet

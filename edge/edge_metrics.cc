@@ -1,0 +1,60 @@
+#include "edge/edge_metrics.h"
+
+#include <string>
+
+namespace wsfleet {
+
+EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
+    : connections_active(r.gauge("wsfleet_connections_active", "WebSocket connections open now")),
+      connections_accepted(r.counter("wsfleet_connections_total",
+                                     "WebSocket handshakes by result", {{"result", "accepted"}})),
+      messages_received(r.counter("wsfleet_messages_received_total",
+                                  "Messages accepted for publishing (clients and backend API)")),
+      messages_delivered(r.counter("wsfleet_messages_delivered_total",
+                                   "Message and direct frames queued to local connections")),
+      commands(r.counter("wsfleet_commands_total", "Client commands decoded")),
+      e2e_latency(r.histogram("wsfleet_e2e_latency_seconds",
+                              "From a message's origin timestamp to its queueing for delivery",
+                              latencyBuckets())),
+      presence_flushes(r.counter("wsfleet_presence_flushes_total",
+                                 "Batched presence write transactions")),
+      presence_swept(r.counter("wsfleet_presence_swept_connections_total",
+                               "Presence records removed because their worker stopped heartbeating")),
+      history_appends(r.counter("wsfleet_history_appends_total", "Messages stored in history")),
+      http_requests(r.counter("wsfleet_admin_requests_total", "Admin listener HTTP requests")),
+      subscriptions_active(r.gauge("wsfleet_subscriptions_active", "Channel subscriptions now")),
+      channels_active(r.gauge("wsfleet_channels_active", "Channels with local subscribers")),
+      registry_(r) {
+  // Pre-register the labelled families so they show on /metrics from the start.
+  r.counter("wsfleet_handshake_rejected_total", "Handshakes refused before the upgrade, by reason",
+            {{"reason", "token_missing"}});
+  r.counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
+            {{"reason", "slow_consumer"}});
+  r.counter("wsfleet_disconnects_total", "Closed connections by close code", {{"code", "1000"}});
+  r.counter("wsfleet_connections_total", "WebSocket handshakes by result", {{"result", "rejected"}});
+}
+
+void EdgeMetrics::handshakeRejected(std::string_view reason) {
+  registry_.counter("wsfleet_handshake_rejected_total",
+                    "Handshakes refused before the upgrade, by reason",
+                    {{"reason", std::string(reason)}}).inc();
+  registry_.counter("wsfleet_connections_total", "WebSocket handshakes by result",
+                    {{"result", "rejected"}}).inc();
+}
+
+void EdgeMetrics::disconnect(int close_code) {
+  registry_.counter("wsfleet_disconnects_total", "Closed connections by close code",
+                    {{"code", std::to_string(close_code)}}).inc();
+}
+
+void EdgeMetrics::dropped(std::string_view reason, uint64_t n) {
+  registry_.counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
+                    {{"reason", std::string(reason)}}).inc(n);
+}
+
+void EdgeMetrics::commandError(std::string_view code) {
+  registry_.counter("wsfleet_command_errors_total", "Client commands refused, by error code",
+                    {{"code", std::string(code)}}).inc();
+}
+
+}  // namespace wsfleet

@@ -1,0 +1,40 @@
+#pragma once
+// The edge's metrics, registered once at start-up; hot paths hold references.
+// Names are part of the operator contract (docs/OPERATIONS.md, "Metrics").
+
+#include <string_view>
+
+#include "common/metrics.h"
+
+namespace wsfleet {
+
+class EdgeMetrics {
+ public:
+  explicit EdgeMetrics(MetricsRegistry& registry);
+
+  MetricsRegistry& registry() { return registry_; }
+
+  // Labelled families looked up on cold paths (refusals, closes, drops).
+  void handshakeRejected(std::string_view reason);
+  void disconnect(int close_code);
+  void dropped(std::string_view reason, uint64_t n = 1);
+  void commandError(std::string_view code);
+
+  Gauge& connections_active;
+  Counter& connections_accepted;
+  Counter& messages_received;   // publishes accepted from clients and the backend API
+  Counter& messages_delivered;  // frames queued to a local connection (message, direct)
+  Counter& commands;            // client commands decoded
+  Histogram& e2e_latency;       // origin timestamp -> queued for delivery, seconds
+  Counter& presence_flushes;
+  Counter& presence_swept;
+  Counter& history_appends;
+  Counter& http_requests;
+  Gauge& subscriptions_active;
+  Gauge& channels_active;
+
+ private:
+  MetricsRegistry& registry_;
+};
+
+}  // namespace wsfleet

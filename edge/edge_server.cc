@@ -1,0 +1,199 @@
+#include "edge/edge_server.h"
+
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace wsfleet {
+
+namespace {
+
+int wsCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto* server = static_cast<EdgeServer*>(lws_context_user(lws_get_context(wsi)));
+  return server->onWebSocketEvent(wsi, reason, user, in, len);
+}
+
+int adminCallback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto* server = static_cast<EdgeServer*>(lws_context_user(lws_get_context(wsi)));
+  return server->onAdminEvent(wsi, reason, user, in, len);
+}
+
+// lws's own log lines go through our JSON-lines logger; only warnings and errors.
+void lwsLogEmit(int level, const char* line) {
+  std::string_view text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  if (level & LLL_ERR) {
+    logWarn("lws_error", {{"message", text}});
+  } else {
+    logDebug("lws", {{"message", text}});
+  }
+}
+
+EdgeServer* g_signal_target = nullptr;
+
+void onStopSignal(int) {
+  if (g_signal_target != nullptr) g_signal_target->requestStop();
+}
+
+// lws binds every interface when given an IPv4 literal unless IPv6 is disabled on the
+// vhost (the address would land in the IPv6 flowinfo field).
+bool isIpv6Literal(const std::string& host) { return host.find(':') != std::string::npos; }
+
+std::string bindAddress(const std::string& host) {
+  return host == "localhost" ? "127.0.0.1" : host;
+}
+
+}  // namespace
+
+EdgeServer::EdgeServer(const EdgeConfig& config) : config_(config) { tick_.server = this; }
+
+EdgeServer::~EdgeServer() {
+  if (g_signal_target == this) g_signal_target = nullptr;
+  // The context goes first: destroying it closes every wsi, which calls back into the
+  // service to clean up the connections.
+  context_.reset();
+  service_.reset();
+}
+
+Result<std::unique_ptr<EdgeServer>> EdgeServer::create(const EdgeConfig& config) {
+  std::unique_ptr<EdgeServer> server(new EdgeServer(config));
+  WSF_ASSIGN_OR_RETURN(server->service_, EdgeService::create(config, server->registry_, *server));
+  WSF_RETURN_IF_ERROR(server->start());
+  return server;
+}
+
+Status EdgeServer::start() {
+  lws_set_log_level(LLL_ERR | (logLevel() == LogLevel::kDebug ? LLL_WARN : 0), lwsLogEmit);
+
+  static const lws_protocols kWsProtocols[] = {
+      {"wsfleet.v1", wsCallback, sizeof(WsSession), 4096, 0, nullptr, 0},
+      {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+  };
+  static const lws_protocols kAdminProtocols[] = {
+      {"wsfleet-admin", adminCallback, sizeof(AdminSession), 0, 0, nullptr, 0},
+      {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+  };
+
+  const bool tls = !config_.tls_cert_file.empty();
+  lws_context_creation_info info;
+  std::memset(&info, 0, sizeof(info));
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  info.user = this;
+  // The request head must fit in lws's header buffer; a little over our own cap so that
+  // heads just over it reach our check and get a 431 instead of a hang-up.
+  info.max_http_header_data = static_cast<unsigned short>(
+      std::min<uint64_t>(config_.max_header_bytes + 1024, 65535));
+  info.max_http_header_pool = 1024;
+  info.timeout_secs = static_cast<unsigned int>(
+      std::max<uint64_t>(1, config_.handshake_timeout_ms / 1000));
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  lws_context* ctx = lws_create_context(&info);
+  if (ctx == nullptr) {
+    return Status(Code::kInternal, "lws_context", "libwebsockets could not create its context");
+  }
+  context_.reset(ctx);
+
+  // Client WebSocket listener.
+  const std::string ws_host = bindAddress(config_.ws_listen.host);
+  lws_context_creation_info ws;
+  std::memset(&ws, 0, sizeof(ws));
+  ws.vhost_name = "wsfleet-ws";
+  ws.port = config_.ws_listen.port;
+  ws.iface = ws_host.c_str();
+  ws.protocols = kWsProtocols;
+  ws.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+  if (!isIpv6Literal(ws_host)) ws.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  ws.timeout_secs = info.timeout_secs;
+  if (tls) {
+    ws.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    ws.ssl_cert_filepath = config_.tls_cert_file.c_str();
+    ws.ssl_private_key_filepath = config_.tls_key_file.c_str();
+  }
+  if (lws_create_vhost(ctx, &ws) == nullptr) {
+    return Status(Code::kUnavailable, "listen_failed",
+                  "cannot listen for WebSockets on " + ws_host + ":" +
+                      std::to_string(config_.ws_listen.port) + " (in use, or TLS files unusable)");
+  }
+
+  // Admin listener: health, metrics, backend API. Never TLS here; keep it on loopback or
+  // a private interface.
+  const std::string admin_host = bindAddress(config_.admin_listen.host);
+  lws_context_creation_info admin;
+  std::memset(&admin, 0, sizeof(admin));
+  admin.vhost_name = "wsfleet-admin";
+  admin.port = config_.admin_listen.port;
+  admin.iface = admin_host.c_str();
+  admin.protocols = kAdminProtocols;
+  if (!isIpv6Literal(admin_host)) admin.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  admin.timeout_secs = info.timeout_secs;
+  if (lws_create_vhost(ctx, &admin) == nullptr) {
+    return Status(Code::kUnavailable, "listen_failed",
+                  "cannot listen for the admin API on " + admin_host + ":" +
+                      std::to_string(config_.admin_listen.port));
+  }
+  scheduleTick();
+  return Status::ok();
+}
+
+void EdgeServer::scheduleTick() {
+  lws_sul_schedule(context_.get(), 0, &tick_.sul, &EdgeServer::onTick,
+                   static_cast<lws_usec_t>(service_->tickIntervalMs()) * LWS_US_PER_MS);
+}
+
+void EdgeServer::onTick(lws_sorted_usec_list_t* sul) {
+  auto* tick = reinterpret_cast<Tick*>(sul);
+  tick->server->service_->tick();
+  tick->server->scheduleTick();
+}
+
+void EdgeServer::wantWrite(Connection& conn) {
+  lws_callback_on_writable(static_cast<lws*>(conn.transport));
+}
+
+void EdgeServer::requestStop() {
+  stop_requested_.store(true);
+  if (context_) lws_cancel_service(context_.get());
+}
+
+int EdgeServer::run() {
+  g_signal_target = this;
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = onStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  logInfo("edge_ready",
+          {{"node", config_.node_name},
+           {"ws", config_.ws_listen.host + ":" + std::to_string(config_.ws_listen.port)},
+           {"path", config_.ws_path},
+           {"admin", config_.admin_listen.host + ":" + std::to_string(config_.admin_listen.port)},
+           {"tls", !config_.tls_cert_file.empty()}});
+
+  while (!stop_requested_.load()) {
+    if (lws_service(context_.get(), 0) < 0) {
+      logError("lws_service_failed");
+      return 1;
+    }
+  }
+
+  // Graceful stop: readiness goes 503, clients get 1001 and a bounded time to close.
+  logInfo("edge_stopping", {{"connections", service_->connectionCount()}});
+  service_->shutdown();
+  const int64_t deadline = nowMonoMs() + 3000;
+  while (service_->connectionCount() > 0 && nowMonoMs() < deadline) {
+    lws_service(context_.get(), 0);
+  }
+  context_.reset();
+  service_->flushNow();  // the presence removals of the connections just closed
+  logInfo("edge_stopped");
+  return 0;
+}
+
+}  // namespace wsfleet

@@ -1,0 +1,424 @@
+#include "edge/edge_service.h"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "common/channel.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace wsfleet {
+
+namespace {
+
+std::string randomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t n = getrandom(raw.data() + got, bytes - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+// "Bearer <token>" -> token; anything else -> "".
+std::string_view bearerToken(std::string_view header) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size()) return {};
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) !=
+        std::tolower(static_cast<unsigned char>(kBearer[i]))) {
+      return {};
+    }
+  }
+  std::string_view token = header.substr(kBearer.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+  return token;
+}
+
+// True when the comma-separated Sec-WebSocket-Protocol list offers `wanted`.
+bool offersProtocol(std::string_view list, std::string_view wanted) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item == wanted) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+constexpr const char* kProtocolName = "wsfleet.v1";
+
+}  // namespace
+
+int httpStatusFor(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kBadRequest: return 400;
+    case Code::kUnauthorized: return 401;
+    case Code::kForbidden: return 403;
+    case Code::kNotFound: return 404;
+    case Code::kTooLarge: return 413;
+    case Code::kRateLimited: return 429;
+    case Code::kUnavailable: return 503;
+    case Code::kInternal:
+    case Code::kConfig: return 500;
+  }
+  return 500;
+}
+
+EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry,
+                         Transport& transport)
+    : config_(config),
+      metrics_(registry),
+      transport_(transport),
+      verifier_(config.token_policy),
+      parser_(JsonLimits{config.max_message_bytes + 64, 32}),
+      timers_(20, 4096, static_cast<uint64_t>(nowMonoMs())) {}
+
+EdgeService::~EdgeService() {
+  for (auto& [ptr, conn] : connections_) {
+    timers_.cancel(&conn->ping_timer);
+    timers_.cancel(&conn->token_timer);
+  }
+}
+
+Result<std::unique_ptr<EdgeService>> EdgeService::create(const EdgeConfig& config,
+                                                          MetricsRegistry& registry,
+                                                          Transport& transport) {
+  std::unique_ptr<EdgeService> service(new EdgeService(config, registry, transport));
+  WSF_RETURN_IF_ERROR(service->init());
+  return service;
+}
+
+Status EdgeService::init() {
+  for (const auto& [name, tenant] : config_.tenants) {
+    WSF_RETURN_IF_ERROR(verifier_.addTenant(name, tenant.tokens));
+  }
+  LmdbOptions options;
+  options.map_size_bytes = config_.map_size_mb << 20;
+  options.no_sync = !config_.sync_every_commit;
+  WSF_ASSIGN_OR_RETURN(env_, LmdbEnv::open(config_.storage_dir, options));
+  if (env_.staleReadersCleared() > 0) {
+    logWarn("lmdb_stale_readers_cleared", {{"count", env_.staleReadersCleared()}});
+  }
+  const int64_t now = nowMonoMs();
+  instance_id_ = config_.node_name + "/" + std::to_string(getpid()) + "/" + randomHex(4);
+  WSF_ASSIGN_OR_RETURN(presence_, PresenceStore::open(env_, instance_id_, now));
+  WSF_ASSIGN_OR_RETURN(history_, HistoryStore::open(env_));
+  // Records left by workers that died (their pid is gone or they stopped heartbeating)
+  // are removed now, not one TTL later.
+  auto swept = presence_->sweep(now, static_cast<int64_t>(config_.presence_ttl_ms));
+  if (swept.isOk() && swept->connections_removed > 0) {
+    metrics_.presence_swept.inc(swept->connections_removed);
+    logInfo("presence_swept", {{"instances", swept->instances_removed},
+                               {"connections", swept->connections_removed}});
+  }
+  last_flush_ms_ = last_heartbeat_ms_ = last_sweep_ms_ = last_sync_ms_ = last_trim_ms_ = now;
+  tick_ms_ = std::max<uint64_t>(5, std::min<uint64_t>(config_.presence_flush_ms, 100));
+
+  auto& registry = metrics_.registry();
+  LmdbEnv* env = &env_;
+  registry.gaugeCallback("wsfleet_lmdb_map_size_bytes", "LMDB map size", {},
+                         [env] { return static_cast<double>(env->mapSizeBytes()); });
+  registry.gaugeCallback("wsfleet_lmdb_used_bytes", "LMDB pages in use, in bytes", {},
+                         [env] { return static_cast<double>(env->usedBytes()); });
+  return Status::ok();
+}
+
+FramePtr EdgeService::makeFrame(std::string_view payload) const {
+  return std::make_shared<const OutFrame>(payload, transport_.frameHeadroom());
+}
+
+bool EdgeService::enqueue(Connection& conn, FramePtr frame) {
+  if (conn.close_code != 0) {
+    metrics_.dropped("closing");
+    return false;
+  }
+  if (conn.out.size() + 1 > config_.outbound_max_messages ||
+      conn.out_bytes + frame->size() > config_.outbound_max_bytes) {
+    // A reader that cannot keep up would otherwise grow memory without bound; it can
+    // reconnect and resume from history.
+    metrics_.dropped("slow_consumer");
+    requestClose(conn, 4009, "slow consumer");
+    return false;
+  }
+  const bool was_idle = conn.out.empty();
+  conn.out_bytes += frame->size();
+  conn.out.push_back(std::move(frame));
+  if (was_idle) transport_.wantWrite(conn);
+  return true;
+}
+
+void EdgeService::requestClose(Connection& conn, int code, std::string_view reason) {
+  if (conn.close_code != 0) return;
+  conn.close_code = code;
+  conn.close_reason = std::string(reason);
+  transport_.wantWrite(conn);
+}
+
+// ---------------------------------------------------------------- handshake
+
+HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
+  HandshakeDecision d;
+  auto refuse = [&](int status, const char* reason, std::string message) {
+    d.http_status = status;
+    d.reason = reason;
+    d.message = std::move(message);
+    metrics_.handshakeRejected(reason);
+    return d;
+  };
+  if (shutting_down_) {
+    d.retry_after_s = 5;
+    return refuse(503, "draining", "this edge is shutting down; reconnect elsewhere");
+  }
+  if (request.header_bytes > config_.max_header_bytes) {
+    return refuse(431, "header_too_large", "request header block is over the limit");
+  }
+  if (request.path != config_.ws_path) {
+    return refuse(404, "bad_path", "no WebSocket endpoint at this path");
+  }
+  if (request.has_origin && !config_.allowed_origins.empty()) {
+    bool allowed = false;
+    for (const auto& origin : config_.allowed_origins) allowed = allowed || origin == request.origin;
+    if (!allowed) return refuse(403, "origin", "Origin is not allowed");
+  }
+  if (!offersProtocol(request.protocols, kProtocolName)) {
+    return refuse(400, "subprotocol", "subprotocol wsfleet.v1 is required");
+  }
+  std::string_view token = bearerToken(request.authorization);
+  if (token.empty()) token = request.query_token;
+  if (token.empty()) return refuse(401, "token_missing", "no token (Authorization or access_token)");
+  auto claims = verifier_.verify(token, nowWallMs() / 1000);
+  if (!claims.isOk()) {
+    return refuse(401, claims.status().reason(), claims.status().message());
+  }
+  if (config_.tenants.count(claims->tnt) == 0) {
+    return refuse(403, "tenant", "tenant is not served here");
+  }
+  if (validateUserId(claims->sub).code() != Code::kOk) {
+    return refuse(401, "token_bad_subject", "token subject is not a valid user id");
+  }
+  d.claims = std::move(claims).value();
+  return d;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+void EdgeService::applyClaims(Connection& conn, const TokenClaims& claims) {
+  const TenantConfig& tenant = *conn.tenant_config;
+  auto patterns = [](const std::optional<std::vector<std::string>>& from_token,
+                     const std::vector<ChannelPattern>& defaults) {
+    if (!from_token) return defaults;
+    std::vector<ChannelPattern> out;
+    for (const auto& text : *from_token) {
+      auto p = ChannelPattern::parse(text);
+      // A malformed pattern grants nothing rather than failing the connection.
+      if (p.isOk()) out.push_back(std::move(p).value());
+    }
+    return out;
+  };
+  conn.subs = patterns(claims.subs, tenant.default_subs);
+  conn.pubs = patterns(claims.pubs, tenant.default_pubs);
+  conn.token_exp_ms = claims.exp * 1000;
+  conn.refresh_notice_sent = false;
+}
+
+Connection* EdgeService::open(void* transport, TokenClaims claims, std::string peer) {
+  auto owned = std::make_unique<Connection>();
+  Connection* conn = owned.get();
+  conn->transport = transport;
+  conn->session = config_.node_name + "-" + std::to_string(getpid()) + "-" +
+                  std::to_string(++session_counter_) + "-" + randomHex(4);
+  conn->tenant = claims.tnt;
+  conn->user = claims.sub;
+  conn->device = claims.dev;
+  conn->peer = std::move(peer);
+  conn->tenant_config = &config_.tenants.at(claims.tnt);
+  applyClaims(*conn, claims);
+  connections_.emplace(conn, std::move(owned));
+  hub_.addUserConnection(conn);
+  presence_->addConnection({conn->session, conn->tenant, conn->user, conn->device, nowWallMs()});
+
+  metrics_.connections_accepted.inc();
+  metrics_.connections_active.set(static_cast<int64_t>(connections_.size()));
+
+  WelcomeInfo welcome;
+  welcome.session = conn->session;
+  welcome.node = config_.node_name;
+  welcome.region = config_.region;
+  welcome.ping_interval_ms = config_.ping_interval_ms;
+  welcome.resume_window_ms = config_.resume_window_ms;
+  welcome.max_message_bytes = config_.max_message_bytes;
+  if (!config_.public_url.empty()) welcome.regions.push_back({config_.region, config_.public_url});
+  enqueue(*conn, makeFrame(encodeWelcome(welcome)));
+
+  const uint64_t now = static_cast<uint64_t>(nowMonoMs());
+  conn->ping_timer.owner = conn;
+  conn->ping_timer.tag = static_cast<int>(TimerTag::kPing);
+  timers_.schedule(&conn->ping_timer, now + config_.ping_interval_ms);
+  conn->token_timer.owner = conn;
+  conn->token_timer.tag = static_cast<int>(TimerTag::kToken);
+  scheduleTokenTimer(*conn);
+  logDebug("conn_open", {{"session", conn->session}, {"tenant", conn->tenant},
+                         {"user", conn->user}, {"peer", conn->peer}});
+  return conn;
+}
+
+void EdgeService::closed(Connection* conn, int close_code) {
+  auto it = connections_.find(conn);
+  if (it == connections_.end()) return;
+  timers_.cancel(&conn->ping_timer);
+  timers_.cancel(&conn->token_timer);
+  unsubscribeAll(*conn);
+  hub_.removeUserConnection(conn);
+  presence_->removeConnection(conn->session);
+  if (!conn->out.empty()) metrics_.dropped("disconnected", conn->out.size());
+  metrics_.disconnect(close_code);
+  logDebug("conn_closed", {{"session", conn->session}, {"code", close_code}});
+  connections_.erase(it);
+  metrics_.connections_active.set(static_cast<int64_t>(connections_.size()));
+  metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
+  metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
+}
+
+void EdgeService::unsubscribeAll(Connection& conn) {
+  // Copy the names: unsubscribe edits conn.channels.
+  std::vector<std::string> names;
+  names.reserve(conn.channels.size());
+  for (const auto& [name, index] : conn.channels) names.push_back(name);
+  for (const auto& channel : names) {
+    auto result = hub_.unsubscribe(&conn, channel);
+    auto ns = findNamespace(*conn.tenant_config, channel);
+    if (ns != nullptr && ns->presence) {
+      presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);
+    }
+    if (result.last_of_user && ns != nullptr && ns->join_leave) {
+      broadcastPresenceEvent(conn, channel, false);
+    }
+  }
+}
+
+void EdgeService::onPong(Connection& conn) { conn.awaiting_pong = false; }
+
+void EdgeService::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  for (auto& [ptr, conn] : connections_) requestClose(*conn, 1001, "server shutting down");
+}
+
+void EdgeService::flushNow() {
+  Status s = presence_->flush();
+  if (!s.isOk()) logWarn("presence_flush_failed", {{"error", s.toString()}});
+  s = env_.sync();
+  if (!s.isOk()) logWarn("lmdb_sync_failed", {{"error", s.toString()}});
+}
+
+// ---------------------------------------------------------------- timers
+
+void EdgeService::scheduleTokenTimer(Connection& conn) {
+  // Two steps: the refresh_required notice, then the close at expiry. Timers run on the
+  // monotonic clock; the wall-clock distance to exp is converted once, here.
+  const int64_t wall_now = nowWallMs();
+  const int64_t mono_now = nowMonoMs();
+  int64_t at = conn.token_exp_ms;
+  if (!conn.refresh_notice_sent) at -= static_cast<int64_t>(config_.refresh_notice_ms);
+  const int64_t delay = std::max<int64_t>(0, at - wall_now);
+  timers_.schedule(&conn.token_timer, static_cast<uint64_t>(mono_now + delay));
+}
+
+void EdgeService::onTimer(TimerNode* node) {
+  Connection& conn = *static_cast<Connection*>(node->owner);
+  const uint64_t now = static_cast<uint64_t>(nowMonoMs());
+  switch (static_cast<TimerTag>(node->tag)) {
+    case TimerTag::kPing:
+      if (conn.awaiting_pong) {
+        // No pong for a whole interval: the peer (or the path to it) is gone.
+        metrics_.dropped("ping_timeout", 0);
+        requestClose(conn, 1001, "ping timeout");
+        return;
+      }
+      conn.awaiting_pong = true;
+      conn.ping_due = true;
+      transport_.wantWrite(conn);
+      timers_.schedule(&conn.ping_timer, now + config_.ping_interval_ms);
+      return;
+    case TimerTag::kToken:
+      if (!conn.refresh_notice_sent) {
+        conn.refresh_notice_sent = true;
+        enqueue(conn, makeFrame(encodeRefreshRequired(conn.token_exp_ms)));
+        scheduleTokenTimer(conn);
+        return;
+      }
+      requestClose(conn, 4001, "token expired");
+      return;
+  }
+}
+
+void EdgeService::tick() {
+  const int64_t now = nowMonoMs();
+  timers_.advance(static_cast<uint64_t>(now), [this](TimerNode* node) { onTimer(node); });
+
+  if (presence_->pendingOps() > 0 &&
+      now - last_flush_ms_ >= static_cast<int64_t>(config_.presence_flush_ms)) {
+    last_flush_ms_ = now;
+    Status s = presence_->flush();
+    metrics_.presence_flushes.inc();
+    if (!s.isOk()) {
+      metrics_.dropped(s.reason());
+      logWarn("presence_flush_failed", {{"error", s.toString()}});
+    }
+  }
+  if (now - last_heartbeat_ms_ >= static_cast<int64_t>(config_.presence_heartbeat_ms)) {
+    last_heartbeat_ms_ = now;
+    Status s = presence_->heartbeat(now);
+    if (!s.isOk()) logWarn("presence_heartbeat_failed", {{"error", s.toString()}});
+  }
+  const int64_t sweep_every = std::max<int64_t>(500, config_.presence_ttl_ms / 4);
+  if (now - last_sweep_ms_ >= sweep_every) {
+    last_sweep_ms_ = now;
+    auto swept = presence_->sweep(now, static_cast<int64_t>(config_.presence_ttl_ms));
+    if (swept.isOk() && swept->connections_removed > 0) {
+      metrics_.presence_swept.inc(swept->connections_removed);
+      logInfo("presence_swept", {{"instances", swept->instances_removed},
+                                 {"connections", swept->connections_removed}});
+    } else if (!swept.isOk()) {
+      logWarn("presence_sweep_failed", {{"error", swept.status().toString()}});
+    }
+  }
+  if (!config_.sync_every_commit &&
+      now - last_sync_ms_ >= static_cast<int64_t>(config_.sync_interval_ms)) {
+    last_sync_ms_ = now;
+    Status s = env_.sync();
+    if (!s.isOk()) logWarn("lmdb_sync_failed", {{"error", s.toString()}});
+  }
+  if (now - last_trim_ms_ >= 1000) {
+    last_trim_ms_ = now;
+    Status s = history_->trimExpired(
+        nowWallMs(),
+        [this](const std::string& tenant, const std::string& channel) {
+          auto t = config_.tenants.find(tenant);
+          const NamespaceConfig* ns =
+              t == config_.tenants.end() ? nullptr : findNamespace(t->second, channel);
+          return ns == nullptr ? HistoryLimits{} : historyLimits(*ns);
+        },
+        256);
+    if (!s.isOk()) logWarn("history_trim_failed", {{"error", s.toString()}});
+  }
+}
+
+}  // namespace wsfleet

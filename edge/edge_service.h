@@ -1,0 +1,181 @@
+#pragma once
+// The edge's engine for one worker: handshake decisions, connection lifecycle, protocol v1
+// commands, local fan-out, presence, history, timers and the backend API. It knows
+// nothing of libwebsockets: the glue (ws_glue.cc, admin_http.cc) turns lws callbacks into
+// calls here and implements Transport, so the engine is testable without sockets.
+// Single-threaded: every method runs on the worker's event-loop thread.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/json.h"
+#include "common/lmdb.h"
+#include "common/metrics.h"
+#include "common/protocol.h"
+#include "common/timer_wheel.h"
+#include "common/token.h"
+#include "edge/connection.h"
+#include "edge/edge_config.h"
+#include "edge/edge_metrics.h"
+#include "edge/history_store.h"
+#include "edge/hub.h"
+#include "edge/presence_store.h"
+
+namespace wsfleet {
+
+// What the engine needs from the network layer.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Ask for a WRITEABLE callback on this connection (frames, pings or a close are queued).
+  virtual void wantWrite(Connection& conn) = 0;
+  // Bytes of headroom every outgoing frame must have before its payload (LWS_PRE).
+  virtual size_t frameHeadroom() const = 0;
+};
+
+struct HandshakeRequest {
+  std::string_view path;           // request path without the query
+  std::string_view authorization;  // Authorization header value, may be empty
+  std::string_view query_token;    // access_token query argument, may be empty
+  bool has_origin = false;
+  std::string_view origin;
+  std::string_view protocols;      // Sec-WebSocket-Protocol header value
+  size_t header_bytes = 0;         // size of the request head as far as it is known
+  std::string_view peer;
+};
+
+struct HandshakeDecision {
+  int http_status = 0;  // 0: accept; otherwise refuse with this status
+  const char* reason = "";
+  std::string message;
+  TokenClaims claims;   // when accepted
+  int retry_after_s = 0;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+class EdgeService {
+ public:
+  static Result<std::unique_ptr<EdgeService>> create(const EdgeConfig& config,
+                                                     MetricsRegistry& registry,
+                                                     Transport& transport);
+  ~EdgeService();
+
+  const EdgeConfig& config() const { return config_; }
+  EdgeMetrics& metrics() { return metrics_; }
+
+  // ---- WebSocket lifecycle (called by the glue) ----
+  HandshakeDecision checkHandshake(const HandshakeRequest& request);
+  // Creates the connection for an accepted handshake and queues the welcome frame.
+  Connection* open(void* transport, TokenClaims claims, std::string peer);
+  void onText(Connection& conn, std::string_view text);
+  void onPong(Connection& conn);
+  // The transport closed (either side). Cleans up and deletes `conn`.
+  void closed(Connection* conn, int close_code);
+  // Queues a close with `code` (sent by the glue on the next WRITEABLE).
+  void requestClose(Connection& conn, int code, std::string_view reason);
+
+  // Runs due timers, presence flushes, heartbeats, sweeps and history trimming.
+  void tick();
+  // Milliseconds until tick() has work again (bounded), for scheduling the next call.
+  uint64_t tickIntervalMs() const { return tick_ms_; }
+
+  // ---- shutdown ----
+  bool shuttingDown() const { return shutting_down_; }
+  // Closes every connection with 1001 and removes this worker's presence records.
+  void shutdown();
+  // Applies buffered presence writes and syncs LMDB now (the last step of a stop).
+  void flushNow();
+  size_t connectionCount() const { return connections_.size(); }
+
+  // ---- admin listener ----
+  HttpResponse handleHttp(std::string_view method, std::string_view path,
+                          const std::unordered_map<std::string, std::string>& query,
+                          std::string_view authorization, std::string_view body);
+
+  // Frame helpers (shared with tests).
+  FramePtr makeFrame(std::string_view payload) const;
+  // Queues a frame; enforces the per-connection caps (closes 4009 when exceeded).
+  bool enqueue(Connection& conn, FramePtr frame);
+
+ private:
+  EdgeService(const EdgeConfig& config, MetricsRegistry& registry, Transport& transport);
+  Status init();
+
+  // Commands.
+  void handleCommand(Connection& conn, ClientCommand& cmd);
+  void cmdSubscribe(Connection& conn, const ClientCommand& cmd);
+  void cmdUnsubscribe(Connection& conn, const ClientCommand& cmd);
+  void cmdPublish(Connection& conn, const ClientCommand& cmd);
+  void cmdSend(Connection& conn, const ClientCommand& cmd);
+  void cmdPresence(Connection& conn, const ClientCommand& cmd);
+  void cmdRefresh(Connection& conn, const ClientCommand& cmd);
+  void replyError(Connection& conn, std::optional<uint64_t> id, const Status& status);
+  void reply(Connection& conn, std::string payload);
+
+  // Shared by clients and the backend API.
+  struct PublishOutcome {
+    StreamPosition position;
+  };
+  Result<PublishOutcome> publish(const TenantConfig& tenant, const std::string& channel,
+                                 std::string_view from, std::string_view data_json,
+                                 const std::string& idempotency_key);
+  Result<std::string> sendDirect(const TenantConfig& tenant, const std::string& user,
+                                 std::string_view from, std::string_view data_json);
+  void fanOut(const std::string& tenant, const std::string& channel, const FramePtr& frame,
+              int64_t origin_ts_ms);
+  void broadcastPresenceEvent(Connection& origin, const std::string& channel, bool join);
+  void unsubscribeAll(Connection& conn);
+  Result<const NamespaceConfig*> channelNamespace(const TenantConfig& tenant,
+                                                  const std::string& channel);
+  HistoryLimits historyLimits(const NamespaceConfig& ns) const;
+  void applyClaims(Connection& conn, const TokenClaims& claims);
+
+  // Timers.
+  void onTimer(TimerNode* node);
+  void scheduleTokenTimer(Connection& conn);
+
+  // Backend API routes.
+  HttpResponse apiPublish(std::string_view authorization, std::string_view body);
+  HttpResponse apiSend(std::string_view authorization, std::string_view body);
+  HttpResponse apiPresence(std::string_view authorization,
+                           const std::unordered_map<std::string, std::string>& query);
+  Result<const TenantConfig*> apiTenant(std::string_view authorization,
+                                        std::string_view tenant);
+
+  const EdgeConfig& config_;
+  EdgeMetrics metrics_;
+  Transport& transport_;
+  TokenVerifier verifier_;
+  JsonParser parser_;
+  LmdbEnv env_;
+  std::unique_ptr<PresenceStore> presence_;
+  std::unique_ptr<HistoryStore> history_;
+  Hub hub_;
+  TimerWheel timers_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  std::string instance_id_;
+  uint64_t session_counter_ = 0;
+  uint64_t tick_ms_ = 20;
+  int64_t last_flush_ms_ = 0;
+  int64_t last_heartbeat_ms_ = 0;
+  int64_t last_sweep_ms_ = 0;
+  int64_t last_sync_ms_ = 0;
+  int64_t last_trim_ms_ = 0;
+  bool shutting_down_ = false;
+};
+
+// HTTP status for a Status code (400, 401, 403, 404, 413, 429, 503, 500).
+int httpStatusFor(Code code);
+
+}  // namespace wsfleet

@@ -1,0 +1,202 @@
+// libwebsockets callbacks of the client WebSocket listener -> EdgeService.
+// Rules kept here: lws_write only from SERVER_WRITEABLE, one frame per callback; a close
+// we initiate is sent from WRITEABLE (or from the callback of the connection itself).
+#include <cstring>
+#include <string>
+
+#include "common/log.h"
+#include "edge/edge_server.h"
+
+namespace wsfleet {
+
+namespace {
+
+// Copies a header into `out`; false when absent. lws_hdr_copy needs room for the NUL.
+bool copyHeader(lws* wsi, lws_token_indexes token, std::string* out) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return false;
+  out->resize(static_cast<size_t>(len) + 1);
+  const int got = lws_hdr_copy(wsi, out->data(), len + 1, token);
+  if (got < 0) return false;
+  out->resize(static_cast<size_t>(got));
+  return true;
+}
+
+size_t knownHeaderBytes(lws* wsi) {
+  size_t total = 0;
+  for (int t = 0; t < WSI_TOKEN_COUNT; ++t) {
+    const int len = lws_hdr_total_length(wsi, static_cast<lws_token_indexes>(t));
+    if (len > 0) total += static_cast<size_t>(len) + 4;  // name and ": \r\n" roughly
+  }
+  return total;
+}
+
+std::string peerAddress(lws* wsi) {
+  char buf[64] = {0};
+  lws_get_peer_simple(wsi, buf, sizeof(buf));
+  return buf;
+}
+
+int closeNow(lws* wsi, int code, std::string_view reason) {
+  lws_close_reason(wsi, static_cast<lws_close_status>(code),
+                   reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())),
+                   reason.size());
+  return -1;
+}
+
+HttpResponse refusal(const HandshakeDecision& d) {
+  HttpResponse r;
+  r.status = d.http_status;
+  std::string code;
+  switch (d.http_status) {
+    case 401: code = "unauthorized"; break;
+    case 403: code = "forbidden"; break;
+    case 404: code = "not_found"; break;
+    case 413:
+    case 431: code = "too_large"; break;
+    case 429: code = "rate_limited"; break;
+    case 503: code = "unavailable"; break;
+    default: code = "bad_request"; break;
+  }
+  JsonWriter w(r.body);
+  w.beginObject().key("error").beginObject().field("code", code).field("reason", d.reason);
+  w.field("message", d.message).endObject().endObject();
+  r.body.push_back('\n');
+  if (d.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
+  return r;
+}
+
+}  // namespace
+
+int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in,
+                                 size_t len) {
+  auto* session = static_cast<WsSession*>(user);
+  switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+      if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
+      std::string path, authorization, origin, protocols, query_buf;
+      copyHeader(wsi, WSI_TOKEN_GET_URI, &path);
+      copyHeader(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &authorization);
+      const bool has_origin = copyHeader(wsi, WSI_TOKEN_ORIGIN, &origin);
+      copyHeader(wsi, WSI_TOKEN_PROTOCOL, &protocols);
+      query_buf.resize(config_.token_policy.max_token_bytes + 64);
+      const char* query_token = lws_get_urlarg_by_name(wsi, "access_token=", query_buf.data(),
+                                                       static_cast<int>(query_buf.size()));
+      const std::string peer = peerAddress(wsi);
+      HandshakeRequest request;
+      request.path = path;
+      request.authorization = authorization;
+      request.query_token = query_token != nullptr ? std::string_view(query_token) : "";
+      request.has_origin = has_origin;
+      request.origin = origin;
+      request.protocols = protocols;
+      request.header_bytes = knownHeaderBytes(wsi);
+      request.peer = peer;
+      HandshakeDecision decision = service_->checkHandshake(request);
+      if (decision.http_status != 0) {
+        logInfo("handshake_refused", {{"peer", peer}, {"status", decision.http_status},
+                                      {"reason", decision.reason}});
+        writeHttpResponse(wsi, refusal(decision));
+        return 1;  // lws completes the transaction
+      }
+      pending_claims_[wsi] = std::move(decision.claims);
+      return 0;
+    }
+
+    case LWS_CALLBACK_HTTP: {
+      // A plain HTTP request on the WebSocket port.
+      HttpResponse r;
+      r.status = 426;
+      r.body = R"x({"error":{"code":"bad_request","reason":"upgrade_required",)x"
+               R"x("message":"this endpoint speaks WebSocket (subprotocol wsfleet.v1)"}})x"
+               "\n";
+      r.headers.emplace_back("Upgrade", "websocket");
+      if (writeHttpResponse(wsi, r) < 0) return -1;
+      return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+
+    case LWS_CALLBACK_ESTABLISHED: {
+      auto it = pending_claims_.find(wsi);
+      if (it == pending_claims_.end()) return closeNow(wsi, 1011, "no handshake state");
+      TokenClaims claims = std::move(it->second);
+      pending_claims_.erase(it);
+      session->conn = service_->open(wsi, std::move(claims), peerAddress(wsi));
+      return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE: {
+      Connection* conn = session->conn;
+      if (conn == nullptr) return -1;
+      if (conn->close_code != 0) return 0;  // closing: ignore data after our close
+      if (lws_frame_is_binary(wsi)) return closeNow(wsi, 1003, "binary frames are not accepted");
+      const size_t remaining = lws_remaining_packet_payload(wsi);
+      // Refuse by the declared length, before buffering the body.
+      if (conn->rx.size() + len + remaining > config_.max_message_bytes) {
+        service_->metrics().dropped("message_too_large");
+        conn->close_code = 1009;
+        return closeNow(wsi, 1009, "message too big");
+      }
+      conn->rx.append(static_cast<const char*>(in), len);
+      if (remaining == 0 && lws_is_final_fragment(wsi)) {
+        std::string text;
+        text.swap(conn->rx);
+        service_->onText(*conn, text);
+      }
+      return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+      if (session->conn != nullptr) service_->onPong(*session->conn);
+      return 0;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+      if (session->conn != nullptr && session->conn->close_code == 0 && len >= 2) {
+        const auto* p = static_cast<const unsigned char*>(in);
+        session->conn->close_code = (p[0] << 8) | p[1];
+      }
+      return 0;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+      Connection* conn = session->conn;
+      if (conn == nullptr) return 0;
+      if (conn->close_code != 0) return closeNow(wsi, conn->close_code, conn->close_reason);
+      if (conn->ping_due) {
+        conn->ping_due = false;
+        unsigned char ping[LWS_PRE + 1];
+        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+        if (!conn->out.empty()) lws_callback_on_writable(wsi);
+        return 0;
+      }
+      if (conn->out.empty()) return 0;
+      FramePtr frame = std::move(conn->out.front());
+      conn->out.pop_front();
+      conn->out_bytes -= frame->size();
+      if (lws_write(wsi, frame->payload(), frame->size(), LWS_WRITE_TEXT) <
+          static_cast<int>(frame->size())) {
+        return -1;
+      }
+      if (!conn->out.empty()) lws_callback_on_writable(wsi);
+      return 0;
+    }
+
+    case LWS_CALLBACK_CLOSED: {
+      Connection* conn = session->conn;
+      if (conn == nullptr) return 0;
+      session->conn = nullptr;
+      service_->closed(conn, conn->close_code != 0 ? conn->close_code : 1006);
+      return 0;
+    }
+
+    case LWS_CALLBACK_WSI_DESTROY:
+      pending_claims_.erase(wsi);
+      return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+      return 0;
+
+    default:
+      return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
+
+}  // namespace wsfleet
