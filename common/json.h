@@ -40,6 +40,10 @@ std::string jsonToString(simdjson::dom::element element);
 // so the output is always valid JSON in valid UTF-8.
 void appendJsonString(std::string& out, std::string_view s);
 
+// Length (1..4) of the well-formed UTF-8 sequence starting at s[pos], storing its code
+// point; 0 when the bytes there are ill-formed (overlong, surrogate, truncated, > U+10FFFF).
+size_t decodeUtf8At(std::string_view s, size_t pos, uint32_t* codepoint);
+
 // Streaming writer: inserts commas itself. Misuse (value without key inside an object)
 // is a programming error and asserts.
 class JsonWriter {
@@ -70,6 +74,8 @@ class JsonWriter {
   std::string& out_;
   // One bit per open container: whether a value was written at this depth yet.
   uint64_t first_bits_ = 0;
+  // One bit per open container: set for objects (keys required), clear for arrays.
+  uint64_t object_bits_ = 0;
   int depth_ = 0;
   bool after_key_ = false;
 };

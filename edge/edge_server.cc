@@ -83,11 +83,13 @@ Status EdgeServer::start() {
   info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
   if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.user = this;
-  // The request head must fit in lws's header buffer; a little over our own cap so that
-  // heads just over it reach our check and get a 431 instead of a hang-up.
+  // lws hangs up (no response) on a request head larger than its header buffer, so the
+  // buffer is well over our own cap: heads over the cap reach our check and get a 431.
+  // The buffers exist only while a handshake is being read, and at most
+  // max_http_header_pool of them at once (later handshakes wait for one).
   info.max_http_header_data = static_cast<unsigned short>(
-      std::min<uint64_t>(config_.max_header_bytes + 1024, 65535));
-  info.max_http_header_pool = 1024;
+      std::min<uint64_t>(std::max<uint64_t>(config_.max_header_bytes * 4, 16384), 65535));
+  info.max_http_header_pool = 256;
   info.timeout_secs = static_cast<unsigned int>(
       std::max<uint64_t>(1, config_.handshake_timeout_ms / 1000));
   info.port = CONTEXT_PORT_NO_LISTEN;
