@@ -51,9 +51,12 @@ class Histogram {
 
  private:
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> counts_;
-  std::atomic<uint64_t> count_{0};
-  std::atomic<uint64_t> sum_micro_{0};  // sum kept in millionths, lock-free
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1 (+Inf last)
+  // The sum is a double updated by compare-and-swap on its bit pattern rather than a
+  // fixed-point integer: it stays exact for any unit (a byte-size histogram would overflow
+  // millionths in a uint64 after ~18 TB) and accepts negative observations. The count is
+  // derived from the buckets so _count always equals the +Inf bucket.
+  std::atomic<uint64_t> sum_bits_{0};  // bit pattern of 0.0
 };
 
 // Buckets for latencies in seconds: 0.5 ms .. 10 s.
@@ -61,6 +64,10 @@ std::vector<double> latencyBuckets();
 
 class MetricsRegistry {
  public:
+  // Out of line: Family is only complete in the .cc.
+  MetricsRegistry();
+  ~MetricsRegistry();
+
   // Same name + same labels returns the same object. Names must match
   // [a-zA-Z_:][a-zA-Z0-9_:]*; label values are escaped on output. A name registered
   // with one type and requested with another is a programming error (asserts).
@@ -78,8 +85,13 @@ class MetricsRegistry {
 
  private:
   struct Family;
+  struct Ops;  // lookup and rendering helpers, defined with Family in the .cc
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Family>, std::less<>> families_;
+  // Series requested against the rules (bad name, type or bucket mismatch). Debug builds
+  // assert; release builds hand out working metrics from here that are never exported,
+  // so one bad registration cannot corrupt the whole scrape.
+  std::unique_ptr<Family> rejected_;
 };
 
 }  // namespace wsfleet
