@@ -73,6 +73,7 @@ class LmdbTxn {
 
  private:
   MDB_txn* txn_ = nullptr;
+  bool writable_ = false;  // openDb() creates missing databases only in write transactions
 };
 
 class LmdbCursor {

@@ -1,1 +1,308 @@
-// (being written)
+#include "edge/presence_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace wsfleet {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+                       "/wsfleet-presence-test-XXXXXX";
+    char* made = mkdtemp(tmpl.data());
+    if (made == nullptr) std::abort();
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+LmdbOptions smallOptions(size_t map_size) {
+  LmdbOptions options;
+  options.map_size_bytes = map_size;
+  return options;
+}
+
+PresenceConnection conn(const std::string& id, const std::string& tenant, const std::string& user,
+                        const std::string& device = "web") {
+  PresenceConnection c;
+  c.conn_id = id;
+  c.tenant = tenant;
+  c.user = user;
+  c.device = device;
+  c.connected_at_ms = 1764300000123;
+  return c;
+}
+
+using Members = std::vector<std::pair<std::string, uint64_t>>;
+
+Members members(PresenceStore& store, const std::string& tenant, const std::string& channel) {
+  auto result = store.channelMembers(tenant, channel);
+  EXPECT_TRUE(result.isOk()) << result.status().toString();
+  Members out;
+  if (!result.isOk()) return out;
+  for (const PresenceMember& m : *result) out.emplace_back(m.user, m.connections);
+  return out;
+}
+
+std::vector<std::string> connIds(PresenceStore& store, const std::string& tenant,
+                                 const std::string& user) {
+  auto result = store.userConnections(tenant, user);
+  EXPECT_TRUE(result.isOk()) << result.status().toString();
+  std::vector<std::string> out;
+  if (!result.isOk()) return out;
+  for (const PresenceConnection& c : *result) out.push_back(c.conn_id);
+  return out;
+}
+
+class PresenceStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto env = LmdbEnv::open(tmp_.path(), smallOptions(4u << 20));
+    ASSERT_TRUE(env.isOk()) << env.status().toString();
+    env_ = std::move(env).value();
+    auto store = PresenceStore::open(env_, "worker-a", 1000);
+    ASSERT_TRUE(store.isOk()) << store.status().toString();
+    a_ = std::move(store).value();
+  }
+
+  std::unique_ptr<PresenceStore> openStore(const std::string& instance, int64_t now) {
+    auto store = PresenceStore::open(env_, instance, now);
+    EXPECT_TRUE(store.isOk()) << store.status().toString();
+    return store.isOk() ? std::move(store).value() : nullptr;
+  }
+
+  TempDir tmp_;
+  LmdbEnv env_;
+  std::unique_ptr<PresenceStore> a_;
+};
+
+TEST_F(PresenceStoreTest, MembersCountConnectionsPerUserSortedByUser) {
+  a_->addConnection(conn("c1", "t1", "bob", "phone"));
+  a_->addConnection(conn("c2", "t1", "bob", "laptop"));
+  a_->addConnection(conn("c3", "t1", "bo"));
+  a_->addConnection(conn("c4", "t1", "alice"));
+  a_->addConnection(conn("c5", "t1", "bobby"));
+  for (const char* id : {"c1", "c2"}) a_->joinChannel(id, "t1", "room", "bob");
+  a_->joinChannel("c3", "t1", "room", "bo");
+  a_->joinChannel("c4", "t1", "room", "alice");
+  a_->joinChannel("c5", "t1", "room", "bobby");
+  EXPECT_EQ(a_->pendingOps(), 10u);
+
+  EXPECT_EQ(members(*a_, "t1", "room"),
+            (Members{{"alice", 1}, {"bo", 1}, {"bob", 2}, {"bobby", 1}}));
+  EXPECT_EQ(a_->pendingOps(), 0u);  // the query flushed first
+
+  auto bob = a_->userConnections("t1", "bob");
+  ASSERT_TRUE(bob.isOk());
+  ASSERT_EQ(bob->size(), 2u);
+  EXPECT_EQ((*bob)[0].conn_id, "c1");
+  EXPECT_EQ((*bob)[0].device, "phone");
+  EXPECT_EQ((*bob)[0].tenant, "t1");
+  EXPECT_EQ((*bob)[0].user, "bob");
+  EXPECT_EQ((*bob)[0].connected_at_ms, 1764300000123);
+  EXPECT_EQ((*bob)[1].device, "laptop");
+
+  // Scoped per tenant and per channel.
+  EXPECT_TRUE(members(*a_, "t2", "room").empty());
+  EXPECT_TRUE(members(*a_, "t1", "roo").empty());
+  EXPECT_TRUE(connIds(*a_, "t2", "bob").empty());
+}
+
+TEST_F(PresenceStoreTest, LeaveAndRemove) {
+  a_->addConnection(conn("c1", "t1", "bob"));
+  a_->addConnection(conn("c2", "t1", "bob"));
+  a_->addConnection(conn("c3", "t1", "carol"));
+  a_->joinChannel("c1", "t1", "room", "bob");
+  a_->joinChannel("c1", "t1", "lobby", "bob");
+  a_->joinChannel("c2", "t1", "room", "bob");
+  a_->joinChannel("c3", "t1", "room", "carol");
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"bob", 2}, {"carol", 1}}));
+
+  a_->leaveChannel("c2", "t1", "room", "bob");
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"bob", 1}, {"carol", 1}}));
+  EXPECT_EQ(connIds(*a_, "t1", "bob"), (std::vector<std::string>{"c1", "c2"}));
+
+  // Removing a connection drops every membership it had.
+  a_->removeConnection("c1");
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"carol", 1}}));
+  EXPECT_TRUE(members(*a_, "t1", "lobby").empty());
+  EXPECT_EQ(connIds(*a_, "t1", "bob"), (std::vector<std::string>{"c2"}));
+
+  // Unknown connections and memberships are no-ops, not errors.
+  a_->removeConnection("nope");
+  a_->leaveChannel("c3", "t1", "lobby", "carol");
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"carol", 1}}));
+}
+
+TEST_F(PresenceStoreTest, OpsApplyInOrderWithinABatch) {
+  a_->addConnection(conn("c1", "t1", "bob"));
+  a_->joinChannel("c1", "t1", "room", "bob");
+  a_->removeConnection("c1");
+  a_->addConnection(conn("c1", "t1", "bob"));
+  a_->joinChannel("c1", "t1", "lobby", "bob");
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_TRUE(members(*a_, "t1", "room").empty());
+  EXPECT_EQ(members(*a_, "t1", "lobby"), (Members{{"bob", 1}}));
+  EXPECT_EQ(connIds(*a_, "t1", "bob"), (std::vector<std::string>{"c1"}));
+}
+
+TEST_F(PresenceStoreTest, ReAddReplacesTheUserIndex) {
+  a_->addConnection(conn("c1", "t1", "bob"));
+  ASSERT_TRUE(a_->flush().isOk());
+  a_->addConnection(conn("c1", "t1", "carol"));
+  EXPECT_TRUE(connIds(*a_, "t1", "bob").empty());
+  EXPECT_EQ(connIds(*a_, "t1", "carol"), (std::vector<std::string>{"c1"}));
+}
+
+TEST_F(PresenceStoreTest, BufferedOpsInvisibleToOtherWorkersUntilFlush) {
+  auto b = openStore("worker-b", 1000);
+  ASSERT_NE(b, nullptr);
+  a_->addConnection(conn("c1", "t1", "bob"));
+  a_->joinChannel("c1", "t1", "room", "bob");
+  EXPECT_EQ(a_->pendingOps(), 2u);
+  EXPECT_TRUE(members(*b, "t1", "room").empty());
+  EXPECT_TRUE(connIds(*b, "t1", "bob").empty());
+
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(a_->pendingOps(), 0u);
+  EXPECT_EQ(members(*b, "t1", "room"), (Members{{"bob", 1}}));
+  EXPECT_EQ(connIds(*b, "t1", "bob"), (std::vector<std::string>{"c1"}));
+
+  // Both workers' connections add up.
+  b->addConnection(conn("c2", "t1", "bob"));
+  b->joinChannel("c2", "t1", "room", "bob");
+  ASSERT_TRUE(b->flush().isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"bob", 2}}));
+  EXPECT_EQ(b->instanceId(), "worker-b");
+}
+
+TEST_F(PresenceStoreTest, SweepRemovesStaleInstancesButNeverItsOwn) {
+  const int64_t ttl = 30000;
+  auto b = openStore("worker-b", 1000);
+  ASSERT_NE(b, nullptr);
+  a_->addConnection(conn("a1", "t1", "alice"));
+  a_->joinChannel("a1", "t1", "room", "alice");
+  b->addConnection(conn("b1", "t1", "bob"));
+  b->addConnection(conn("b2", "t1", "bob"));
+  b->joinChannel("b1", "t1", "room", "bob");
+  b->joinChannel("b2", "t1", "lobby", "bob");
+  ASSERT_TRUE(a_->flush().isOk());
+  ASSERT_TRUE(b->flush().isOk());
+
+  // b heartbeats; within the TTL nothing is swept.
+  ASSERT_TRUE(b->heartbeat(20000).isOk());
+  auto stats = a_->sweep(20000 + ttl, ttl);
+  ASSERT_TRUE(stats.isOk()) << stats.status().toString();
+  EXPECT_EQ(stats->instances_removed, 0u);
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"alice", 1}, {"bob", 1}}));
+
+  // b stops heartbeating. a's own heartbeat is just as old, but a never sweeps itself.
+  stats = a_->sweep(20001 + ttl, ttl);
+  ASSERT_TRUE(stats.isOk());
+  EXPECT_EQ(stats->instances_removed, 1u);
+  EXPECT_EQ(stats->connections_removed, 2u);
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"alice", 1}}));
+  EXPECT_TRUE(members(*a_, "t1", "lobby").empty());
+  EXPECT_TRUE(connIds(*a_, "t1", "bob").empty());
+  EXPECT_EQ(connIds(*a_, "t1", "alice"), (std::vector<std::string>{"a1"}));
+
+  // Sweeping again finds nothing.
+  stats = a_->sweep(20001 + ttl, ttl);
+  ASSERT_TRUE(stats.isOk());
+  EXPECT_EQ(stats->instances_removed, 0u);
+
+  // From b's side a is stale; b removes it.
+  stats = b->sweep(20001 + ttl, ttl);
+  ASSERT_TRUE(stats.isOk());
+  EXPECT_EQ(stats->instances_removed, 1u);
+  EXPECT_EQ(stats->connections_removed, 1u);
+  EXPECT_TRUE(members(*b, "t1", "room").empty());
+}
+
+TEST_F(PresenceStoreTest, SweepRemovesAnInstanceWhosePidIsGone) {
+  const int64_t now = 5000;
+  ASSERT_TRUE(a_->heartbeat(now).isOk());
+  // A worker process registers, publishes a connection and dies without saying goodbye.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // A fresh environment: a forked child must not use the parent's LMDB handles.
+    auto env = LmdbEnv::open(tmp_.path(), smallOptions(4u << 20));
+    if (!env.isOk()) _exit(2);
+    auto store = PresenceStore::open(*env, "worker-dead", now);
+    if (!store.isOk()) _exit(3);
+    (*store)->addConnection(conn("d1", "t1", "dave"));
+    (*store)->joinChannel("d1", "t1", "room", "dave");
+    if (!(*store)->flush().isOk()) _exit(4);
+    _exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0);
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"dave", 1}}));
+
+  // Its heartbeat is fresh: only the pid check can find it.
+  auto stats = a_->sweep(now, 60000);
+  ASSERT_TRUE(stats.isOk()) << stats.status().toString();
+  EXPECT_EQ(stats->instances_removed, 1u);
+  EXPECT_EQ(stats->connections_removed, 1u);
+  EXPECT_TRUE(members(*a_, "t1", "room").empty());
+  EXPECT_TRUE(connIds(*a_, "t1", "dave").empty());
+}
+
+TEST(PresenceStoreMapFullTest, MapFullDiscardsTheBatchAndTheStoreKeepsWorking) {
+  TempDir tmp;
+  auto env = LmdbEnv::open(tmp.path(), smallOptions(128u << 10));
+  ASSERT_TRUE(env.isOk()) << env.status().toString();
+  auto opened = PresenceStore::open(*env, "worker-a", 1000);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  PresenceStore& store = **opened;
+
+  store.addConnection(conn("c0", "t1", "zed"));
+  store.joinChannel("c0", "t1", "room", "zed");
+  ASSERT_TRUE(store.flush().isOk());
+
+  // Far more than 128 KiB in one batch.
+  for (int i = 1; i <= 3000; ++i) {
+    const std::string id = "conn-" + std::to_string(i);
+    store.addConnection(conn(id, "t1", "user-" + std::to_string(i), std::string(40, 'd')));
+    store.joinChannel(id, "t1", "room", "user-" + std::to_string(i));
+  }
+  Status status = store.flush();
+  ASSERT_FALSE(status.isOk());
+  EXPECT_EQ(status.code(), Code::kUnavailable);
+  EXPECT_STREQ(status.reason(), "lmdb_map_full");
+  EXPECT_EQ(store.pendingOps(), 0u);
+
+  // Nothing of the batch was applied; earlier state is intact.
+  EXPECT_EQ(members(store, "t1", "room"), (Members{{"zed", 1}}));
+  // Small batches, heartbeats and sweeps still work.
+  store.addConnection(conn("c1", "t1", "amy"));
+  store.joinChannel("c1", "t1", "room", "amy");
+  ASSERT_TRUE(store.flush().isOk());
+  EXPECT_EQ(members(store, "t1", "room"), (Members{{"amy", 1}, {"zed", 1}}));
+  EXPECT_TRUE(store.heartbeat(2000).isOk());
+  EXPECT_TRUE(store.sweep(2000, 1000).isOk());
+}
+
+}  // namespace
+}  // namespace wsfleet
