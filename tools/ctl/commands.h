@@ -1,0 +1,18 @@
+#pragma once
+// wsfleetctl sub-commands. Each add* function registers a command tree on the app; the
+// command's callback stores its exit status in `exit_code`.
+
+#include <CLI/CLI.hpp>
+
+namespace wsfleet::ctl {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;  // the operation itself failed
+constexpr int kExitUsage = 2;    // bad arguments or configuration
+
+// `token mint`: development tokens signed with a tenant's key from the edge conf.
+void addTokenCommands(CLI::App& app, int& exit_code);
+// `config check`: load and validate an edge conf without starting anything.
+void addConfigCommands(CLI::App& app, int& exit_code);
+
+}  // namespace wsfleet::ctl
