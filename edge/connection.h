@@ -36,7 +36,8 @@ class OutFrame {
 };
 using FramePtr = std::shared_ptr<const OutFrame>;
 
-enum class TimerTag { kPing = 1, kToken = 2 };
+// ping_timer doubles as the close deadline once a close is requested.
+enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3 };
 
 class Connection {
  public:

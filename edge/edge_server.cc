@@ -80,7 +80,9 @@ Status EdgeServer::start() {
   const bool tls = !config_.tls_cert_file.empty();
   lws_context_creation_info info;
   std::memset(&info, 0, sizeof(info));
-  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  // lws reads VALIDATE_UTF8 from the context's options (not the vhost's): invalid UTF-8
+  // in text frames and close reasons closes with 1007.
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
   if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.user = this;
   // lws hangs up (no response) on a request head larger than its header buffer, so the
@@ -154,6 +156,12 @@ void EdgeServer::onTick(lws_sorted_usec_list_t* sul) {
 
 void EdgeServer::wantWrite(Connection& conn) {
   lws_callback_on_writable(static_cast<lws*>(conn.transport));
+}
+
+void EdgeServer::kill(Connection& conn) {
+  // Closes at the next service pass without waiting for the socket to become writable.
+  lws_set_timeout(static_cast<lws*>(conn.transport), PENDING_TIMEOUT_KILLED_BY_PARENT,
+                  LWS_TO_KILL_ASYNC);
 }
 
 void EdgeServer::requestStop() {

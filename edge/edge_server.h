@@ -46,6 +46,7 @@ class EdgeServer final : public Transport {
 
   // Transport.
   void wantWrite(Connection& conn) override;
+  void kill(Connection& conn) override;
   size_t frameHeadroom() const override { return LWS_PRE; }
 
   // Called from the lws protocol callbacks (ws_glue.cc, admin_http.cc).

@@ -3,6 +3,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 
@@ -47,21 +49,49 @@ std::string_view bearerToken(std::string_view header) {
   return token;
 }
 
-// True when the comma-separated Sec-WebSocket-Protocol list offers `wanted`.
-bool offersProtocol(std::string_view list, std::string_view wanted) {
+// True when `match` accepts an item of a comma-separated header list (items trimmed).
+template <class F>
+bool anyListItem(std::string_view list, F&& match) {
   while (!list.empty()) {
     size_t comma = list.find(',');
     std::string_view item = list.substr(0, comma);
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item == wanted) return true;
+    if (match(item)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
   return false;
 }
 
+// Subprotocol names compare exactly (RFC 6455 4.1).
+bool offersProtocol(std::string_view list, std::string_view wanted) {
+  return anyListItem(list, [&](std::string_view item) { return item == wanted; });
+}
+
+// Connection header tokens compare case-insensitively; `token` is lower case.
+bool listsToken(std::string_view list, std::string_view token) {
+  return anyListItem(list, [&](std::string_view item) {
+    return item.size() == token.size() &&
+           std::equal(item.begin(), item.end(), token.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           });
+  });
+}
+
+// RFC 6455 4.2.1: the key is the base64 encoding of 16 bytes, i.e. 22 base64 characters
+// and "==".
+bool validWebSocketKey(std::string_view key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (char c : key.substr(0, 22)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return false;
+  }
+  return true;
+}
+
 constexpr const char* kProtocolName = "wsfleet.v1";
+// How long a requested close may wait for the socket to become writable.
+constexpr uint64_t kCloseGraceMs = 5000;
 
 }  // namespace
 
@@ -168,6 +198,17 @@ void EdgeService::requestClose(Connection& conn, int code, std::string_view reas
   if (conn.close_code != 0) return;
   conn.close_code = code;
   conn.close_reason = std::string(reason);
+  if (code == 4009 && !conn.out.empty()) {
+    // What a slow consumer has not read is released now, not when its socket drains; the
+    // client resumes from history after it reconnects.
+    metrics_.dropped("slow_consumer", conn.out.size());
+    conn.out.clear();
+    conn.out_bytes = 0;
+  }
+  // The close frame goes out on the next WRITEABLE. A peer that never lets the socket
+  // become writable is dropped without it after one ping interval.
+  conn.ping_timer.tag = static_cast<int>(TimerTag::kCloseDeadline);
+  timers_.schedule(&conn.ping_timer, static_cast<uint64_t>(nowMonoMs()) + kCloseGraceMs);
   transport_.wantWrite(conn);
 }
 
@@ -188,6 +229,17 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
   }
   if (request.header_bytes > config_.max_header_bytes) {
     return refuse(431, "header_too_large", "request header block is over the limit");
+  }
+  if (!request.is_get) return refuse(400, "bad_method", "a WebSocket handshake is a GET");
+  if (!listsToken(request.connection, "upgrade")) {
+    return refuse(400, "bad_connection_header", "Connection: Upgrade is required");
+  }
+  if (request.version != "13") {
+    d.upgrade_version_hint = true;
+    return refuse(426, "bad_version", "Sec-WebSocket-Version 13 is required");
+  }
+  if (!validWebSocketKey(request.websocket_key)) {
+    return refuse(400, "bad_key", "Sec-WebSocket-Key must be 16 bytes in base64");
   }
   if (request.path != config_.ws_path) {
     return refuse(404, "bad_path", "no WebSocket endpoint at this path");
@@ -346,9 +398,9 @@ void EdgeService::onTimer(TimerNode* node) {
   const uint64_t now = static_cast<uint64_t>(nowMonoMs());
   switch (static_cast<TimerTag>(node->tag)) {
     case TimerTag::kPing:
+      if (conn.close_code != 0) return;
       if (conn.awaiting_pong) {
         // No pong for a whole interval: the peer (or the path to it) is gone.
-        metrics_.dropped("ping_timeout", 0);
         requestClose(conn, 1001, "ping timeout");
         return;
       }
@@ -357,7 +409,12 @@ void EdgeService::onTimer(TimerNode* node) {
       transport_.wantWrite(conn);
       timers_.schedule(&conn.ping_timer, now + config_.ping_interval_ms);
       return;
+    case TimerTag::kCloseDeadline:
+      logDebug("conn_close_timeout", {{"session", conn.session}, {"code", conn.close_code}});
+      transport_.kill(conn);
+      return;
     case TimerTag::kToken:
+      if (conn.close_code != 0) return;
       if (!conn.refresh_notice_sent) {
         conn.refresh_notice_sent = true;
         enqueue(conn, makeFrame(encodeRefreshRequired(conn.token_exp_ms)));

@@ -34,11 +34,18 @@ class Transport {
   virtual ~Transport() = default;
   // Ask for a WRITEABLE callback on this connection (frames, pings or a close are queued).
   virtual void wantWrite(Connection& conn) = 0;
+  // Drop the connection without a close handshake (its close frame could not be sent in
+  // time); the transport reports it closed later, as for any other close.
+  virtual void kill(Connection& conn) = 0;
   // Bytes of headroom every outgoing frame must have before its payload (LWS_PRE).
   virtual size_t frameHeadroom() const = 0;
 };
 
 struct HandshakeRequest {
+  bool is_get = true;
+  std::string_view connection;     // Connection header: must list "upgrade"
+  std::string_view websocket_key;  // Sec-WebSocket-Key: base64 of 16 bytes
+  std::string_view version;        // Sec-WebSocket-Version: must be 13
   std::string_view path;           // request path without the query
   std::string_view authorization;  // Authorization header value, may be empty
   std::string_view query_token;    // access_token query argument, may be empty
@@ -55,6 +62,7 @@ struct HandshakeDecision {
   std::string message;
   TokenClaims claims;   // when accepted
   int retry_after_s = 0;
+  bool upgrade_version_hint = false;  // answer with Sec-WebSocket-Version: 13 (426)
 };
 
 struct HttpResponse {

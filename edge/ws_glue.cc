@@ -1,9 +1,16 @@
 // libwebsockets callbacks of the client WebSocket listener -> EdgeService.
 // Rules kept here: lws_write only from SERVER_WRITEABLE, one frame per callback; a close
 // we initiate is sent from WRITEABLE (or from the callback of the connection itself).
+#include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_received
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "edge/edge_server.h"
 
@@ -22,13 +29,27 @@ bool copyHeader(lws* wsi, lws_token_indexes token, std::string* out) {
   return true;
 }
 
-size_t knownHeaderBytes(lws* wsi) {
-  size_t total = 0;
+// Size of the request head. lws keeps only the headers it parses, so the sum of those
+// misses custom headers; the kernel's count of bytes received on the connection does
+// not (a WebSocket client sends nothing after its head until the 101). Over TLS that
+// count includes the TLS handshake, for which an allowance is subtracted.
+size_t requestHeadBytes(lws* wsi, bool tls) {
+  size_t known = 0;
   for (int t = 0; t < WSI_TOKEN_COUNT; ++t) {
     const int len = lws_hdr_total_length(wsi, static_cast<lws_token_indexes>(t));
-    if (len > 0) total += static_cast<size_t>(len) + 4;  // name and ": \r\n" roughly
+    if (len > 0) known += static_cast<size_t>(len) + 4;  // name and ": \r\n", roughly
   }
-  return total;
+  tcp_info info{};
+  socklen_t info_len = sizeof(info);
+  const int fd = lws_get_socket_fd(wsi);
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len) != 0 ||
+      info_len < offsetof(tcp_info, tcpi_bytes_received) + sizeof(info.tcpi_bytes_received)) {
+    return known;
+  }
+  constexpr uint64_t kTlsHandshakeAllowance = 2048;
+  uint64_t received = info.tcpi_bytes_received;
+  if (tls) received = received > kTlsHandshakeAllowance ? received - kTlsHandshakeAllowance : 0;
+  return std::max<size_t>(known, static_cast<size_t>(received));
 }
 
 std::string peerAddress(lws* wsi) {
@@ -44,12 +65,20 @@ int closeNow(lws* wsi, int code, std::string_view reason) {
   return -1;
 }
 
+// Close codes a peer may send (RFC 6455 7.4.1 and 7.4.2): 1000-1003, 1007-1011 and
+// 3000-4999.
+bool validPeerCloseCode(int code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+         (code >= 3000 && code <= 4999);
+}
+
 HttpResponse refusal(const HandshakeDecision& d) {
   HttpResponse r;
   r.status = d.http_status;
   std::string code;
   switch (d.http_status) {
     case 401: code = "unauthorized"; break;
+    case 426: code = "bad_request"; break;
     case 403: code = "forbidden"; break;
     case 404: code = "not_found"; break;
     case 413:
@@ -62,6 +91,7 @@ HttpResponse refusal(const HandshakeDecision& d) {
   w.beginObject().key("error").beginObject().field("code", code).field("reason", d.reason);
   w.field("message", d.message).endObject().endObject();
   r.body.push_back('\n');
+  if (d.upgrade_version_hint) r.headers.emplace_back("Sec-WebSocket-Version", "13");
   if (d.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
   return r;
 }
@@ -74,8 +104,11 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
   switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
       if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
-      std::string path, authorization, origin, protocols, query_buf;
-      copyHeader(wsi, WSI_TOKEN_GET_URI, &path);
+      std::string path, authorization, origin, protocols, query_buf, connection, key, version;
+      const bool is_get = copyHeader(wsi, WSI_TOKEN_GET_URI, &path);
+      copyHeader(wsi, WSI_TOKEN_CONNECTION, &connection);
+      copyHeader(wsi, WSI_TOKEN_KEY, &key);
+      copyHeader(wsi, WSI_TOKEN_VERSION, &version);
       copyHeader(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &authorization);
       const bool has_origin = copyHeader(wsi, WSI_TOKEN_ORIGIN, &origin);
       copyHeader(wsi, WSI_TOKEN_PROTOCOL, &protocols);
@@ -84,13 +117,17 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
                                                        static_cast<int>(query_buf.size()));
       const std::string peer = peerAddress(wsi);
       HandshakeRequest request;
+      request.is_get = is_get;
+      request.connection = connection;
+      request.websocket_key = key;
+      request.version = version;
       request.path = path;
       request.authorization = authorization;
       request.query_token = query_token != nullptr ? std::string_view(query_token) : "";
       request.has_origin = has_origin;
       request.origin = origin;
       request.protocols = protocols;
-      request.header_bytes = knownHeaderBytes(wsi);
+      request.header_bytes = requestHeadBytes(wsi, !config_.tls_cert_file.empty());
       request.peer = peer;
       HandshakeDecision decision = service_->checkHandshake(request);
       if (decision.http_status != 0) {
@@ -128,7 +165,10 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       Connection* conn = session->conn;
       if (conn == nullptr) return -1;
       if (conn->close_code != 0) return 0;  // closing: ignore data after our close
-      if (lws_frame_is_binary(wsi)) return closeNow(wsi, 1003, "binary frames are not accepted");
+      if (lws_frame_is_binary(wsi)) {
+        conn->close_code = 1003;
+        return closeNow(wsi, 1003, "binary frames are not accepted");
+      }
       const size_t remaining = lws_remaining_packet_payload(wsi);
       // Refuse by the declared length, before buffering the body.
       if (conn->rx.size() + len + remaining > config_.max_message_bytes) {
@@ -149,12 +189,22 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       if (session->conn != nullptr) service_->onPong(*session->conn);
       return 0;
 
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-      if (session->conn != nullptr && session->conn->close_code == 0 && len >= 2) {
-        const auto* p = static_cast<const unsigned char*>(in);
-        session->conn->close_code = (p[0] << 8) | p[1];
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      // lws echoes the peer's close payload as it is; RFC 6455 7.4 codes and payload
+      // shape are checked here (its UTF-8 is checked by lws).
+      const auto* p = static_cast<const unsigned char*>(in);
+      const int code = len >= 2 ? (p[0] << 8) | p[1] : 0;
+      if (len == 1 || (len >= 2 && !validPeerCloseCode(code))) {
+        if (session->conn != nullptr && session->conn->close_code == 0) {
+          session->conn->close_code = 1002;
+        }
+        return closeNow(wsi, 1002, "invalid close frame");
+      }
+      if (session->conn != nullptr && session->conn->close_code == 0) {
+        session->conn->close_code = len >= 2 ? code : 1005;
       }
       return 0;
+    }
 
     case LWS_CALLBACK_SERVER_WRITEABLE: {
       Connection* conn = session->conn;
@@ -162,8 +212,13 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       if (conn->close_code != 0) return closeNow(wsi, conn->close_code, conn->close_reason);
       if (conn->ping_due) {
         conn->ping_due = false;
-        unsigned char ping[LWS_PRE + 1];
-        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+        // lws 4.1 never reports an empty pong to the callback, so the ping carries a
+        // payload the peer echoes: the send time in ASCII digits (ASCII because lws may
+        // apply the UTF-8 check of the previous text frame to a pong).
+        unsigned char ping[LWS_PRE + 24];
+        const int n = std::snprintf(reinterpret_cast<char*>(ping + LWS_PRE), 24, "%lld",
+                                    static_cast<long long>(nowMonoMs()));
+        if (lws_write(wsi, ping + LWS_PRE, static_cast<size_t>(n), LWS_WRITE_PING) < n) return -1;
         if (!conn->out.empty()) lws_callback_on_writable(wsi);
         return 0;
       }
