@@ -159,6 +159,13 @@ Status EdgeService::init() {
                                {"connections", swept->connections_removed}});
   }
   last_flush_ms_ = last_heartbeat_ms_ = last_sweep_ms_ = last_sync_ms_ = last_trim_ms_ = now;
+  public_url_ = config_.public_url;
+  if (public_url_.empty()) {
+    const std::string& host = config_.ws_listen.host;
+    public_url_ = std::string(config_.tls_cert_file.empty() ? "ws://" : "wss://") +
+                  (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                  std::to_string(config_.ws_listen.port) + config_.ws_path;
+  }
   tick_ms_ = std::max<uint64_t>(5, std::min<uint64_t>(config_.presence_flush_ms, 100));
 
   auto& registry = metrics_.registry();
@@ -316,7 +323,7 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   welcome.ping_interval_ms = config_.ping_interval_ms;
   welcome.resume_window_ms = config_.resume_window_ms;
   welcome.max_message_bytes = config_.max_message_bytes;
-  if (!config_.public_url.empty()) welcome.regions.push_back({config_.region, config_.public_url});
+  welcome.regions.push_back({config_.region, public_url_});
   enqueue(*conn, makeFrame(encodeWelcome(welcome)));
 
   const uint64_t now = static_cast<uint64_t>(nowMonoMs());

@@ -173,6 +173,7 @@ class EdgeService {
   TimerWheel timers_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   std::string instance_id_;
+  std::string public_url_;  // announced in welcome.regions
   uint64_t session_counter_ = 0;
   uint64_t tick_ms_ = 20;
   int64_t last_flush_ms_ = 0;

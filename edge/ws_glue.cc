@@ -131,7 +131,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       request.peer = peer;
       HandshakeDecision decision = service_->checkHandshake(request);
       if (decision.http_status != 0) {
-        logInfo("handshake_refused", {{"peer", peer}, {"status", decision.http_status},
+        logDebug("handshake_refused", {{"peer", peer}, {"status", decision.http_status},
                                       {"reason", decision.reason}});
         writeHttpResponse(wsi, refusal(decision));
         return 1;  // lws completes the transaction
