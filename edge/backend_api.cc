@@ -133,7 +133,11 @@ HttpResponse EdgeService::apiSend(std::string_view authorization, std::string_vi
 HttpResponse EdgeService::apiPresence(std::string_view authorization,
                                       const std::unordered_map<std::string, std::string>& query) {
   const std::string* tenant_name = queryValue(query, "tenant");
-  auto tenant = apiTenant(authorization, tenant_name ? *tenant_name : "");
+  if (tenant_name == nullptr) {
+    if (bearer(authorization).empty()) return jsonError(apiTenant(authorization, "").status());
+    return jsonError(Status(Code::kBadRequest, "bad_query", "tenant=… is required"));
+  }
+  auto tenant = apiTenant(authorization, *tenant_name);
   if (!tenant.isOk()) return jsonError(tenant.status());
   const std::string* channel = queryValue(query, "channel");
   const std::string* user = queryValue(query, "user");
@@ -142,6 +146,10 @@ HttpResponse EdgeService::apiPresence(std::string_view authorization,
   if (channel != nullptr) {
     auto ns = channelNamespace(**tenant, *channel);
     if (!ns.isOk()) return jsonError(ns.status());
+    if (!(*ns)->presence) {
+      return jsonError(Status(Code::kBadRequest, "presence_disabled",
+                              "presence is not enabled in namespace " + (*ns)->name));
+    }
     auto members = presence_->channelMembers((*tenant)->name, *channel);
     if (!members.isOk()) return jsonError(members.status());
     w.beginObject().field("channel", *channel).key("members").beginArray();

@@ -94,6 +94,9 @@ Status EdgeServer::start() {
   info.max_http_header_pool = 256;
   info.timeout_secs = static_cast<unsigned int>(
       std::max<uint64_t>(1, config_.handshake_timeout_ms / 1000));
+  // A connection that has not completed its request head within the handshake timeout
+  // is closed (slowloris); lws's own default for that is 10 s.
+  info.timeout_secs_ah_idle = info.timeout_secs;
   info.port = CONTEXT_PORT_NO_LISTEN;
   lws_context* ctx = lws_create_context(&info);
   if (ctx == nullptr) {

@@ -1,0 +1,86 @@
+"""pytest fixtures: real edge processes, stopped (and checked for crashes) after use.
+
+- edge_factory(overrides=None, start=True) -> Edge: a fresh edge with its own conf,
+  ports and storage for this test only.
+- edge: one default edge shared by the tests of a module (cheap), checked after every
+  test: if a test killed it, that test fails and the edge is started again so the next
+  tests still run against a live process.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+
+def _finish(edges):
+    problems = []
+    for e in edges:
+        try:
+            e.stop()
+        except Exception as exc:  # noqa: BLE001 - keep stopping the others
+            problems.append(f"{e.name}: stop failed: {exc!r}")
+        if e.problems:
+            problems.append("; ".join(e.problems) + "\n" + e.log_tail())
+    if problems:
+        pytest.fail("edge process problem(s):\n" + "\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def edge_factory(tmp_path):
+    edges = []
+
+    def make(overrides=None, start=True, name=None):
+        e = harness.Edge(tmp_path, overrides, name=name)
+        edges.append(e)
+        if start:
+            e.start()
+        return e
+
+    yield make
+    _finish(edges)
+
+
+@pytest.fixture(scope="module")
+def _module_edge(tmp_path_factory):
+    e = harness.Edge(tmp_path_factory.mktemp("shared"))
+    e.start()
+    yield e
+    _finish([e])
+
+
+@pytest.fixture
+def edge(_module_edge):
+    yield _module_edge
+    e = _module_edge
+    if not e.alive():
+        rc = e.proc.returncode if e.proc else None
+        tail = e.log_tail()
+        e.problems.clear()
+        e.start()  # for the next tests
+        pytest.fail(f"the edge died during this test (rc={rc})\n{tail}", pytrace=False)
+
+
+@pytest.fixture
+def es_key():
+    return harness.es_key()
+
+
+@pytest.fixture
+def cx():
+    """cx(edge, user="alice", **connect_kw) -> a client closed when the test ends."""
+    opened = []
+
+    def connect(edge, user="alice", **kw):
+        c = edge.connect(user, **kw)
+        opened.append(c)
+        return c
+
+    yield connect
+    for c in opened:
+        c.close(timeout=0.5)
