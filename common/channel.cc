@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "common/json.h"
+#include "common/utf8.h"
 
 namespace wsfleet {
 

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <string>
 
+#include "common/json_escape.h"
+#include "common/utf8.h"
+
 namespace wsfleet {
 
 namespace {
@@ -54,82 +57,14 @@ Status translateError(simdjson::error_code error, const JsonLimits& limits) {
   }
 }
 
-bool isContinuation(unsigned char c) {
-  return (c & 0xC0) == 0x80;
-}
-
-void appendHexEscape(std::string& out, uint32_t unit) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char buf[6] = {'\\',
-                 'u',
-                 kHex[(unit >> 12) & 0xF],
-                 kHex[(unit >> 8) & 0xF],
-                 kHex[(unit >> 4) & 0xF],
-                 kHex[unit & 0xF]};
-  out.append(buf, sizeof buf);
-}
-
-// Bytes of a maximal ill-formed prefix at s[pos] (at least 1), so that one U+FFFD
-// replaces each broken sequence as Unicode recommends, not one per byte.
-size_t illFormedLength(std::string_view s, size_t pos) {
-  const auto lead = static_cast<unsigned char>(s[pos]);
-  size_t need = 0;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    need = 1;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    need = 2;
-    if (lead == 0xE0) lo = 0xA0;
-    if (lead == 0xED) hi = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    need = 3;
-    if (lead == 0xF0) lo = 0x90;
-    if (lead == 0xF4) hi = 0x8F;
-  } else {
-    return 1;
-  }
-  size_t len = 1;
-  for (size_t i = 0; i < need && pos + len < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[pos + len]);
-    const unsigned char min = i == 0 ? lo : 0x80;
-    const unsigned char max = i == 0 ? hi : 0xBF;
-    if (c < min || c > max) break;
-    ++len;
-  }
-  return len;
+template <class Int>
+void appendInteger(std::string& out, Int v) {
+  char buf[24];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, res.ptr);
 }
 
 }  // namespace
-
-size_t decodeUtf8At(std::string_view s, size_t pos, uint32_t* codepoint) {
-  if (pos >= s.size()) return 0;
-  const auto b0 = static_cast<unsigned char>(s[pos]);
-  if (b0 < 0x80) {
-    *codepoint = b0;
-    return 1;
-  }
-  size_t len;
-  uint32_t cp;
-  uint32_t min;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (s.size() - pos < len) return 0;
-  for (size_t i = 1; i < len; ++i) {
-    const auto c = static_cast<unsigned char>(s[pos + i]);
-    if (!isContinuation(c)) return 0;
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  *codepoint = cp;
-  return len;
-}
 
 JsonParser::JsonParser(JsonLimits limits) : limits_(limits), parser_(limits.max_bytes) {
   // A failure here (out of memory) is retried, and reported, by the first parse().
@@ -191,37 +126,12 @@ void appendJsonString(std::string& out, std::string_view s) {
     if (c >= 0x80) {
       if (len == 0) {
         out.append("\xEF\xBF\xBD");
-        len = illFormedLength(s, i);
+        len = utf8IllFormedLength(s, i);
       } else {
-        appendHexEscape(out, cp);
+        appendJsonUnicodeEscape(out, cp);
       }
     } else {
-      switch (c) {
-        case '"':
-          out.append("\\\"");
-          break;
-        case '\\':
-          out.append("\\\\");
-          break;
-        case '\n':
-          out.append("\\n");
-          break;
-        case '\r':
-          out.append("\\r");
-          break;
-        case '\t':
-          out.append("\\t");
-          break;
-        case '\b':
-          out.append("\\b");
-          break;
-        case '\f':
-          out.append("\\f");
-          break;
-        default:
-          appendHexEscape(out, c);
-          break;
-      }
+      appendJsonAsciiEscape(out, c);
     }
     i += len;
     run_start = i;
@@ -317,17 +227,13 @@ JsonWriter& JsonWriter::string(std::string_view v) {
 
 JsonWriter& JsonWriter::uint(uint64_t v) {
   beforeValue();
-  char buf[24];
-  const auto res = std::to_chars(buf, buf + sizeof buf, v);
-  out_.append(buf, res.ptr);
+  appendInteger(out_, v);
   return *this;
 }
 
 JsonWriter& JsonWriter::integer(int64_t v) {
   beforeValue();
-  char buf[24];
-  const auto res = std::to_chars(buf, buf + sizeof buf, v);
-  out_.append(buf, res.ptr);
+  appendInteger(out_, v);
   return *this;
 }
 

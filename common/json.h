@@ -40,10 +40,6 @@ std::string jsonToString(simdjson::dom::element element);
 // so the output is always valid JSON in valid UTF-8.
 void appendJsonString(std::string& out, std::string_view s);
 
-// Length (1..4) of the well-formed UTF-8 sequence starting at s[pos], storing its code
-// point; 0 when the bytes there are ill-formed (overlong, surrogate, truncated, > U+10FFFF).
-size_t decodeUtf8At(std::string_view s, size_t pos, uint32_t* codepoint);
-
 // Streaming writer: inserts commas itself. Misuse (value without key inside an object)
 // is a programming error and asserts.
 class JsonWriter {

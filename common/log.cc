@@ -7,6 +7,9 @@
 #include <ctime>
 #include <type_traits>
 
+#include "common/json_escape.h"
+#include "common/utf8.h"
+
 namespace wsfleet {
 
 namespace {
@@ -54,53 +57,23 @@ bool isCredentialKey(std::string_view key) {
   return false;
 }
 
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no
-// surrogates, nothing past U+10FFFF), or 0 when the bytes there are not one.
-size_t utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  size_t len;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return len;
-}
-
 // Peer input reaches logs (user ids, channel names, close reasons), so every line must
 // stay one valid JSON object: control characters are escaped and bytes that are not
 // UTF-8 become U+FFFD instead of breaking the consumer's parser.
 void appendJsonString(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t i = 0;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const size_t len = utf8SequenceLength(s, i);
+      uint32_t cp = 0;
+      const size_t len = decodeUtf8At(s, i, &cp);
       if (len == 0) {
         out->append("\\ufffd");
         ++i;
-      } else if (len == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-                 (static_cast<unsigned char>(s[i + 2]) & 0xFE) == 0xA8) {
+      } else if (cp == 0x2028 || cp == 0x2029) {
         // U+2028 / U+2029 are valid JSON but end a line for JavaScript consumers.
-        out->append(static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029");
+        appendJsonUnicodeEscape(*out, cp);
         i += len;
       } else {
         out->append(s.substr(i, len));
@@ -108,36 +81,10 @@ void appendJsonString(std::string* out, std::string_view s) {
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      appendJsonAsciiEscape(*out, c);
+    } else {
+      out->push_back(static_cast<char>(c));
     }
     ++i;
   }

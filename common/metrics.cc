@@ -74,23 +74,13 @@ Labels canonicalLabels(const Labels& labels) {
   return sorted;
 }
 
-void appendHelp(std::string* out, std::string_view help) {
-  for (char c : help) {
+// The exposition format escapes backslash and newline in HELP text, and the double quote
+// too in label values, which are themselves quoted.
+void appendEscaped(std::string* out, std::string_view text, bool escape_quote) {
+  for (char c : text) {
     if (c == '\\') {
       out->append("\\\\");
-    } else if (c == '\n') {
-      out->append("\\n");
-    } else {
-      out->push_back(c);
-    }
-  }
-}
-
-void appendLabelValue(std::string* out, std::string_view value) {
-  for (char c : value) {
-    if (c == '\\') {
-      out->append("\\\\");
-    } else if (c == '"') {
+    } else if (c == '"' && escape_quote) {
       out->append("\\\"");
     } else if (c == '\n') {
       out->append("\\n");
@@ -111,7 +101,7 @@ void appendLabels(std::string* out, const Labels& labels, std::string_view extra
     first = false;
     out->append(key);
     out->append("=\"");
-    appendLabelValue(out, value);
+    appendEscaped(out, value, /*escape_quote=*/true);
     out->push_back('"');
   }
   if (with_extra) {
@@ -123,13 +113,8 @@ void appendLabels(std::string* out, const Labels& labels, std::string_view extra
   out->push_back('}');
 }
 
-void appendUint(std::string* out, uint64_t v) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, res.ptr);
-}
-
-void appendInt(std::string* out, int64_t v) {
+template <class Int>
+void appendInteger(std::string* out, Int v) {
   char buf[24];
   auto res = std::to_chars(buf, buf + sizeof(buf), v);
   out->append(buf, res.ptr);
@@ -264,16 +249,16 @@ struct MetricsRegistry::Ops {
 
   static void renderFamily(std::string* out, const std::string& name, const Family& family) {
     out->append("# HELP ").append(name).push_back(' ');
-    appendHelp(out, family.help);
+    appendEscaped(out, family.help, /*escape_quote=*/false);
     out->append("\n# TYPE ").append(name).push_back(' ');
     out->append(kindName(family.kind)).push_back('\n');
     for (const auto& [labels, series] : family.series) {
       if (series.counter) {
         appendSample(out, name, "", labels);
-        appendUint(out, series.counter->value());
+        appendInteger(out, series.counter->value());
       } else if (series.gauge) {
         appendSample(out, name, "", labels);
-        appendInt(out, series.gauge->value());
+        appendInteger(out, series.gauge->value());
       } else if (series.callback) {
         appendSample(out, name, "", labels);
         appendDouble(out, series.callback());
@@ -306,14 +291,14 @@ struct MetricsRegistry::Ops {
       out->append(name).append("_bucket");
       appendLabels(out, labels, le, true);
       out->push_back(' ');
-      appendUint(out, cumulative);
+      appendInteger(out, cumulative);
       out->push_back('\n');
     }
     appendSample(out, name, "_sum", labels);
     appendDouble(out, h.sum());
     out->push_back('\n');
     appendSample(out, name, "_count", labels);
-    appendUint(out, cumulative);
+    appendInteger(out, cumulative);
     out->push_back('\n');
   }
 };

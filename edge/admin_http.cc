@@ -74,6 +74,13 @@ int finish(lws* wsi, const HttpResponse& response) {
   return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+// Answers and closes the connection (lws flushes what is buffered before closing).
+int finishAndClose(lws* wsi, HttpResponse response) {
+  response.headers.emplace_back("Connection", "close");
+  writeHttpResponse(wsi, response);
+  return -1;
+}
+
 }  // namespace
 
 int writeHttpResponse(lws* wsi, const HttpResponse& response) {
@@ -120,10 +127,17 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
       request->query = queryArgs(wsi);
       request->authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
       if (method == "POST") {
+        // lws 4.1 does not decode chunked request bodies (it would wait for a body that
+        // never ends), so a POST must say how long its body is.
         const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-        if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) > config_.max_body_bytes) {
-          return finish(wsi, errorResponse(413, "too_large", "body_too_large",
-                                           "request body is over admin.max_body_bytes"));
+        if (length.empty() || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+          return finishAndClose(wsi, errorResponse(411, "bad_request", "length_required",
+                                                   "POST bodies need Content-Length"));
+        }
+        if (std::strtoull(length.c_str(), nullptr, 10) > config_.max_body_bytes) {
+          // Closing spares reading (and discarding) the announced body.
+          return finishAndClose(wsi, errorResponse(413, "too_large", "body_too_large",
+                                                   "request body is over admin.max_body_bytes"));
         }
         // The body arrives in HTTP_BODY callbacks; answer at BODY_COMPLETION.
         session->request = request.release();
@@ -148,12 +162,13 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
       AdminRequest* request = session->request;
       if (request == nullptr) return -1;
-      HttpResponse r =
-          request->too_large
-              ? errorResponse(413, "too_large", "body_too_large",
-                              "request body is over admin.max_body_bytes")
-              : service_->handleHttp(request->method, request->path, request->query,
-                                     request->authorization, request->body);
+      if (request->too_large) {
+        dropRequest(session);
+        return finishAndClose(wsi, errorResponse(413, "too_large", "body_too_large",
+                                                 "request body is over admin.max_body_bytes"));
+      }
+      HttpResponse r = service_->handleHttp(request->method, request->path, request->query,
+                                            request->authorization, request->body);
       dropRequest(session);
       return finish(wsi, r);
     }

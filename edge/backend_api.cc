@@ -17,7 +17,7 @@ HttpResponse jsonError(const Status& status) {
   w.beginObject().key("error").beginObject();
   w.field("code", codeName(status.code()));
   if (status.reason()[0] != '\0') w.field("reason", status.reason());
-  w.field("message", status.message()).endObject().endObject();
+  w.field("message", clientMessage(status)).endObject().endObject();
   r.body.push_back('\n');
   return r;
 }
@@ -28,12 +28,6 @@ HttpResponse plain(int status, std::string body) {
   r.content_type = "text/plain; charset=utf-8";
   r.body = std::move(body);
   return r;
-}
-
-std::string_view bearer(std::string_view header) {
-  constexpr std::string_view kPrefix = "Bearer ";
-  if (header.size() <= kPrefix.size() || header.substr(0, kPrefix.size()) != kPrefix) return {};
-  return header.substr(kPrefix.size());
 }
 
 bool sameSecret(std::string_view a, std::string_view b) {
@@ -72,9 +66,8 @@ HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view p
   return jsonError(Status(Code::kNotFound, "no_route", "no such route"));
 }
 
-Result<const TenantConfig*> EdgeService::apiTenant(std::string_view authorization,
-                                                   std::string_view tenant_name) {
-  std::string_view key = bearer(authorization);
+Result<const TenantConfig*> EdgeService::apiKeyOwner(std::string_view authorization) {
+  std::string_view key = bearerToken(authorization);
   if (key.empty()) {
     return Status(Code::kUnauthorized, "api_key_missing", "Authorization: Bearer <api key> required");
   }
@@ -85,22 +78,27 @@ Result<const TenantConfig*> EdgeService::apiTenant(std::string_view authorizatio
     }
   }
   if (owner == nullptr) return Status(Code::kUnauthorized, "api_key_unknown", "unknown API key");
-  if (owner->name != tenant_name) {
-    return Status(Code::kForbidden, "api_key_tenant", "this API key is not valid for that tenant");
-  }
   return owner;
 }
 
+namespace {
+
+Status checkTenant(const TenantConfig& owner, std::string_view tenant) {
+  if (owner.name == tenant) return Status::ok();
+  return Status(Code::kForbidden, "api_key_tenant", "this API key is not valid for that tenant");
+}
+
+}  // namespace
+
+// Each route authenticates the key before it says anything about the request.
 HttpResponse EdgeService::apiPublish(std::string_view authorization, std::string_view body) {
+  auto owner = apiKeyOwner(authorization);
+  if (!owner.isOk()) return jsonError(owner.status());
   auto req = decodeApiPublish(parser_, body);
-  if (!req.isOk()) {
-    // Authenticate before saying anything about the body.
-    if (bearer(authorization).empty()) return jsonError(apiTenant(authorization, "").status());
-    return jsonError(req.status());
-  }
-  auto tenant = apiTenant(authorization, req->tenant);
-  if (!tenant.isOk()) return jsonError(tenant.status());
-  auto outcome = publish(**tenant, req->channel, "", req->data_json, req->idempotency_key);
+  if (!req.isOk()) return jsonError(req.status());
+  Status allowed = checkTenant(**owner, req->tenant);
+  if (!allowed.isOk()) return jsonError(allowed);
+  auto outcome = publish(**owner, req->channel, "", req->data_json, req->idempotency_key);
   if (!outcome.isOk()) return jsonError(outcome.status());
   HttpResponse r;
   JsonWriter w(r.body);
@@ -112,16 +110,15 @@ HttpResponse EdgeService::apiPublish(std::string_view authorization, std::string
 }
 
 HttpResponse EdgeService::apiSend(std::string_view authorization, std::string_view body) {
+  auto owner = apiKeyOwner(authorization);
+  if (!owner.isOk()) return jsonError(owner.status());
   auto req = decodeApiSend(parser_, body);
-  if (!req.isOk()) {
-    if (bearer(authorization).empty()) return jsonError(apiTenant(authorization, "").status());
-    return jsonError(req.status());
-  }
-  auto tenant = apiTenant(authorization, req->tenant);
-  if (!tenant.isOk()) return jsonError(tenant.status());
+  if (!req.isOk()) return jsonError(req.status());
+  Status allowed = checkTenant(**owner, req->tenant);
+  if (!allowed.isOk()) return jsonError(allowed);
   Status valid = validateUserId(req->user);
   if (!valid.isOk()) return jsonError(valid);
-  auto delivered = sendDirect(**tenant, req->user, "", req->data_json);
+  auto delivered = sendDirect(**owner, req->user, "", req->data_json);
   if (!delivered.isOk()) return jsonError(delivered.status());
   HttpResponse r;
   JsonWriter w(r.body);
@@ -132,13 +129,14 @@ HttpResponse EdgeService::apiSend(std::string_view authorization, std::string_vi
 
 HttpResponse EdgeService::apiPresence(std::string_view authorization,
                                       const std::unordered_map<std::string, std::string>& query) {
+  auto tenant = apiKeyOwner(authorization);
+  if (!tenant.isOk()) return jsonError(tenant.status());
   const std::string* tenant_name = queryValue(query, "tenant");
   if (tenant_name == nullptr) {
-    if (bearer(authorization).empty()) return jsonError(apiTenant(authorization, "").status());
     return jsonError(Status(Code::kBadRequest, "bad_query", "tenant=… is required"));
   }
-  auto tenant = apiTenant(authorization, *tenant_name);
-  if (!tenant.isOk()) return jsonError(tenant.status());
+  Status allowed = checkTenant(**tenant, *tenant_name);
+  if (!allowed.isOk()) return jsonError(allowed);
   const std::string* channel = queryValue(query, "channel");
   const std::string* user = queryValue(query, "user");
   HttpResponse r;

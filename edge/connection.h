@@ -72,6 +72,7 @@ class Connection {
   // frame on the next WRITEABLE. 0 = none.
   int close_code = 0;
   std::string close_reason;
+  int peer_close_code = 0;  // from the peer's close frame (1005: it had no code)
 
   // Inbound message reassembly (fragments / partial RECEIVE callbacks).
   std::string rx;

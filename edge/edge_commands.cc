@@ -9,8 +9,16 @@
 namespace wsfleet {
 
 namespace {
-constexpr size_t kMaxReplayMessages = 10000;
 }  // namespace
+
+bool EdgeService::replayFits(const Connection& conn,
+                             const std::vector<StoredMessage>& missed) const {
+  size_t bytes = 0;
+  for (const auto& m : missed) bytes += m.frame.size();
+  // Half the caps: room is left for live traffic arriving while the replay drains.
+  return conn.out.size() + missed.size() + 1 <= config_.outbound_max_messages / 2 &&
+         conn.out_bytes + bytes <= config_.outbound_max_bytes / 2;
+}
 
 HistoryLimits EdgeService::historyLimits(const NamespaceConfig& ns) const {
   HistoryLimits limits;
@@ -38,7 +46,7 @@ void EdgeService::reply(Connection& conn, std::string payload) {
 
 void EdgeService::replyError(Connection& conn, std::optional<uint64_t> id, const Status& status) {
   metrics_.commandError(codeName(status.code()));
-  reply(conn, encodeErrorReply(id, status.code(), status.message()));
+  reply(conn, encodeErrorReply(id, status.code(), clientMessage(status)));
 }
 
 void EdgeService::onText(Connection& conn, std::string_view text) {
@@ -92,7 +100,10 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
       top = replay->top;
       recovered = replay->recovered;
       missed = std::move(replay->messages);
-      if (missed.size() > kMaxReplayMessages) {
+      if (!replayFits(conn, missed)) {
+        // Queueing it would trip the slow-consumer cap on the client's own resume and
+        // loop it through 4009 forever: say explicitly that it cannot be recovered.
+        metrics_.dropped("replay_too_large", missed.size());
         recovered = false;
         missed.clear();
       }
@@ -120,23 +131,17 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
 void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
   auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
   if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
-  auto removed = hub_.unsubscribe(&conn, cmd.channel);
-  if (removed.removed && (*ns)->presence) {
-    presence_->leaveChannel(conn.session, conn.tenant, cmd.channel, conn.user);
-  }
-  metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
-  metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
   reply(conn, encodeOkReply(cmd.id));
-  if (removed.last_of_user && (*ns)->join_leave) broadcastPresenceEvent(conn, cmd.channel, false);
+  leaveChannel(conn, cmd.channel);
 }
 
 void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& channel,
                                          bool join) {
   FramePtr frame = makeFrame(join ? encodeJoin(channel, origin.user)
                                   : encodeLeave(channel, origin.user));
-  // Copy: enqueue may close a slow consumer, which must not disturb the iteration.
-  std::vector<Connection*> targets = hub_.subscribers(origin.tenant, channel);
-  for (Connection* target : targets) {
+  // enqueue never changes hub membership (a close it requests happens later, in the
+  // connection's own callback), so the subscriber list can be walked in place.
+  for (Connection* target : hub_.subscribers(origin.tenant, channel)) {
     if (target != &origin) enqueue(*target, frame);
   }
 }
@@ -195,10 +200,11 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
 
 void EdgeService::fanOut(const std::string& tenant, const std::string& channel,
                          const FramePtr& frame, int64_t origin_ts_ms) {
-  // Copy: a slow consumer closed by enqueue must not disturb the iteration.
-  std::vector<Connection*> targets = hub_.subscribers(tenant, channel);
+  // Walked in place: enqueue never changes hub membership (see broadcastPresenceEvent).
   uint64_t delivered = 0;
-  for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
+  for (Connection* target : hub_.subscribers(tenant, channel)) {
+    delivered += enqueue(*target, frame) ? 1 : 0;
+  }
   metrics_.messages_delivered.inc(delivered);
   if (delivered > 0) {
     const double latency_s = static_cast<double>(std::max<int64_t>(0, nowWallMs() - origin_ts_ms)) / 1000.0;
@@ -224,7 +230,7 @@ Result<std::string> EdgeService::sendDirect(const TenantConfig& tenant, const st
     return Status(Code::kTooLarge, "message_too_large", "data is over max_message_bytes");
   }
   const int64_t ts = nowWallMs();
-  std::vector<Connection*> targets = hub_.userConnections(tenant.name, user);
+  const std::vector<Connection*>& targets = hub_.userConnections(tenant.name, user);
   if (targets.empty()) {
     // Standalone mode has no inbox: an offline user's direct message is dropped, and the
     // sender is told so.
@@ -268,6 +274,13 @@ void EdgeService::cmdRefresh(Connection& conn, const ClientCommand& cmd) {
   timers_.cancel(&conn.token_timer);
   scheduleTokenTimer(conn);
   reply(conn, encodeRefreshReply(cmd.id, conn.token_exp_ms));
+  // The new token's permissions replace the old ones, also for what is already
+  // subscribed: channels it no longer grants are left (with leave events and presence).
+  std::vector<std::string> revoked;
+  for (const auto& [channel, index] : conn.channels) {
+    if (!matchesAny(conn.subs, channel)) revoked.push_back(channel);
+  }
+  for (const auto& channel : revoked) leaveChannel(conn, channel);
 }
 
 }  // namespace wsfleet

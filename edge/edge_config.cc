@@ -1,15 +1,11 @@
 #include "edge/edge_config.h"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <filesystem>
-#include <set>
 
-#include "common/config_toml.h"
 #include "common/openssl.h"
+#include "edge/edge_config_internal.h"
 
 namespace wsfleet {
 namespace {
@@ -17,249 +13,14 @@ namespace {
 constexpr int64_t kHourMs = 3600 * 1000;
 constexpr int64_t kDayMs = 24 * kHourMs;
 constexpr int64_t kMiB = 1 << 20;
-constexpr size_t kMinApiKeyBytes = 16;
-constexpr size_t kMinHmacSecretBytes = 32;
-constexpr size_t kMaxNameBytes = 64;
-constexpr size_t kMaxKeyFileBytes = 64 * 1024;
 
-// ---- Value checks. Each returns "" when fine, else the problem.
-
-bool allOf(std::string_view text, bool (*ok)(char)) {
-  return std::all_of(text.begin(), text.end(), ok);
-}
-
-bool isTenantChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-bool isSegmentChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-' || c == '@' || c == '=' || c == '+' || c == ',';
-}
-
-// Node and region names end up in NATS subjects and metric labels: no dots, no wildcards.
-bool isNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
-bool isHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '-';
-}
-
-std::string checkName(std::string_view text, bool (*ok)(char), std::string_view allowed) {
-  if (text.empty() || text.size() > kMaxNameBytes || !allOf(text, ok)) {
-    return quoteForError(text) + " must be 1.." + std::to_string(kMaxNameBytes) +
-           " characters of " + std::string(allowed);
-  }
-  return "";
-}
-
-std::string checkTenantName(std::string_view text) {
-  return checkName(text, isTenantChar, "[a-z0-9_-]");
-}
-std::string checkNamespaceName(std::string_view text) {
-  return checkName(text, isSegmentChar, "[A-Za-z0-9_-@=+,]");
-}
-std::string checkNodeName(std::string_view text) {
-  return checkName(text, isNameChar, "[A-Za-z0-9_-]");
-}
-
-std::optional<uint16_t> parsePort(std::string_view text) {
-  if (text.empty() || text.size() > 5) return std::nullopt;
-  uint32_t port = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (port < 1 || port > 65535) return std::nullopt;
-  return static_cast<uint16_t>(port);
-}
-
-bool isIpv4(const std::string& host) {
-  in_addr addr{};
-  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
-}
-
-bool isIpv6(const std::string& host) {
-  in6_addr addr{};
-  return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
-}
-
-// "host:port" or "[v6]:port"; the host is an IP literal or "localhost" so that binding
-// never depends on DNS at start-up.
-std::string parseListen(std::string_view text, ListenAddress& out) {
-  const std::string shape = quoteForError(text) +
-                            " is not a listen address (\"IP:port\", \"[IPv6]:port\" or "
-                            "\"localhost:port\", port 1..65535)";
-  std::string host;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return shape;
-    }
-    host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-    if (!isIpv6(host)) return quoteForError(host) + " is not an IPv6 address";
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return shape;
-    host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-    if (host.find(':') != std::string::npos) {
-      return quoteForError(text) + ": write an IPv6 address in brackets, \"[::1]:8080\"";
-    }
-    if (host != "localhost" && !isIpv4(host)) {
-      return quoteForError(host) + " is not an IP address or \"localhost\"";
-    }
-  }
-  const std::optional<uint16_t> port = parsePort(port_text);
-  if (!port) return shape;
-  out.host = std::move(host);
-  out.port = *port;
-  return "";
-}
-
-// "host[:port]" of a URL authority; "" when fine.
-std::string checkAuthority(std::string_view authority) {
-  if (authority.empty()) return "has no host";
-  std::string_view port_text;
-  bool has_port = false;
-  if (authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "has an unterminated IPv6 host";
-    if (!isIpv6(std::string(authority.substr(1, close - 1)))) return "has a bad IPv6 host";
-    std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return "has junk after the host";
-      port_text = rest.substr(1);
-      has_port = true;
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    const std::string_view host = authority.substr(0, colon);
-    if (host.empty() || !allOf(host, isHostChar) || host.front() == '.' || host.front() == '-') {
-      return "has a bad host name";
-    }
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      has_port = true;
-    }
-  }
-  if (has_port && !parsePort(port_text)) return "has a bad port";
-  return "";
-}
-
-// Splits "scheme://rest"; false when there is no well-formed scheme.
-bool splitScheme(std::string_view url, std::string_view& scheme, std::string_view& rest) {
-  const size_t sep = url.find("://");
-  if (sep == std::string_view::npos || sep == 0) return false;
-  scheme = url.substr(0, sep);
-  auto scheme_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
-           c == '-' || c == '.';
-  };
-  if (!(std::isalpha(static_cast<unsigned char>(scheme.front())) != 0) ||
-      !std::all_of(scheme.begin(), scheme.end(), scheme_char)) {
-    return false;
-  }
-  rest = url.substr(sep + 3);
-  return true;
-}
-
-// Browsers send the Origin header lower-case (RFC 6454 serialisation), so the allowlist is
-// stored lower-case and compared byte for byte.
-std::string parseOrigin(std::string_view text, std::string& out) {
-  const std::string shape = quoteForError(text) + " is not an origin \"scheme://host[:port]\"";
-  std::string_view scheme;
-  std::string_view authority;
-  if (!splitScheme(text, scheme, authority)) return shape;
-  if (authority.find_first_of("/?#@ ") != std::string_view::npos) {
-    return shape + " (no path, query, user or trailing slash)";
-  }
-  const std::string problem = checkAuthority(authority);
-  if (!problem.empty()) return shape + ": it " + problem;
-  out.assign(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  });
-  return "";
-}
-
-std::string checkPublicUrl(std::string_view text) {
-  if (text.empty()) return "";  // derived by the server
-  const std::string shape = quoteForError(text) + " is not a URL \"ws[s]://host[:port][/path]\"";
-  std::string_view scheme;
-  std::string_view rest;
-  if (!splitScheme(text, scheme, rest) || (scheme != "ws" && scheme != "wss")) return shape;
-  const size_t slash = rest.find('/');
-  const std::string_view authority = rest.substr(0, slash);
-  if (authority.find_first_of("?#@ ") != std::string_view::npos) return shape;
-  const std::string problem = checkAuthority(authority);
-  if (!problem.empty()) return shape + ": it " + problem;
-  return "";
-}
-
-std::string checkWsPath(std::string_view text) {
-  const bool printable = std::all_of(text.begin(), text.end(), [](char c) {
-    return c > 0x20 && c < 0x7f && c != '?' && c != '#';
-  });
-  if (text.empty() || text.front() != '/' || text.size() > 256 || !printable) {
-    return quoteForError(text) +
-           " must start with '/' and be at most 256 printable characters "
-           "without spaces, '?' or '#'";
-  }
-  return "";
-}
-
-std::string checkNonEmpty(std::string_view text) {
-  return text.empty() ? "must not be empty" : "";
-}
-
-// An API key travels in "Authorization: Bearer KEY": visible ASCII only. The key itself is
-// never quoted back.
-std::string checkApiKey(std::string_view text, std::string& out) {
-  if (text.size() < kMinApiKeyBytes) {
-    return "an API key must be at least " + std::to_string(kMinApiKeyBytes) + " characters";
-  }
-  if (!std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
-    return "an API key must be printable ASCII without spaces";
-  }
-  out.assign(text);
-  return "";
-}
-
-std::string convertPattern(std::string_view text, ChannelPattern& out) {
-  Result<ChannelPattern> pattern = ChannelPattern::parse(text);
-  if (!pattern) return pattern.status().message();
-  out = std::move(pattern).value();
-  return "";
-}
-
-// Standard base64 (padding optional) or base64url, as secrets are commonly written.
-std::optional<std::string> decodeAnyBase64(std::string_view text) {
-  std::string url(text);
-  while (!url.empty() && url.back() == '=') url.pop_back();
-  for (char& c : url) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return base64UrlDecode(url);
-}
-
-// Removes every occurrence of secret material from a message that came from elsewhere.
-std::string redact(std::string message, const TokenKey& key) {
-  for (const std::string* secret : {&key.secret, &key.private_key_pem}) {
-    if (secret->size() < 4) continue;
-    for (size_t at = message.find(*secret); at != std::string::npos;
-         at = message.find(*secret, at)) {
-      message.replace(at, secret->size(), "<redacted>");
-    }
-  }
-  return message;
-}
+using edge_config_detail::checkNodeName;
+using edge_config_detail::checkNonEmpty;
+using edge_config_detail::checkPublicUrl;
+using edge_config_detail::checkWsPath;
+using edge_config_detail::Loader;
+using edge_config_detail::parseListen;
+using edge_config_detail::parseOrigin;
 
 template <class C>
 ConfigOption<C> listenOption(std::string key, ListenAddress C::*field, std::string def,
@@ -300,9 +61,8 @@ const std::vector<EdgeOption>& edgeOptions() {
       stringOption<EdgeConfig>("node.name", WSF_FIELD(EdgeConfig, node_name), "",
                                "this node's name in logs, metrics and welcome frames; "
                                "empty = the host name"),
-      stringOption<EdgeConfig>(
-          "node.region", WSF_FIELD(EdgeConfig, region), "local", "the region this edge belongs to",
-          [](std::string_view v) { return checkName(v, isNameChar, "[A-Za-z0-9_-]"); }),
+      stringOption<EdgeConfig>("node.region", WSF_FIELD(EdgeConfig, region), "local",
+                               "the region this edge belongs to", checkNodeName),
       enumOption<EdgeConfig>(
           "node.log_level", WSF_FIELD(EdgeConfig, log_level),
           std::vector<std::pair<std::string, std::string>>{
@@ -381,6 +141,10 @@ const std::vector<EdgeOption>& edgeOptions() {
   return options;
 }
 
+}  // namespace
+
+namespace edge_config_detail {
+
 const std::vector<ConfigOption<TenantConfig>>& tenantOptions() {
   static const std::vector<ConfigOption<TenantConfig>> options = {
       stringOption<TenantConfig>("issuer", WSF_FIELD(TenantConfig, tokens.issuer), "",
@@ -399,18 +163,6 @@ const std::vector<ConfigOption<TenantConfig>>& tenantOptions() {
   };
   return options;
 }
-
-// One [[tenants.NAME.keys]] entry as written; turned into a TokenKey after the files are read.
-struct KeySpec {
-  std::string kid;
-  TokenAlg alg = TokenAlg::kHS256;
-  std::string secret;
-  std::string secret_base64;
-  std::string public_key;
-  std::string public_key_file;
-  std::string private_key;
-  std::string private_key_file;
-};
 
 const std::vector<ConfigOption<KeySpec>>& keyOptions() {
   static const std::vector<ConfigOption<KeySpec>> options = {
@@ -464,36 +216,8 @@ const std::vector<ConfigOption<NamespaceConfig>>& namespaceOptions() {
 
 #undef WSF_FIELD
 
-// ---- Loading.
-
-struct Loader {
-  ConfigErrors& errors;
-  const toml::table& root;
-  std::string base_dir;
-  EdgeConfig& config;
-  std::map<std::string, std::string> api_key_owner;  // key -> "tenants.X.api_keys[i]"
-
-  const toml::node* at(std::string_view path) const { return findPath(root, path); }
-
-  void error(std::string_view path, const std::string& message) {
-    // At the value when present, else at its section, else at the top of the file.
-    const toml::node* node = at(path);
-    if (node == nullptr) node = at(path.substr(0, path.rfind('.')));
-    errors.addAt(node, std::string(path) + ": " + message);
-  }
-
-  void checkNode();
-  void checkWebsocket();
-  void checkTls();
-  void checkOther();
-  void loadTenants();
-  void loadTenant(const std::string& name, const toml::table& table, const toml::node& where);
-  std::optional<TokenKey> loadKey(const std::string& prefix, const toml::table& table,
-                                  const toml::node& where);
-  bool readKeyFile(const std::string& path_key, const std::string& file, const toml::table& table,
-                   std::string& out);
-  void loadNamespaces(const std::string& prefix, const toml::node& node, TenantConfig& tenant);
-};
+// ---- Cross-field checks of the top-level sections (the tenant sections are loaded and
+// checked in edge_config_tenants.cc).
 
 void Loader::checkNode() {
   if (config.node_name.empty()) {
@@ -570,250 +294,9 @@ void Loader::checkOther() {
   config.storage_dir = resolveRelativePath(base_dir, config.storage_dir);
 }
 
-bool Loader::readKeyFile(const std::string& path_key, const std::string& file,
-                         const toml::table& table, std::string& out) {
-  const std::string resolved = resolveRelativePath(base_dir, file);
-  Result<std::string> text = readConfigFile(resolved, kMaxKeyFileBytes);
-  if (!text) {
-    errors.addAt(table.get(path_key.substr(path_key.rfind('.') + 1)),
-                 path_key + ": " + text.status().message());
-    return false;
-  }
-  out = std::move(text).value();
-  return true;
-}
+}  // namespace edge_config_detail
 
-std::optional<TokenKey> Loader::loadKey(const std::string& prefix, const toml::table& table,
-                                        const toml::node& where) {
-  const size_t before = errors.size();
-  rejectUnknownKeys(table, prefix, optionKeys(keyOptions()), errors);
-  KeySpec spec;
-  applyOptions(table, keyOptions(), prefix, spec, errors);
-  if (errors.size() != before) return std::nullopt;
-
-  auto fail = [&](const char* key, const std::string& message) {
-    const toml::node* node = table.get(key);
-    errors.addAt(node != nullptr ? node : &where, joinKey(prefix, key) + ": " + message);
-  };
-  TokenKey key;
-  key.kid = spec.kid;
-  key.alg = spec.alg;
-  if (spec.alg == TokenAlg::kHS256) {
-    for (const char* pem_key :
-         {"public_key", "public_key_file", "private_key", "private_key_file"}) {
-      if (table.contains(pem_key)) fail(pem_key, "is for ES256 keys, this key is HS256");
-    }
-    if (spec.secret.empty() == spec.secret_base64.empty()) {
-      fail(spec.secret.empty() ? "alg" : "secret_base64",
-           "an HS256 key needs exactly one of secret or secret_base64");
-      return std::nullopt;
-    }
-    if (!spec.secret_base64.empty()) {
-      std::optional<std::string> decoded = decodeAnyBase64(spec.secret_base64);
-      if (!decoded) {
-        fail("secret_base64", "is not valid base64");
-        return std::nullopt;
-      }
-      key.secret = std::move(*decoded);
-    } else {
-      key.secret = spec.secret;
-    }
-    if (key.secret.size() < kMinHmacSecretBytes) {
-      fail(spec.secret.empty() ? "secret_base64" : "secret",
-           "an HS256 secret must be at least " + std::to_string(kMinHmacSecretBytes) + " bytes");
-      return std::nullopt;
-    }
-  } else {
-    for (const char* secret_key : {"secret", "secret_base64"}) {
-      if (table.contains(secret_key)) fail(secret_key, "is for HS256 keys, this key is ES256");
-    }
-    if (spec.public_key.empty() == spec.public_key_file.empty()) {
-      fail(spec.public_key.empty() ? "alg" : "public_key_file",
-           "an ES256 key needs exactly one of public_key or public_key_file");
-      return std::nullopt;
-    }
-    if (!spec.private_key.empty() && !spec.private_key_file.empty()) {
-      fail("private_key_file", "set private_key or private_key_file, not both");
-      return std::nullopt;
-    }
-    key.public_key_pem = spec.public_key;
-    key.private_key_pem = spec.private_key;
-    if (!spec.public_key_file.empty() &&
-        !readKeyFile(joinKey(prefix, "public_key_file"), spec.public_key_file, table,
-                     key.public_key_pem)) {
-      return std::nullopt;
-    }
-    if (!spec.private_key_file.empty() &&
-        !readKeyFile(joinKey(prefix, "private_key_file"), spec.private_key_file, table,
-                     key.private_key_pem)) {
-      return std::nullopt;
-    }
-    if (!key.private_key_pem.empty()) {
-      // Catch a mismatched pair here, or `token mint` would sign tokens no edge accepts.
-      const char* which = spec.private_key.empty() ? "private_key_file" : "private_key";
-      Result<EvpPkeyPtr> priv = parsePrivateKeyPem(key.private_key_pem);
-      Result<EvpPkeyPtr> pub = parsePublicKeyPem(key.public_key_pem);
-      if (!priv) {
-        fail(which, "is not an unencrypted PEM private key");
-        return std::nullopt;
-      }
-      if (pub && !samePublicKey(priv->get(), pub->get())) {
-        fail(which, "does not belong to the public key");
-        return std::nullopt;
-      }
-    }
-  }
-  return key;
-}
-
-void Loader::loadNamespaces(const std::string& prefix, const toml::node& node,
-                            TenantConfig& tenant) {
-  const toml::table* table = node.as_table();
-  if (table == nullptr) {
-    errors.add(node,
-               prefix + ": expected a table of namespaces, got " + std::string(tomlTypeName(node)));
-    return;
-  }
-  for (const auto& [ns_key, ns_node] : *table) {
-    const std::string name(ns_key.str());
-    const std::string ns_prefix = joinKey(prefix, name);
-    const toml::source_region& where =
-        ns_key.source().begin.line != 0 ? ns_key.source() : ns_node.source();
-    const std::string bad_name = checkNamespaceName(name);
-    if (!bad_name.empty()) {
-      errors.add(where, ns_prefix + ": namespace name " + bad_name);
-      continue;
-    }
-    const toml::table* ns_table = ns_node.as_table();
-    if (ns_table == nullptr) {
-      errors.add(ns_node, ns_prefix + ": " + config_detail::expectedType("a table", ns_node));
-      continue;
-    }
-    NamespaceConfig ns;
-    ns.name = name;
-    rejectUnknownKeys(*ns_table, ns_prefix, optionKeys(namespaceOptions()), errors);
-    applyOptions(*ns_table, namespaceOptions(), ns_prefix, ns, errors);
-    if (ns.ordering == Ordering::kNone && ns.history_size > 0) {
-      errors.addAt(ns_table->get("history_size"),
-                   ns_prefix +
-                       ".history_size: must be 0 with ordering = \"none\", which "
-                       "stores nothing");
-    }
-    if (ns.max_message_bytes > config.max_message_bytes) {
-      errors.addAt(ns_table->get("max_message_bytes"),
-                   ns_prefix +
-                       ".max_message_bytes: must not exceed "
-                       "websocket.max_message_bytes (" +
-                       std::to_string(config.max_message_bytes) + ")");
-    }
-    if (ns.join_leave && !ns.presence) {
-      errors.addAt(ns_table->get("join_leave"), ns_prefix + ".join_leave: needs presence = true");
-    }
-    tenant.namespaces.emplace(name, std::move(ns));
-  }
-}
-
-void Loader::loadTenant(const std::string& name, const toml::table& table,
-                        const toml::node& where) {
-  const std::string prefix = "tenants." + name;
-  TenantConfig tenant;
-  tenant.name = name;
-  rejectUnknownKeys(table, prefix, optionKeys(tenantOptions(), {"keys", "namespaces"}), errors);
-  applyOptions(table, tenantOptions(), prefix, tenant, errors);
-
-  // API keys identify the tenant on the backend API, so one key may not serve two.
-  const toml::node* api_node = table.get("api_keys");
-  if (const toml::array* keys = api_node != nullptr ? api_node->as_array() : nullptr) {
-    for (size_t i = 0; i < keys->size() && i < tenant.api_keys.size(); ++i) {
-      const std::string this_key = prefix + ".api_keys[" + std::to_string(i) + "]";
-      auto [it, inserted] = api_key_owner.emplace(tenant.api_keys[i], this_key);
-      if (!inserted) {
-        errors.add(*keys->get(i), this_key + ": the same API key is already " + it->second);
-      }
-    }
-  }
-
-  const toml::node* keys_node = table.get("keys");
-  const toml::array* keys = keys_node != nullptr ? keys_node->as_array() : nullptr;
-  if (keys_node != nullptr &&
-      (keys == nullptr || (!keys->empty() && !keys->is_array_of_tables()))) {
-    errors.add(*keys_node, prefix + ".keys: expected [[" + prefix + ".keys]] tables, got " +
-                               std::string(tomlTypeName(*keys_node)));
-  } else if (keys == nullptr || keys->empty()) {
-    errors.add(where, prefix + ": a tenant needs at least one token key ([[" + prefix + ".keys]])");
-  } else {
-    std::set<std::string> kids;
-    bool keys_ok = true;
-    for (size_t i = 0; i < keys->size(); ++i) {
-      const toml::node& key_node = *keys->get(i);
-      const std::string key_prefix = prefix + ".keys[" + std::to_string(i) + "]";
-      std::optional<TokenKey> key = loadKey(key_prefix, *key_node.as_table(), key_node);
-      if (!key) {
-        keys_ok = false;
-        continue;
-      }
-      if (!kids.insert(key->kid).second) {
-        errors.addAt(key_node.as_table()->get("kid"), key_prefix +
-                                                          ".kid: " + quoteForError(key->kid) +
-                                                          " is used by another key of this tenant");
-        keys_ok = false;
-        continue;
-      }
-      // The verifier is the authority on what a usable key is; ask it key by key so its
-      // complaint points at the right table.
-      TokenVerifier verifier(config.token_policy);
-      Status added = verifier.addTenant(name, TenantTokenConfig{tenant.tokens.issuer, {*key}});
-      if (!added) {
-        errors.add(key_node, key_prefix + ": " + redact(added.message(), *key));
-        keys_ok = false;
-        continue;
-      }
-      tenant.tokens.keys.push_back(std::move(*key));
-    }
-    if (keys_ok) {
-      TokenVerifier verifier(config.token_policy);
-      Status added = verifier.addTenant(name, tenant.tokens);
-      if (!added) {
-        std::string message = added.message();
-        for (const TokenKey& key : tenant.tokens.keys) message = redact(message, key);
-        errors.add(*keys_node, prefix + ".keys: " + message);
-      }
-    }
-  }
-
-  if (const toml::node* namespaces = table.get("namespaces")) {
-    loadNamespaces(prefix + ".namespaces", *namespaces, tenant);
-  }
-  config.tenants.emplace(name, std::move(tenant));
-}
-
-void Loader::loadTenants() {
-  const toml::node* node = root.get("tenants");
-  const toml::table* tenants = node != nullptr ? node->as_table() : nullptr;
-  if (node != nullptr && tenants == nullptr) {
-    errors.add(*node, "tenants: " + config_detail::expectedType("a table", *node));
-    return;
-  }
-  if (tenants == nullptr || tenants->empty()) {
-    errors.add(1, 1, "at least one tenant is required ([tenants.NAME])");
-    return;
-  }
-  for (const auto& [key, value] : *tenants) {
-    const std::string name(key.str());
-    const toml::source_region& where = key.source().begin.line != 0 ? key.source() : value.source();
-    const std::string bad_name = checkTenantName(name);
-    if (!bad_name.empty()) {
-      errors.add(where, "tenants." + name + ": tenant name " + bad_name);
-      continue;
-    }
-    const toml::table* table = value.as_table();
-    if (table == nullptr) {
-      errors.add(value, "tenants." + name + ": " + config_detail::expectedType("a table", value));
-      continue;
-    }
-    loadTenant(name, *table, value);
-  }
-}
+namespace {
 
 Result<EdgeConfig> parseWithBase(std::string_view text, const std::string& source_name,
                                  const std::string& base_dir) {

@@ -43,8 +43,21 @@ void EdgeMetrics::handshakeRejected(std::string_view reason) {
 }
 
 void EdgeMetrics::disconnect(int close_code) {
+  // Codes with a meaning here keep their own series; the rest of the range a peer may
+  // choose from is bucketed, so clients cannot mint label values.
+  std::string label;
+  switch (close_code) {
+    case 1000: case 1001: case 1002: case 1003: case 1005: case 1006: case 1007: case 1008:
+    case 1009: case 1011: case 4001: case 4003: case 4008: case 4009: case 4010: case 4011:
+      label = std::to_string(close_code);
+      break;
+    default:
+      label = close_code >= 4000 && close_code <= 4999   ? "other_4xxx"
+              : close_code >= 3000 && close_code <= 3999 ? "other_3xxx"
+                                                          : "other";
+  }
   registry_.counter("wsfleet_disconnects_total", "Closed connections by close code",
-                    {{"code", std::to_string(close_code)}}).inc();
+                    {{"code", label}}).inc();
 }
 
 void EdgeMetrics::dropped(std::string_view reason, uint64_t n) {

@@ -69,6 +69,10 @@ Status EdgeServer::start() {
   lws_set_log_level(LLL_ERR | (logLevel() == LogLevel::kDebug ? LLL_WARN : 0), lwsLogEmit);
 
   static const lws_protocols kWsProtocols[] = {
+      // rx 4096: inbound messages arrive in 4 KiB pieces and are reassembled by the
+      // glue. tx stays at lws's default (the rx size): with larger tx packets a close
+      // requested while lws still buffers part of a frame did not reach the peer
+      // (seen in the slow-consumer test); revisit with the write coalescing work.
       {"wsfleet.v1", wsCallback, sizeof(WsSession), 4096, 0, nullptr, 0},
       {nullptr, nullptr, 0, 0, 0, nullptr, 0},
   };
@@ -91,12 +95,9 @@ Status EdgeServer::start() {
   // max_http_header_pool of them at once (later handshakes wait for one).
   info.max_http_header_data = static_cast<unsigned short>(
       std::min<uint64_t>(std::max<uint64_t>(config_.max_header_bytes * 4, 16384), 65535));
-  info.max_http_header_pool = 256;
+  info.max_http_header_pool = 1024;
   info.timeout_secs = static_cast<unsigned int>(
       std::max<uint64_t>(1, config_.handshake_timeout_ms / 1000));
-  // A connection that has not completed its request head within the handshake timeout
-  // is closed (slowloris); lws's own default for that is 10 s.
-  info.timeout_secs_ah_idle = info.timeout_secs;
   info.port = CONTEXT_PORT_NO_LISTEN;
   lws_context* ctx = lws_create_context(&info);
   if (ctx == nullptr) {
@@ -115,6 +116,9 @@ Status EdgeServer::start() {
   ws.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
   if (!isIpv6Literal(ws_host)) ws.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   ws.timeout_secs = info.timeout_secs;
+  // A connection that has not completed its request head within the handshake timeout
+  // is closed (slowloris). lws reads this from the vhost, not the context (default 10 s).
+  ws.timeout_secs_ah_idle = info.timeout_secs;
   if (tls) {
     ws.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     ws.ssl_cert_filepath = config_.tls_cert_file.c_str();
@@ -137,6 +141,7 @@ Status EdgeServer::start() {
   admin.protocols = kAdminProtocols;
   if (!isIpv6Literal(admin_host)) admin.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   admin.timeout_secs = info.timeout_secs;
+  admin.timeout_secs_ah_idle = info.timeout_secs;
   if (lws_create_vhost(ctx, &admin) == nullptr) {
     return Status(Code::kUnavailable, "listen_failed",
                   "cannot listen for the admin API on " + admin_host + ":" +

@@ -1,39 +1,20 @@
 #include "edge/edge_service.h"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
+#include <limits>
 
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/random.h"
 
 namespace wsfleet {
 
-namespace {
-
-std::string randomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  size_t got = 0;
-  while (got < bytes) {
-    ssize_t n = getrandom(raw.data() + got, bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes * 2);
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
-// "Bearer <token>" -> token; anything else -> "".
 std::string_view bearerToken(std::string_view header) {
   constexpr std::string_view kBearer = "Bearer ";
   if (header.size() <= kBearer.size()) return {};
@@ -48,6 +29,8 @@ std::string_view bearerToken(std::string_view header) {
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
   return token;
 }
+
+namespace {
 
 // True when `match` accepts an item of a comma-separated header list (items trimmed).
 template <class F>
@@ -94,6 +77,18 @@ constexpr const char* kProtocolName = "wsfleet.v1";
 constexpr uint64_t kCloseGraceMs = 5000;
 
 }  // namespace
+
+std::string clientMessage(const Status& status) {
+  if (status.code() == Code::kInternal || status.code() == Code::kConfig) {
+    logWarn("internal_error", {{"error", status.toString()}});
+    return "internal error";
+  }
+  if (std::string_view(status.reason()).rfind("lmdb_", 0) == 0) {
+    logWarn("storage_error", {{"error", status.toString()}});
+    return "storage is unavailable; try again later";
+  }
+  return status.message();
+}
 
 int httpStatusFor(Code code) {
   switch (code) {
@@ -213,7 +208,7 @@ void EdgeService::requestClose(Connection& conn, int code, std::string_view reas
     conn.out_bytes = 0;
   }
   // The close frame goes out on the next WRITEABLE. A peer that never lets the socket
-  // become writable is dropped without it after one ping interval.
+  // become writable is dropped without it after kCloseGraceMs.
   conn.ping_timer.tag = static_cast<int>(TimerTag::kCloseDeadline);
   timers_.schedule(&conn.ping_timer, static_cast<uint64_t>(nowMonoMs()) + kCloseGraceMs);
   transport_.wantWrite(conn);
@@ -293,7 +288,9 @@ void EdgeService::applyClaims(Connection& conn, const TokenClaims& claims) {
   };
   conn.subs = patterns(claims.subs, tenant.default_subs);
   conn.pubs = patterns(claims.pubs, tenant.default_pubs);
-  conn.token_exp_ms = claims.exp * 1000;
+  // Saturating: exp is the token's number, however it was signed.
+  constexpr int64_t kMaxMs = std::numeric_limits<int64_t>::max() / 4;
+  conn.token_exp_ms = claims.exp >= kMaxMs / 1000 ? kMaxMs : claims.exp * 1000;
   conn.refresh_notice_sent = false;
 }
 
@@ -356,20 +353,25 @@ void EdgeService::closed(Connection* conn, int close_code) {
 }
 
 void EdgeService::unsubscribeAll(Connection& conn) {
-  // Copy the names: unsubscribe edits conn.channels.
+  // Copy the names: leaving edits conn.channels.
   std::vector<std::string> names;
   names.reserve(conn.channels.size());
   for (const auto& [name, index] : conn.channels) names.push_back(name);
-  for (const auto& channel : names) {
-    auto result = hub_.unsubscribe(&conn, channel);
-    auto ns = findNamespace(*conn.tenant_config, channel);
-    if (ns != nullptr && ns->presence) {
-      presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);
-    }
-    if (result.last_of_user && ns != nullptr && ns->join_leave) {
-      broadcastPresenceEvent(conn, channel, false);
-    }
+  for (const auto& channel : names) leaveChannel(conn, channel);
+}
+
+void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
+  auto result = hub_.unsubscribe(&conn, channel);
+  if (!result.removed) return;
+  const NamespaceConfig* ns = findNamespace(*conn.tenant_config, channel);
+  if (ns != nullptr && ns->presence) {
+    presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);
   }
+  if (result.last_of_user && ns != nullptr && ns->join_leave) {
+    broadcastPresenceEvent(conn, channel, false);
+  }
+  metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
+  metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
 }
 
 void EdgeService::onPong(Connection& conn) { conn.awaiting_pong = false; }
@@ -394,8 +396,9 @@ void EdgeService::scheduleTokenTimer(Connection& conn) {
   // monotonic clock; the wall-clock distance to exp is converted once, here.
   const int64_t wall_now = nowWallMs();
   const int64_t mono_now = nowMonoMs();
-  int64_t at = conn.token_exp_ms;
-  if (!conn.refresh_notice_sent) at -= static_cast<int64_t>(config_.refresh_notice_ms);
+  // The close comes at exp + leeway: the handshake accepted the token up to then.
+  int64_t at = conn.token_exp_ms + config_.token_policy.leeway_s * 1000;
+  if (!conn.refresh_notice_sent) at = conn.token_exp_ms - static_cast<int64_t>(config_.refresh_notice_ms);
   const int64_t delay = std::max<int64_t>(0, at - wall_now);
   timers_.schedule(&conn.token_timer, static_cast<uint64_t>(mono_now + delay));
 }

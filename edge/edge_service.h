@@ -144,6 +144,9 @@ class EdgeService {
               int64_t origin_ts_ms);
   void broadcastPresenceEvent(Connection& origin, const std::string& channel, bool join);
   void unsubscribeAll(Connection& conn);
+  // Unsubscribes with everything that goes with it: presence, leave event, gauges.
+  void leaveChannel(Connection& conn, const std::string& channel);
+  bool replayFits(const Connection& conn, const std::vector<StoredMessage>& missed) const;
   Result<const NamespaceConfig*> channelNamespace(const TenantConfig& tenant,
                                                   const std::string& channel);
   HistoryLimits historyLimits(const NamespaceConfig& ns) const;
@@ -158,8 +161,8 @@ class EdgeService {
   HttpResponse apiSend(std::string_view authorization, std::string_view body);
   HttpResponse apiPresence(std::string_view authorization,
                            const std::unordered_map<std::string, std::string>& query);
-  Result<const TenantConfig*> apiTenant(std::string_view authorization,
-                                        std::string_view tenant);
+  // The tenant owning the API key in `Authorization: Bearer …` (401 when none does).
+  Result<const TenantConfig*> apiKeyOwner(std::string_view authorization);
 
   const EdgeConfig& config_;
   EdgeMetrics metrics_;
@@ -186,5 +189,13 @@ class EdgeService {
 
 // HTTP status for a Status code (400, 401, 403, 404, 413, 429, 503, 500).
 int httpStatusFor(Code code);
+
+// The credential of an `Authorization: Bearer …` header (scheme matched without regard to
+// case, RFC 7235); empty when the header is anything else.
+std::string_view bearerToken(std::string_view header);
+
+// What a client or backend is told about a failure: the message, except for internal and
+// storage failures, whose details (library messages, paths) stay in the logs.
+std::string clientMessage(const Status& status);
 
 }  // namespace wsfleet

@@ -1,13 +1,12 @@
 #include "edge/history_store.h"
 
-#include <sys/random.h>
-
 #include <cassert>
-#include <cerrno>
 #include <limits>
 #include <optional>
 #include <string_view>
 #include <utility>
+
+#include "common/random.h"
 
 namespace wsfleet {
 namespace {
@@ -69,27 +68,6 @@ std::optional<Meta> decodeMeta(std::string_view in) {
   m.epoch = std::string(in.substr(17));
   if (m.epoch.empty()) return std::nullopt;
   return m;
-}
-
-Result<std::string> newEpoch() {
-  unsigned char raw[kEpochBytes];
-  size_t got = 0;
-  while (got < sizeof raw) {
-    ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status(Code::kInternal, "random_failed", "getrandom failed for a history epoch");
-    }
-    got += static_cast<size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * kEpochBytes);
-  for (unsigned char b : raw) {
-    hex.push_back(kHex[b >> 4]);
-    hex.push_back(kHex[b & 0xf]);
-  }
-  return hex;
 }
 
 template <class T>
@@ -158,7 +136,7 @@ struct HistoryStore::Impl {
   Result<Meta> loadOrCreateMeta(LmdbTxn& txn, const ChannelKeys& keys) const {
     if (auto meta = loadMeta(txn, keys)) return *meta;
     Meta meta;
-    WSF_ASSIGN_OR_RETURN(meta.epoch, newEpoch());
+    WSF_ASSIGN_OR_RETURN(meta.epoch, tryRandomHex(kEpochBytes));
     // A meta that is unreadable (or absent while records remain) is lost history: its
     // leftovers must not be replayed, nor deduplicated against, under the new epoch.
     for (MDB_dbi dbi : {msg_db, idem_db, idem_time_db}) {

@@ -3,6 +3,7 @@
 // we initiate is sent from WRITEABLE (or from the callback of the connection itself).
 #include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_received
 #include <netinet/in.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -31,7 +32,8 @@ bool copyHeader(lws* wsi, lws_token_indexes token, std::string* out) {
 
 // Size of the request head. lws keeps only the headers it parses, so the sum of those
 // misses custom headers; the kernel's count of bytes received on the connection does
-// not (a WebSocket client sends nothing after its head until the 101). Over TLS that
+// not (a WebSocket client sends nothing after its head until the 101, and this listener
+// serves one request per connection, so the count starts at this request). Over TLS that
 // count includes the TLS handshake, for which an allowance is subtracted.
 size_t requestHeadBytes(lws* wsi, bool tls) {
   size_t known = 0;
@@ -46,10 +48,30 @@ size_t requestHeadBytes(lws* wsi, bool tls) {
       info_len < offsetof(tcp_info, tcpi_bytes_received) + sizeof(info.tcpi_bytes_received)) {
     return known;
   }
-  constexpr uint64_t kTlsHandshakeAllowance = 2048;
+  // ClientHellos with post-quantum key shares, tickets and GREASE reach ~2 KiB; the
+  // client's Finished and record overhead add a little more.
+  constexpr uint64_t kTlsHandshakeAllowance = 4096;
   uint64_t received = info.tcpi_bytes_received;
   if (tls) received = received > kTlsHandshakeAllowance ? received - kTlsHandshakeAllowance : 0;
   return std::max<size_t>(known, static_cast<size_t>(received));
+}
+
+// Finds a URL-decoded query argument. lws_get_urlarg_by_name stops at the first argument
+// longer than its buffer, so a long unrelated argument could hide the token: walk every
+// fragment with a buffer as large as the whole query instead.
+bool queryArgument(lws* wsi, std::string_view name, std::string* out) {
+  const int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+  if (total <= 0) return false;
+  std::string buf(static_cast<size_t>(total) + 1, '\0');
+  for (int i = 0;; ++i) {
+    const int n = lws_hdr_copy_fragment(wsi, buf.data(), total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n < 0) return false;
+    std::string_view arg(buf.data(), static_cast<size_t>(n));
+    if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=') {
+      *out = std::string(arg.substr(name.size() + 1));
+      return true;
+    }
+  }
 }
 
 std::string peerAddress(lws* wsi) {
@@ -103,8 +125,18 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
   auto* session = static_cast<WsSession*>(user);
   switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
-      if (std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
-      std::string path, authorization, origin, protocols, query_buf, connection, key, version;
+      // Upgrade values compare case-insensitively (RFC 7230 6.7); lws lets "h2c" through
+      // too, which this listener does not speak.
+      if (strcasecmp(static_cast<const char*>(in), "websocket") != 0) {
+        HandshakeDecision other;
+        other.http_status = 400;
+        other.reason = "bad_upgrade";
+        other.message = "only Upgrade: websocket is served here";
+        service_->metrics().handshakeRejected(other.reason);
+        writeHttpResponse(wsi, refusal(other));
+        return 1;
+      }
+      std::string path, authorization, origin, protocols, query_token, connection, key, version;
       const bool is_get = copyHeader(wsi, WSI_TOKEN_GET_URI, &path);
       copyHeader(wsi, WSI_TOKEN_CONNECTION, &connection);
       copyHeader(wsi, WSI_TOKEN_KEY, &key);
@@ -112,9 +144,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       copyHeader(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &authorization);
       const bool has_origin = copyHeader(wsi, WSI_TOKEN_ORIGIN, &origin);
       copyHeader(wsi, WSI_TOKEN_PROTOCOL, &protocols);
-      query_buf.resize(config_.token_policy.max_token_bytes + 64);
-      const char* query_token = lws_get_urlarg_by_name(wsi, "access_token=", query_buf.data(),
-                                                       static_cast<int>(query_buf.size()));
+      queryArgument(wsi, "access_token", &query_token);
       const std::string peer = peerAddress(wsi);
       HandshakeRequest request;
       request.is_get = is_get;
@@ -123,7 +153,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       request.version = version;
       request.path = path;
       request.authorization = authorization;
-      request.query_token = query_token != nullptr ? std::string_view(query_token) : "";
+      request.query_token = query_token;
       request.has_origin = has_origin;
       request.origin = origin;
       request.protocols = protocols;
@@ -148,8 +178,11 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
                R"x("message":"this endpoint speaks WebSocket (subprotocol wsfleet.v1)"}})x"
                "\n";
       r.headers.emplace_back("Upgrade", "websocket");
-      if (writeHttpResponse(wsi, r) < 0) return -1;
-      return lws_http_transaction_completed(wsi) ? -1 : 0;
+      r.headers.emplace_back("Connection", "close");
+      writeHttpResponse(wsi, r);
+      // One request per connection on this listener (the head-size measurement relies on
+      // it); lws still flushes the response before closing.
+      return -1;
     }
 
     case LWS_CALLBACK_ESTABLISHED: {
@@ -200,9 +233,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
         }
         return closeNow(wsi, 1002, "invalid close frame");
       }
-      if (session->conn != nullptr && session->conn->close_code == 0) {
-        session->conn->close_code = len >= 2 ? code : 1005;
-      }
+      if (session->conn != nullptr) session->conn->peer_close_code = len >= 2 ? code : 1005;
       return 0;
     }
 
@@ -238,7 +269,10 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       Connection* conn = session->conn;
       if (conn == nullptr) return 0;
       session->conn = nullptr;
-      service_->closed(conn, conn->close_code != 0 ? conn->close_code : 1006);
+      const int code = conn->close_code != 0        ? conn->close_code
+                       : conn->peer_close_code != 0 ? conn->peer_close_code
+                                                    : 1006;
+      service_->closed(conn, code);
       return 0;
     }
 

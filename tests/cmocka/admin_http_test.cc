@@ -68,7 +68,7 @@ void declaredOversizeBodyGets413AtOnce(void** state) {
   h.mustStart();  // max_body_bytes = 256
   AdminClient a;
   preparePost(a, kApiKey, 100000);
-  assert_int_equal(request(h, a, kPublishPath), 0);
+  assert_int_equal(request(h, a, kPublishPath), -1);  // answered and closed: no body read
   assert_int_equal(a.wsi.http_status, 413);
   assert_true(contains(a.wsi.httpBody(), R"("reason":"body_too_large")"));
   assert_null(pendingRequest(a));  // nothing waits for a body that will not be read
@@ -105,17 +105,28 @@ void publishBodyInTwoChunks(void** state) {
   assert_true(contains(frame, R"("text":"hi")"));
 }
 
-void undeclaredOversizeBodyGets413AtCompletion(void** state) {
+void postWithoutContentLengthGets411(void** state) {
   EdgeHarness& h = harnessOf(state);
   h.mustStart();
   AdminClient a;
   preparePost(a, kApiKey, 0);
   a.wsi.headers.erase(WSI_TOKEN_HTTP_CONTENT_LENGTH);  // chunked transfer
+  assert_int_equal(request(h, a, kPublishPath), -1);
+  assert_int_equal(a.wsi.http_status, 411);
+  assert_true(contains(a.wsi.httpBody(), R"("reason":"length_required")"));
+  assert_null(pendingRequest(a));
+}
+
+void bodyLongerThanDeclaredGets413AtCompletion(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();  // max_body_bytes = 256
+  AdminClient a;
+  preparePost(a, kApiKey, 200);
   assert_int_equal(request(h, a, kPublishPath), 0);
   const std::string chunk(200, ' ');
   assert_int_equal(body(h, a, chunk), 0);
   assert_int_equal(body(h, a, chunk), 0);
-  assert_int_equal(h.admin(a, LWS_CALLBACK_HTTP_BODY_COMPLETION), 0);
+  assert_int_equal(h.admin(a, LWS_CALLBACK_HTTP_BODY_COMPLETION), -1);
   assert_int_equal(a.wsi.http_status, 413);
   assert_null(pendingRequest(a));
 }
@@ -169,7 +180,9 @@ int main() {
       cmocka_unit_test_setup_teardown(declaredOversizeBodyGets413AtOnce, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(publishBodyInTwoChunks, harnessSetup, harnessTeardown),
-      cmocka_unit_test_setup_teardown(undeclaredOversizeBodyGets413AtCompletion, harnessSetup,
+      cmocka_unit_test_setup_teardown(postWithoutContentLengthGets411, harnessSetup,
+                                      harnessTeardown),
+      cmocka_unit_test_setup_teardown(bodyLongerThanDeclaredGets413AtCompletion, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(unknownApiKeyGets401, harnessSetup, harnessTeardown),
       cmocka_unit_test_setup_teardown(closeMidBodyFreesTheRequest, harnessSetup, harnessTeardown),

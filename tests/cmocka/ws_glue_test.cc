@@ -248,7 +248,18 @@ void nonWebSocketUpgradeIsRefused(void** state) {
   WsClient c;
   EdgeHarness::setUpgradeHeaders(c, h.mintToken());
   static const char kH2c[] = "h2c";
-  assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kH2c, 3), -1);
+  assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kH2c, 3), 1);
+  assert_int_equal(c.wsi.http_status, 400);
+  assert_true(contains(c.wsi.httpBody(), R"("reason":"bad_upgrade")"));
+}
+
+void upgradeValueIsCaseInsensitive(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();
+  WsClient c;
+  EdgeHarness::setUpgradeHeaders(c, h.mintToken());
+  static const char kMixed[] = "WebSocket";
+  assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kMixed, 9), 0);
 }
 
 void plainHttpOnTheWebSocketPortGets426(void** state) {
@@ -257,13 +268,16 @@ void plainHttpOnTheWebSocketPortGets426(void** state) {
   WsClient c;
   c.wsi.headers[WSI_TOKEN_GET_URI] = "/ws";
   static const char kPath[] = "/ws";
-  assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP, kPath, 3), 0);
+  // One request per connection on this listener: answered, then closed.
+  assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP, kPath, 3), -1);
   assert_int_equal(c.wsi.http_status, 426);
-  assert_int_equal(c.wsi.http_headers.size(), 1);
+  assert_int_equal(c.wsi.http_headers.size(), 2);
   assert_string_equal(c.wsi.http_headers[0].first.c_str(), "Upgrade:");
   assert_string_equal(c.wsi.http_headers[0].second.c_str(), "websocket");
+  assert_string_equal(c.wsi.http_headers[1].first.c_str(), "Connection:");
+  assert_string_equal(c.wsi.http_headers[1].second.c_str(), "close");
   assert_true(contains(c.wsi.httpBody(), R"("reason":"upgrade_required")"));
-  assert_int_equal(c.wsi.transactions_completed, 1);
+  assert_int_equal(c.wsi.transactions_completed, 0);  // closed, not kept for another
 }
 
 // ---- 5. inbound messages: size cap, binary, reassembly
@@ -489,6 +503,8 @@ int main() {
       cmocka_unit_test_setup_teardown(upgradeWithQueryTokenIsAccepted, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(nonWebSocketUpgradeIsRefused, harnessSetup, harnessTeardown),
+      cmocka_unit_test_setup_teardown(upgradeValueIsCaseInsensitive, harnessSetup,
+                                      harnessTeardown),
       cmocka_unit_test_setup_teardown(plainHttpOnTheWebSocketPortGets426, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(declaredOversizeClosesWith1009BeforeBuffering, harnessSetup,

@@ -4,18 +4,16 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "common/openssl.h"
+#include "tests/unit/temp_dir.h"
 
 namespace wsfleet {
 namespace {
@@ -53,33 +51,6 @@ std::vector<std::string> splitLines(const std::string& text) {
   }
   return lines;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "edge_config_test.XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string write(const std::string& name, const std::string& content) const {
-    fs::path file = path_ / name;
-    fs::create_directories(file.parent_path());
-    std::ofstream(file, std::ios::binary) << content;
-    return file.string();
-  }
-
- private:
-  fs::path path_;
-};
 
 // ---- Key material generated per test, so no key is checked in.
 
@@ -464,32 +435,31 @@ secret = "0123456789abcdef0123456789abcdef"
             std::string::npos);
 }
 
+// Tenants a and b, each with one key; a holds one API key, b the ones listed (line 6).
+std::string twoTenants(const std::string& b_api_keys) {
+  return "[tenants.a]\n"
+         "api_keys = [\"aaaaaaaaaaaaaaaa-shared-key\"]\n"
+         "[[tenants.a.keys]]\n"
+         "secret = \"0123456789abcdef0123456789abcdef\"\n"
+         "[tenants.b]\n"
+         "api_keys = [" +
+         b_api_keys +
+         "]\n"
+         "[[tenants.b.keys]]\n"
+         "secret = \"0123456789abcdef0123456789abcdef\"\n";
+}
+
 TEST(EdgeConfigTenants, ApiKeysLongEnoughAndUnique) {
-  const std::string text = R"([tenants.a]
-api_keys = ["aaaaaaaaaaaaaaaa-shared-key"]
-[[tenants.a.keys]]
-secret = "0123456789abcdef0123456789abcdef"
-[tenants.b]
-api_keys = ["short-key", "aaaaaaaaaaaaaaaa-shared-key"]
-[[tenants.b.keys]]
-secret = "0123456789abcdef0123456789abcdef"
-)";
-  Result<EdgeConfig> loaded = parseEdgeConfig(text, "cfg.toml");
+  Result<EdgeConfig> loaded =
+      parseEdgeConfig(twoTenants("\"short-key\", \"aaaaaaaaaaaaaaaa-shared-key\""), "cfg.toml");
   ASSERT_FALSE(loaded);
   const std::vector<std::string> lines = splitLines(loaded.status().message());
   ASSERT_EQ(lines.size(), 1u) << loaded.status().message();
   EXPECT_EQ(lines[0],
             "cfg.toml:6:13: tenants.b.api_keys[0]: an API key must be at least 16 characters");
 
-  const std::string dup = R"([tenants.a]
-api_keys = ["aaaaaaaaaaaaaaaa-shared-key"]
-[[tenants.a.keys]]
-secret = "0123456789abcdef0123456789abcdef"
-[tenants.b]
-api_keys = ["bbbbbbbbbbbbbbbb-own-key", "aaaaaaaaaaaaaaaa-shared-key"]
-[[tenants.b.keys]]
-secret = "0123456789abcdef0123456789abcdef"
-)";
+  const std::string dup =
+      twoTenants("\"bbbbbbbbbbbbbbbb-own-key\", \"aaaaaaaaaaaaaaaa-shared-key\"");
   EXPECT_EQ(errorsOf(dup),
             "cfg.toml:6:41: tenants.b.api_keys[1]: the same API key is already "
             "tenants.a.api_keys[0]");
@@ -616,7 +586,7 @@ private_key_file = "../keys/priv.pem"
 )");
   Result<EdgeConfig> loaded = loadEdgeConfig(conf);
   ASSERT_TRUE(loaded) << loaded.status().message();
-  EXPECT_EQ(loaded->storage_dir, (dir.path() / "data").string());
+  EXPECT_EQ(loaded->storage_dir, dir.file("data"));
   const TokenKey& tk = loaded->tenants.at("acme").tokens.keys.at(0);
   EXPECT_EQ(tk.alg, TokenAlg::kES256);
   EXPECT_EQ(tk.public_key_pem, publicPem(key.get()));
@@ -667,7 +637,7 @@ public_key = "not a pem"
   const std::vector<std::string> lines = splitLines(loadEdgeConfig(missing).status().message());
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0].rfind(missing + ":4:19: tenants.acme.keys[0].public_key_file: cannot open '" +
-                               (dir.path() / "conf" / "nope.pem").string() + "'",
+                               dir.file("conf/nope.pem") + "'",
                            0),
             0u)
       << lines[0];
@@ -715,8 +685,7 @@ TEST(EdgeConfigTls, MissingFiles) {
   ASSERT_FALSE(loaded);
   const std::vector<std::string> lines = splitLines(loaded.status().message());
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0], conf + ":2:12: websocket.tls_cert: file '" +
-                          (dir.path() / "cert.pem").string() +
+  EXPECT_EQ(lines[0], conf + ":2:12: websocket.tls_cert: file '" + dir.file("cert.pem") +
                           "' does not exist or is not a regular file");
   EXPECT_EQ(lines[1].rfind(conf + ":3:11: websocket.tls_key: file '", 0), 0u);
 }
@@ -735,8 +704,8 @@ TEST(EdgeConfigTls, MatchingAndMismatchedPairs) {
                 minimal("[websocket]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n"));
   Result<EdgeConfig> loaded = loadEdgeConfig(good);
   ASSERT_TRUE(loaded) << loaded.status().message();
-  EXPECT_EQ(loaded->tls_cert_file, (dir.path() / "tls" / "cert.pem").string());
-  EXPECT_EQ(loaded->tls_key_file, (dir.path() / "tls" / "key.pem").string());
+  EXPECT_EQ(loaded->tls_cert_file, dir.file("tls/cert.pem"));
+  EXPECT_EQ(loaded->tls_key_file, dir.file("tls/key.pem"));
   EXPECT_TRUE(checkTlsKeyPair(loaded->tls_cert_file, loaded->tls_key_file).isOk());
 
   const std::string bad =
@@ -746,7 +715,7 @@ TEST(EdgeConfigTls, MatchingAndMismatchedPairs) {
   ASSERT_FALSE(mismatched);
   EXPECT_EQ(mismatched.status().message(),
             bad + ":3:11: websocket.tls_key: the private key does not match the certificate '" +
-                (dir.path() / "tls" / "cert.pem").string() + "'");
+                dir.file("tls/cert.pem") + "'");
   EXPECT_EQ(mismatched.status().message().find("PRIVATE"), std::string::npos);
 
   const std::string garbage = dir.write(

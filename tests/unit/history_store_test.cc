@@ -1,35 +1,15 @@
 #include "edge/history_store.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "tests/unit/temp_dir.h"
+
 namespace wsfleet {
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                       "/wsfleet-history-test-XXXXXX";
-    char* made = mkdtemp(tmpl.data());
-    if (made == nullptr) std::abort();
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string frameFor(const std::string& epoch, uint64_t offset, const std::string& body) {
   return "{\"epoch\":\"" + epoch + "\",\"offset\":" + std::to_string(offset) + ",\"data\":\"" +

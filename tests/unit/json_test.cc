@@ -213,25 +213,6 @@ TEST(AppendJsonStringTest, ReplacesInvalidUtf8) {
   EXPECT_EQ(back.substr(0, 128), std::string_view(all_bytes).substr(0, 128));
 }
 
-TEST(DecodeUtf8Test, AcceptsWellFormedRefusesRest) {
-  uint32_t cp = 0;
-  EXPECT_EQ(decodeUtf8At("A", 0, &cp), 1u);
-  EXPECT_EQ(cp, 0x41u);
-  EXPECT_EQ(decodeUtf8At("\xC3\xA9", 0, &cp), 2u);
-  EXPECT_EQ(cp, 0xE9u);
-  EXPECT_EQ(decodeUtf8At("\xF0\x9F\x98\x80", 0, &cp), 4u);
-  EXPECT_EQ(cp, 0x1F600u);
-  EXPECT_EQ(decodeUtf8At("\xF4\x8F\xBF\xBF", 0, &cp), 4u);
-  EXPECT_EQ(cp, 0x10FFFFu);
-  EXPECT_EQ(decodeUtf8At("\xC1\xBF", 0, &cp), 0u);
-  EXPECT_EQ(decodeUtf8At("\xE0\x9F\xBF", 0, &cp), 0u);
-  EXPECT_EQ(decodeUtf8At("\xED\xBF\xBF", 0, &cp), 0u);
-  EXPECT_EQ(decodeUtf8At("\xF4\x90\x80\x80", 0, &cp), 0u);
-  EXPECT_EQ(decodeUtf8At("\xF0\x9F\x98", 0, &cp), 0u);
-  EXPECT_EQ(decodeUtf8At("\x80", 0, &cp), 0u);
-  EXPECT_EQ(decodeUtf8At("", 0, &cp), 0u);
-}
-
 TEST(JsonWriterTest, CommasAndNesting) {
   std::string out;
   JsonWriter w(out);
