@@ -177,8 +177,14 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
   FramePtr frame;
   if (ns->ordering == Ordering::kOwner) {
     // Stored (and committed) before anyone sees it or the publisher is acknowledged.
+    // Keys are scoped by publisher: one publisher's key can never swallow another's
+    // message (the backend API publishes as "").
+    const std::string scoped_key =
+        idempotency_key.empty()
+            ? std::string()
+            : std::to_string(from.size()) + ":" + std::string(from) + idempotency_key;
     auto appended = history_->append(
-        tenant.name, channel, idempotency_key, ts, historyLimits(*ns),
+        tenant.name, channel, scoped_key, ts, historyLimits(*ns),
         [&](const std::string& epoch, uint64_t offset) {
           return encodeMessage(channel, epoch, offset, from, data_json, ts);
         });

@@ -113,6 +113,10 @@ struct HistoryStore::Impl {
   LmdbEnv* env = nullptr;
   size_t max_key = 511;
   MDB_dbi meta_db = 0, msg_db = 0, idem_db = 0, idem_time_db = 0;
+  // The epoch of every channel that has no meta yet: made once per store, so answering
+  // a subscribe to a never-published channel writes nothing (clients cannot fill the map
+  // by subscribing to made-up names), and a wiped store still shows a new epoch.
+  std::string store_epoch;
   std::string trim_resume_key;  // hmeta key where the next trimExpired() starts
 
   Status checkNames(const std::string& tenant, const std::string& channel,
@@ -132,18 +136,30 @@ struct HistoryStore::Impl {
     return decodeMeta(*raw);
   }
 
-  // Loads the channel's meta, creating it (a fresh epoch) when absent.
+  // Loads the channel's meta, creating it when absent: with the store epoch (what
+  // subscribers of the empty channel were told), or a fresh epoch when records without a
+  // readable meta show that this channel's history was lost.
   Result<Meta> loadOrCreateMeta(LmdbTxn& txn, const ChannelKeys& keys) const {
     if (auto meta = loadMeta(txn, keys)) return *meta;
     Meta meta;
-    WSF_ASSIGN_OR_RETURN(meta.epoch, tryRandomHex(kEpochBytes));
-    // A meta that is unreadable (or absent while records remain) is lost history: its
-    // leftovers must not be replayed, nor deduplicated against, under the new epoch.
+    meta.epoch = store_epoch;
+    const bool unreadable = txn.get(meta_db, keys.meta).has_value();
+    WSF_ASSIGN_OR_RETURN(bool leftovers, hasRecords(txn, msg_db, keys));
+    if (unreadable || leftovers) {
+      WSF_ASSIGN_OR_RETURN(meta.epoch, tryRandomHex(kEpochBytes));
+    }
+    // Lost history's leftovers must not be replayed, nor deduplicated against, under the
+    // new epoch.
     for (MDB_dbi dbi : {msg_db, idem_db, idem_time_db}) {
       WSF_RETURN_IF_ERROR(dropChannel(txn, dbi, keys));
     }
     WSF_RETURN_IF_ERROR(txn.put(meta_db, keys.meta, encodeMeta(meta)));
     return meta;
+  }
+
+  static Result<bool> hasRecords(const LmdbTxn& txn, MDB_dbi dbi, const ChannelKeys& keys) {
+    WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, dbi));
+    return cur.seek(keys.prefix) && startsWith(cur.key(), keys.prefix);
   }
 
   // Deletes every record of the channel in `dbi` (keyed by keys.prefix).
@@ -213,6 +229,13 @@ Result<std::unique_ptr<HistoryStore>> HistoryStore::open(LmdbEnv& env) {
   WSF_ASSIGN_OR_RETURN(impl->msg_db, txn.openDb("hmsg", 0));
   WSF_ASSIGN_OR_RETURN(impl->idem_db, txn.openDb("hidem", 0));
   WSF_ASSIGN_OR_RETURN(impl->idem_time_db, txn.openDb("hidemt", 0));
+  WSF_ASSIGN_OR_RETURN(MDB_dbi store_db, txn.openDb("hstore", 0));
+  if (auto epoch = txn.get(store_db, "epoch")) {
+    impl->store_epoch = std::string(*epoch);
+  } else {
+    WSF_ASSIGN_OR_RETURN(impl->store_epoch, tryRandomHex(kEpochBytes));
+    WSF_RETURN_IF_ERROR(txn.put(store_db, "epoch", impl->store_epoch));
+  }
   WSF_RETURN_IF_ERROR(txn.commit());
   return std::unique_ptr<HistoryStore>(new HistoryStore(std::move(impl)));
 }
@@ -224,16 +247,10 @@ Result<StreamPosition> HistoryStore::position(const std::string& tenant,
                                               const std::string& channel) {
   WSF_RETURN_IF_ERROR(impl_->checkNames(tenant, channel, ""));
   const ChannelKeys keys(tenant, channel);
-  {
-    WSF_ASSIGN_OR_RETURN(LmdbTxn read, LmdbTxn::beginRead(*impl_->env));
-    if (auto meta = impl_->loadMeta(read, keys)) return StreamPosition{meta->epoch, meta->last};
-  }
-  // Another worker may create it between the two transactions; loadOrCreateMeta()
-  // re-reads under the write lock, so both end up with the same epoch.
-  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
-  WSF_ASSIGN_OR_RETURN(Meta meta, impl_->loadOrCreateMeta(txn, keys));
-  WSF_RETURN_IF_ERROR(txn.commit());
-  return StreamPosition{meta.epoch, meta.last};
+  // Read-only: a channel nothing was published to yet is at the store epoch, offset 0.
+  WSF_ASSIGN_OR_RETURN(LmdbTxn read, LmdbTxn::beginRead(*impl_->env));
+  if (auto meta = impl_->loadMeta(read, keys)) return StreamPosition{meta->epoch, meta->last};
+  return StreamPosition{impl_->store_epoch, 0};
 }
 
 Result<AppendResult> HistoryStore::append(const std::string& tenant, const std::string& channel,
@@ -305,9 +322,9 @@ Result<ReplayResult> HistoryStore::replay(const std::string& tenant, const std::
   WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginRead(*impl_->env));
   std::optional<Meta> meta = impl_->loadMeta(txn, keys);
   if (!meta) {
-    // Nothing was ever stored here (or it was lost): the client starts from a new epoch.
-    txn.abort();
-    WSF_ASSIGN_OR_RETURN(result.top, position(tenant, channel));
+    // Nothing was published here yet: only the empty position is recovered.
+    result.top = {impl_->store_epoch, 0};
+    result.recovered = since.epoch == impl_->store_epoch && since.offset == 0;
     return result;
   }
   result.top = {meta->epoch, meta->last};

@@ -197,7 +197,8 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
     case LWS_CALLBACK_RECEIVE: {
       Connection* conn = session->conn;
       if (conn == nullptr) return -1;
-      if (conn->close_code != 0) return 0;  // closing: ignore data after our close
+      // Closing (either side started it): data after a close frame is ignored.
+      if (conn->close_code != 0 || conn->peer_close_code != 0) return 0;
       if (lws_frame_is_binary(wsi)) {
         conn->close_code = 1003;
         return closeNow(wsi, 1003, "binary frames are not accepted");

@@ -112,8 +112,9 @@ TEST_F(HistoryStoreTest, ChannelsAndTenantsAreIndependent) {
   auto other = append("a", "x", 1000, limits(), "", "t2");
   ASSERT_TRUE(other.isOk());
   EXPECT_EQ(other->position.offset, 1u);
-  EXPECT_NE(epochOf("a"), epochOf("b"));
-  EXPECT_NE(other->position.epoch, epochOf("a"));
+  // Channels created in one store share its epoch; what keeps them apart is the key.
+  EXPECT_EQ(epochOf("a"), epochOf("b"));
+  EXPECT_EQ(other->position.epoch, epochOf("a"));
   // A channel whose name extends another's shares nothing with it.
   EXPECT_EQ(mustAppend("a2", "x", 1000), 1u);
   EXPECT_EQ(offsets(replay("a", {epochOf("a"), 0}, 1000)), (std::vector<uint64_t>{1, 2}));
@@ -410,6 +411,35 @@ TEST_F(HistoryStoreTest, MapFullRefusesCleanlyAndTrimmingMakesRoom) {
   r = replay("room", {epoch, stored + 198}, 1000, limits(2));
   EXPECT_TRUE(r.recovered);
   EXPECT_EQ(offsets(r), (std::vector<uint64_t>{stored + 199, stored + 200}));
+}
+
+}  // namespace
+}  // namespace wsfleet
+
+namespace wsfleet {
+namespace {
+
+TEST_F(HistoryStoreTest, PositionOfUnpublishedChannelsWritesNothing) {
+  auto first = store_->position("t1", "warm-up");  // the fixture's tenant is t1
+  ASSERT_TRUE(first.isOk());
+  const size_t used = env_.usedBytes();
+  for (int i = 0; i < 2000; ++i) {
+    auto pos = store_->position("t1", "made-up-" + std::to_string(i));
+    ASSERT_TRUE(pos.isOk());
+    EXPECT_EQ(pos->offset, 0u);
+    EXPECT_EQ(pos->epoch, first->epoch);
+  }
+  EXPECT_EQ(env_.usedBytes(), used);
+  // Resuming an empty channel at its empty position is recovered; anything else is not.
+  auto empty = store_->replay("t1", "made-up-7", {first->epoch, 0}, 1000, HistoryLimits{});
+  ASSERT_TRUE(empty.isOk());
+  EXPECT_TRUE(empty->recovered);
+  auto future = store_->replay("t1", "made-up-7", {first->epoch, 3}, 1000, HistoryLimits{});
+  ASSERT_TRUE(future.isOk());
+  EXPECT_FALSE(future->recovered);
+  // The first publish continues from what subscribers were told.
+  EXPECT_EQ(mustAppend("made-up-7", "first", 1000), 1u);
+  EXPECT_EQ(epochOf("made-up-7"), first->epoch);
 }
 
 }  // namespace

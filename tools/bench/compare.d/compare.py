@@ -76,7 +76,7 @@ def parse_args(argv):
     if a.noisy_retries is None:
         a.noisy_retries = 0 if a.quick else 1
     if a.quiet_wait is None:
-        a.quiet_wait = 1.0 if a.quick else 3.0
+        a.quiet_wait = 1.0 if a.quick else 2.0
     if a.time_budget is None:
         a.time_budget = 150.0 if a.quick else 540.0
     a.targets = [t for t in a.targets.split(",") if t]
