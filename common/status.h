@@ -21,15 +21,15 @@ namespace wsfleet {
 
 enum class Code {
   kOk = 0,
-  kBadRequest,         // malformed input from a peer
-  kUnauthorized,       // missing / invalid / expired credentials
-  kForbidden,          // valid identity, not allowed
-  kNotFound,           // unknown namespace, tenant, route
-  kTooLarge,           // over a size cap
-  kRateLimited,        // over a rate or count cap
-  kUnavailable,        // draining, overloaded, store full, dependency down
-  kInternal,           // a bug or an unexpected library failure
-  kConfig,             // configuration error (file:line in the message)
+  kBadRequest,    // malformed input from a peer
+  kUnauthorized,  // missing / invalid / expired credentials
+  kForbidden,     // valid identity, not allowed
+  kNotFound,      // unknown namespace, tenant, route
+  kTooLarge,      // over a size cap
+  kRateLimited,   // over a rate or count cap
+  kUnavailable,   // draining, overloaded, store full, dependency down
+  kInternal,      // a bug or an unexpected library failure
+  kConfig,        // configuration error (file:line in the message)
 };
 
 // Stable lowercase name of a code; matches the protocol's error codes where one exists.
@@ -64,7 +64,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                                     // NOLINT
+  Result(T value) : v_(std::move(value)) {}                                           // NOLINT
   Result(Status status) : v_(std::move(status)) { assert(!std::get<1>(v_).isOk()); }  // NOLINT
 
   bool isOk() const { return v_.index() == 0; }
@@ -89,9 +89,9 @@ class [[nodiscard]] Result {
 }  // namespace wsfleet
 
 // Early-return helpers.
-#define WSF_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::wsfleet::Status wsf_status_ = (expr);  \
+#define WSF_RETURN_IF_ERROR(expr)                \
+  do {                                           \
+    ::wsfleet::Status wsf_status_ = (expr);      \
     if (!wsf_status_.isOk()) return wsf_status_; \
   } while (0)
 

@@ -13,7 +13,6 @@
 namespace wsfleet {
 namespace {
 
-using token_internal::algName;
 using token_internal::bytes;
 using token_internal::EcpGroup;
 using token_internal::Header;
@@ -243,8 +242,11 @@ Result<TokenClaims> TokenVerifier::verify(std::string_view token, int64_t now_s)
   if (raw.claims.tnt.empty()) return refuse("token_missing_claim", "token has no tnt");
 
   auto tenant_it = impl_->tenants.find(raw.claims.tnt);
-  // The tenant name came from an unverified token: not echoed into the message.
-  if (tenant_it == impl_->tenants.end()) return refuse("token_unknown_tenant", "unknown tenant");
+  // Unknown tenant, unknown key and bad signature share one message, so that a caller
+  // without a valid token learns nothing about which tenants and keys exist; the reason
+  // (for metrics and logs) stays precise.
+  constexpr const char* kNotVerified = "token signature cannot be verified";
+  if (tenant_it == impl_->tenants.end()) return refuse("token_unknown_tenant", kNotVerified);
   const Tenant& tenant = tenant_it->second;
 
   // Keys are typed by algorithm, so only keys made for the header's alg are candidates:
@@ -262,12 +264,10 @@ Result<TokenClaims> TokenVerifier::verify(std::string_view token, int64_t now_s)
     }
   }
   if (!any_candidate) {
-    return refuse("token_unknown_kid", std::string("tenant '") + tenant_it->first + "' has no " +
-                                           algName(header.alg) + " key for this token's kid");
+    return refuse("token_unknown_kid", kNotVerified);
   }
   if (!verified) {
-    return refuse("token_bad_signature",
-                  "token signature does not verify for tenant '" + tenant_it->first + "'");
+    return refuse("token_bad_signature", kNotVerified);
   }
 
   WSF_RETURN_IF_ERROR(checkPolicy(policy, tenant, raw, now_s));

@@ -69,7 +69,8 @@ HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view p
 Result<const TenantConfig*> EdgeService::apiKeyOwner(std::string_view authorization) {
   std::string_view key = bearerToken(authorization);
   if (key.empty()) {
-    return Status(Code::kUnauthorized, "api_key_missing", "Authorization: Bearer <api key> required");
+    return Status(Code::kUnauthorized, "api_key_missing",
+                  "Authorization: Bearer <api key> required");
   }
   const TenantConfig* owner = nullptr;
   for (const auto& [name, tenant] : config_.tenants) {

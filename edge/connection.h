@@ -50,7 +50,8 @@ class Connection {
   std::string tenant;
   std::string user;
   std::string device;
-  std::string peer;     // remote address, for logs
+  std::string peer;             // remote address, for logs
+  int64_t connected_at_ms = 0;  // wall clock
   const TenantConfig* tenant_config = nullptr;
   std::vector<ChannelPattern> subs;  // effective subscribe permissions
   std::vector<ChannelPattern> pubs;  // effective publish permissions
@@ -65,8 +66,8 @@ class Connection {
   size_t out_bytes = 0;
 
   // WebSocket-level keepalive.
-  bool ping_due = false;      // a ping frame is waiting for WRITEABLE
-  bool awaiting_pong = false; // a ping was sent and not answered yet
+  bool ping_due = false;       // a ping frame is waiting for WRITEABLE
+  bool awaiting_pong = false;  // a ping was sent and not answered yet
 
   // Close requested from outside the connection's own callback: the glue sends the close
   // frame on the next WRITEABLE. 0 = none.

@@ -8,8 +8,7 @@
 
 namespace wsfleet {
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 bool EdgeService::replayFits(const Connection& conn,
                              const std::vector<StoredMessage>& missed) const {
@@ -33,9 +32,9 @@ Result<const NamespaceConfig*> EdgeService::channelNamespace(const TenantConfig&
   WSF_RETURN_IF_ERROR(validateChannelName(channel));
   const NamespaceConfig* ns = findNamespace(tenant, channel);
   if (ns == nullptr) {
-    return Status(Code::kNotFound, "unknown_namespace",
-                  "namespace '" + std::string(wsfleet::channelNamespace(channel)) +
-                      "' is not configured");
+    return Status(
+        Code::kNotFound, "unknown_namespace",
+        "namespace '" + std::string(wsfleet::channelNamespace(channel)) + "' is not configured");
   }
   return ns;
 }
@@ -63,13 +62,20 @@ void EdgeService::onText(Connection& conn, std::string_view text) {
 
 void EdgeService::handleCommand(Connection& conn, ClientCommand& cmd) {
   switch (cmd.type) {
-    case CommandType::kSubscribe: return cmdSubscribe(conn, cmd);
-    case CommandType::kUnsubscribe: return cmdUnsubscribe(conn, cmd);
-    case CommandType::kPublish: return cmdPublish(conn, cmd);
-    case CommandType::kSend: return cmdSend(conn, cmd);
-    case CommandType::kPresence: return cmdPresence(conn, cmd);
-    case CommandType::kRefresh: return cmdRefresh(conn, cmd);
-    case CommandType::kPing: return reply(conn, encodePong(cmd.id));
+    case CommandType::kSubscribe:
+      return cmdSubscribe(conn, cmd);
+    case CommandType::kUnsubscribe:
+      return cmdUnsubscribe(conn, cmd);
+    case CommandType::kPublish:
+      return cmdPublish(conn, cmd);
+    case CommandType::kSend:
+      return cmdSend(conn, cmd);
+    case CommandType::kPresence:
+      return cmdPresence(conn, cmd);
+    case CommandType::kRefresh:
+      return cmdRefresh(conn, cmd);
+    case CommandType::kPing:
+      return reply(conn, encodePong(cmd.id));
   }
 }
 
@@ -77,14 +83,15 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
   auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
   if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
   if (!matchesAny(conn.subs, cmd.channel)) {
-    return replyError(conn, cmd.id,
-                      Status(Code::kForbidden, "not_permitted", "not allowed to subscribe to " + cmd.channel));
+    return replyError(
+        conn, cmd.id,
+        Status(Code::kForbidden, "not_permitted", "not allowed to subscribe to " + cmd.channel));
   }
   if (conn.channels.count(cmd.channel) == 0 &&
       conn.channels.size() >= config_.max_channels_per_connection) {
-    return replyError(conn, cmd.id,
-                      Status(Code::kRateLimited, "too_many_channels",
-                             "channel limit per connection reached"));
+    return replyError(
+        conn, cmd.id,
+        Status(Code::kRateLimited, "too_many_channels", "channel limit per connection reached"));
   }
 
   // Replay and the subscription happen in the same loop turn, so no message published
@@ -94,8 +101,8 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
   std::vector<StoredMessage> missed;
   if ((*ns)->ordering == Ordering::kOwner) {
     if (cmd.since) {
-      auto replay = history_->replay(conn.tenant, cmd.channel, *cmd.since, nowWallMs(),
-                                     historyLimits(**ns));
+      auto replay =
+          history_->replay(conn.tenant, cmd.channel, *cmd.since, nowWallMs(), historyLimits(**ns));
       if (!replay.isOk()) return replyError(conn, cmd.id, replay.status());
       top = replay->top;
       recovered = replay->recovered;
@@ -137,8 +144,8 @@ void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
 
 void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& channel,
                                          bool join) {
-  FramePtr frame = makeFrame(join ? encodeJoin(channel, origin.user)
-                                  : encodeLeave(channel, origin.user));
+  FramePtr frame =
+      makeFrame(join ? encodeJoin(channel, origin.user) : encodeLeave(channel, origin.user));
   // enqueue never changes hub membership (a close it requests happens later, in the
   // connection's own callback), so the subscriber list can be walked in place.
   for (Connection* target : hub_.subscribers(origin.tenant, channel)) {
@@ -150,11 +157,12 @@ void EdgeService::cmdPublish(Connection& conn, const ClientCommand& cmd) {
   auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
   if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
   if (!(*ns)->allow_publish || !matchesAny(conn.pubs, cmd.channel)) {
-    return replyError(conn, cmd.id,
-                      Status(Code::kForbidden, "not_permitted", "not allowed to publish to " + cmd.channel));
+    return replyError(
+        conn, cmd.id,
+        Status(Code::kForbidden, "not_permitted", "not allowed to publish to " + cmd.channel));
   }
-  auto outcome = publish(*conn.tenant_config, cmd.channel, conn.user, cmd.data_json,
-                         cmd.idempotency_key);
+  auto outcome =
+      publish(*conn.tenant_config, cmd.channel, conn.user, cmd.data_json, cmd.idempotency_key);
   if (!outcome.isOk()) return replyError(conn, cmd.id, outcome.status());
   reply(conn, encodePublishReply(cmd.id, outcome->position.offset));
 }
@@ -183,11 +191,11 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
         idempotency_key.empty()
             ? std::string()
             : std::to_string(from.size()) + ":" + std::string(from) + idempotency_key;
-    auto appended = history_->append(
-        tenant.name, channel, scoped_key, ts, historyLimits(*ns),
-        [&](const std::string& epoch, uint64_t offset) {
-          return encodeMessage(channel, epoch, offset, from, data_json, ts);
-        });
+    auto appended =
+        history_->append(tenant.name, channel, scoped_key, ts, historyLimits(*ns),
+                         [&](const std::string& epoch, uint64_t offset) {
+                           return encodeMessage(channel, epoch, offset, from, data_json, ts);
+                         });
     if (!appended.isOk()) {
       metrics_.dropped(appended.status().reason());
       return appended.takeStatus();
@@ -213,7 +221,8 @@ void EdgeService::fanOut(const std::string& tenant, const std::string& channel,
   }
   metrics_.messages_delivered.inc(delivered);
   if (delivered > 0) {
-    const double latency_s = static_cast<double>(std::max<int64_t>(0, nowWallMs() - origin_ts_ms)) / 1000.0;
+    const double latency_s =
+        static_cast<double>(std::max<int64_t>(0, nowWallMs() - origin_ts_ms)) / 1000.0;
     metrics_.e2e_latency.observe(latency_s);
   }
 }
@@ -260,8 +269,9 @@ void EdgeService::cmdPresence(Connection& conn, const ClientCommand& cmd) {
                              "presence is not enabled in namespace " + (*ns)->name));
   }
   if (!matchesAny(conn.subs, cmd.channel)) {
-    return replyError(conn, cmd.id,
-                      Status(Code::kForbidden, "not_permitted", "not allowed to see " + cmd.channel));
+    return replyError(
+        conn, cmd.id,
+        Status(Code::kForbidden, "not_permitted", "not allowed to see " + cmd.channel));
   }
   auto members = presence_->channelMembers(conn.tenant, cmd.channel);
   if (!members.isOk()) return replyError(conn, cmd.id, members.status());

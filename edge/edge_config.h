@@ -24,23 +24,23 @@ enum class Priority { kNormal, kLow };
 
 struct NamespaceConfig {
   std::string name;
-  uint64_t history_size = 0;        // messages kept per channel (0 = no history)
-  int64_t history_ttl_ms = 0;       // age limit (0 = none)
+  uint64_t history_size = 0;   // messages kept per channel (0 = no history)
+  int64_t history_ttl_ms = 0;  // age limit (0 = none)
   bool presence = false;
   bool join_leave = false;
-  uint64_t max_message_bytes = 0;   // 0 = websocket.max_message_bytes
+  uint64_t max_message_bytes = 0;  // 0 = websocket.max_message_bytes
   Ordering ordering = Ordering::kOwner;
   Priority priority = Priority::kNormal;
-  bool allow_publish = true;        // clients may publish (backend API always may)
+  bool allow_publish = true;  // clients may publish (backend API always may)
 };
 
 struct TenantConfig {
   std::string name;
-  TenantTokenConfig tokens;                     // issuer + keys
-  std::vector<std::string> api_keys;            // backend API bearer keys
-  std::vector<ChannelPattern> default_subs;     // when the token has no `subs`
-  std::vector<ChannelPattern> default_pubs;     // when the token has no `pubs`
-  bool client_send = true;                      // clients may use `send`
+  TenantTokenConfig tokens;                  // issuer + keys
+  std::vector<std::string> api_keys;         // backend API bearer keys
+  std::vector<ChannelPattern> default_subs;  // when the token has no `subs`
+  std::vector<ChannelPattern> default_pubs;  // when the token has no `pubs`
+  bool client_send = true;                   // clients may use `send`
   std::map<std::string, NamespaceConfig> namespaces;
 };
 
@@ -48,7 +48,7 @@ struct EdgeConfig {
   std::string source_path;  // the file it was loaded from
 
   // [node]
-  std::string node_name;    // default: host name
+  std::string node_name;  // default: host name
   std::string region = "local";
   std::string log_level = "info";
 
@@ -64,8 +64,8 @@ struct EdgeConfig {
   uint64_t ping_interval_ms = 25000;
   uint64_t handshake_timeout_ms = 10000;
   uint64_t resume_window_ms = 120000;
-  uint64_t refresh_notice_ms = 30000;        // refresh_required this long before exp
-  uint64_t outbound_max_bytes = 4u << 20;    // per-connection queue, close 4009 above
+  uint64_t refresh_notice_ms = 30000;      // refresh_required this long before exp
+  uint64_t outbound_max_bytes = 4u << 20;  // per-connection queue, close 4009 above
   uint64_t outbound_max_messages = 4096;
   uint64_t max_channels_per_connection = 256;
 

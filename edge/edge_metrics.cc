@@ -6,8 +6,8 @@ namespace wsfleet {
 
 EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
     : connections_active(r.gauge("wsfleet_connections_active", "WebSocket connections open now")),
-      connections_accepted(r.counter("wsfleet_connections_total",
-                                     "WebSocket handshakes by result", {{"result", "accepted"}})),
+      connections_accepted(r.counter("wsfleet_connections_total", "WebSocket handshakes by result",
+                                     {{"result", "accepted"}})),
       messages_received(r.counter("wsfleet_messages_received_total",
                                   "Messages accepted for publishing (clients and backend API)")),
       messages_delivered(r.counter("wsfleet_messages_delivered_total",
@@ -16,10 +16,14 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       e2e_latency(r.histogram("wsfleet_e2e_latency_seconds",
                               "From a message's origin timestamp to its queueing for delivery",
                               latencyBuckets())),
-      presence_flushes(r.counter("wsfleet_presence_flushes_total",
-                                 "Batched presence write transactions")),
-      presence_swept(r.counter("wsfleet_presence_swept_connections_total",
-                               "Presence records removed because their worker stopped heartbeating")),
+      presence_flushes(
+          r.counter("wsfleet_presence_flushes_total", "Batched presence write transactions")),
+      presence_swept(
+          r.counter("wsfleet_presence_swept_connections_total",
+                    "Presence records removed because their worker stopped heartbeating")),
+      presence_resyncs(r.counter("wsfleet_presence_resyncs_total",
+                                 "Rewrites of a worker's presence records from its live state "
+                                 "(after it was swept while alive, or a flush failed)")),
       history_appends(r.counter("wsfleet_history_appends_total", "Messages stored in history")),
       http_requests(r.counter("wsfleet_admin_requests_total", "Admin listener HTTP requests")),
       subscriptions_active(r.gauge("wsfleet_subscriptions_active", "Channel subscriptions now")),
@@ -31,15 +35,20 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
   r.counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
             {{"reason", "slow_consumer"}});
   r.counter("wsfleet_disconnects_total", "Closed connections by close code", {{"code", "1000"}});
-  r.counter("wsfleet_connections_total", "WebSocket handshakes by result", {{"result", "rejected"}});
+  r.counter("wsfleet_connections_total", "WebSocket handshakes by result",
+            {{"result", "rejected"}});
 }
 
 void EdgeMetrics::handshakeRejected(std::string_view reason) {
-  registry_.counter("wsfleet_handshake_rejected_total",
-                    "Handshakes refused before the upgrade, by reason",
-                    {{"reason", std::string(reason)}}).inc();
-  registry_.counter("wsfleet_connections_total", "WebSocket handshakes by result",
-                    {{"result", "rejected"}}).inc();
+  registry_
+      .counter("wsfleet_handshake_rejected_total",
+               "Handshakes refused before the upgrade, by reason",
+               {{"reason", std::string(reason)}})
+      .inc();
+  registry_
+      .counter("wsfleet_connections_total", "WebSocket handshakes by result",
+               {{"result", "rejected"}})
+      .inc();
 }
 
 void EdgeMetrics::disconnect(int close_code) {
@@ -47,27 +56,46 @@ void EdgeMetrics::disconnect(int close_code) {
   // choose from is bucketed, so clients cannot mint label values.
   std::string label;
   switch (close_code) {
-    case 1000: case 1001: case 1002: case 1003: case 1005: case 1006: case 1007: case 1008:
-    case 1009: case 1011: case 4001: case 4003: case 4008: case 4009: case 4010: case 4011:
+    case 1000:
+    case 1001:
+    case 1002:
+    case 1003:
+    case 1005:
+    case 1006:
+    case 1007:
+    case 1008:
+    case 1009:
+    case 1011:
+    case 4001:
+    case 4003:
+    case 4008:
+    case 4009:
+    case 4010:
+    case 4011:
       label = std::to_string(close_code);
       break;
     default:
       label = close_code >= 4000 && close_code <= 4999   ? "other_4xxx"
               : close_code >= 3000 && close_code <= 3999 ? "other_3xxx"
-                                                          : "other";
+                                                         : "other";
   }
-  registry_.counter("wsfleet_disconnects_total", "Closed connections by close code",
-                    {{"code", label}}).inc();
+  registry_
+      .counter("wsfleet_disconnects_total", "Closed connections by close code", {{"code", label}})
+      .inc();
 }
 
 void EdgeMetrics::dropped(std::string_view reason, uint64_t n) {
-  registry_.counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
-                    {{"reason", std::string(reason)}}).inc(n);
+  registry_
+      .counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
+               {{"reason", std::string(reason)}})
+      .inc(n);
 }
 
 void EdgeMetrics::commandError(std::string_view code) {
-  registry_.counter("wsfleet_command_errors_total", "Client commands refused, by error code",
-                    {{"code", std::string(code)}}).inc();
+  registry_
+      .counter("wsfleet_command_errors_total", "Client commands refused, by error code",
+               {{"code", std::string(code)}})
+      .inc();
 }
 
 }  // namespace wsfleet

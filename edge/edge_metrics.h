@@ -28,6 +28,7 @@ class EdgeMetrics {
   Histogram& e2e_latency;       // origin timestamp -> queued for delivery, seconds
   Counter& presence_flushes;
   Counter& presence_swept;
+  Counter& presence_resyncs;
   Counter& history_appends;
   Counter& http_requests;
   Gauge& subscriptions_active;

@@ -40,7 +40,9 @@ void onStopSignal(int) {
 
 // lws binds every interface when given an IPv4 literal unless IPv6 is disabled on the
 // vhost (the address would land in the IPv6 flowinfo field).
-bool isIpv6Literal(const std::string& host) { return host.find(':') != std::string::npos; }
+bool isIpv6Literal(const std::string& host) {
+  return host.find(':') != std::string::npos;
+}
 
 std::string bindAddress(const std::string& host) {
   return host == "localhost" ? "127.0.0.1" : host;
@@ -48,7 +50,9 @@ std::string bindAddress(const std::string& host) {
 
 }  // namespace
 
-EdgeServer::EdgeServer(const EdgeConfig& config) : config_(config) { tick_.server = this; }
+EdgeServer::EdgeServer(const EdgeConfig& config) : config_(config) {
+  tick_.server = this;
+}
 
 EdgeServer::~EdgeServer() {
   if (g_signal_target == this) g_signal_target = nullptr;
@@ -96,8 +100,8 @@ Status EdgeServer::start() {
   info.max_http_header_data = static_cast<unsigned short>(
       std::min<uint64_t>(std::max<uint64_t>(config_.max_header_bytes * 4, 16384), 65535));
   info.max_http_header_pool = 1024;
-  info.timeout_secs = static_cast<unsigned int>(
-      std::max<uint64_t>(1, config_.handshake_timeout_ms / 1000));
+  info.timeout_secs =
+      static_cast<unsigned int>(std::max<uint64_t>(1, config_.handshake_timeout_ms / 1000));
   info.port = CONTEXT_PORT_NO_LISTEN;
   lws_context* ctx = lws_create_context(&info);
   if (ctx == nullptr) {

@@ -92,22 +92,30 @@ std::string clientMessage(const Status& status) {
 
 int httpStatusFor(Code code) {
   switch (code) {
-    case Code::kOk: return 200;
-    case Code::kBadRequest: return 400;
-    case Code::kUnauthorized: return 401;
-    case Code::kForbidden: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kTooLarge: return 413;
-    case Code::kRateLimited: return 429;
-    case Code::kUnavailable: return 503;
+    case Code::kOk:
+      return 200;
+    case Code::kBadRequest:
+      return 400;
+    case Code::kUnauthorized:
+      return 401;
+    case Code::kForbidden:
+      return 403;
+    case Code::kNotFound:
+      return 404;
+    case Code::kTooLarge:
+      return 413;
+    case Code::kRateLimited:
+      return 429;
+    case Code::kUnavailable:
+      return 503;
     case Code::kInternal:
-    case Code::kConfig: return 500;
+    case Code::kConfig:
+      return 500;
   }
   return 500;
 }
 
-EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry,
-                         Transport& transport)
+EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry, Transport& transport)
     : config_(config),
       metrics_(registry),
       transport_(transport),
@@ -123,8 +131,8 @@ EdgeService::~EdgeService() {
 }
 
 Result<std::unique_ptr<EdgeService>> EdgeService::create(const EdgeConfig& config,
-                                                          MetricsRegistry& registry,
-                                                          Transport& transport) {
+                                                         MetricsRegistry& registry,
+                                                         Transport& transport) {
   std::unique_ptr<EdgeService> service(new EdgeService(config, registry, transport));
   WSF_RETURN_IF_ERROR(service->init());
   return service;
@@ -150,8 +158,8 @@ Status EdgeService::init() {
   auto swept = presence_->sweep(now, static_cast<int64_t>(config_.presence_ttl_ms));
   if (swept.isOk() && swept->connections_removed > 0) {
     metrics_.presence_swept.inc(swept->connections_removed);
-    logInfo("presence_swept", {{"instances", swept->instances_removed},
-                               {"connections", swept->connections_removed}});
+    logInfo("presence_swept",
+            {{"instances", swept->instances_removed}, {"connections", swept->connections_removed}});
   }
   last_flush_ms_ = last_heartbeat_ms_ = last_sweep_ms_ = last_sync_ms_ = last_trim_ms_ = now;
   public_url_ = config_.public_url;
@@ -248,7 +256,8 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
   }
   if (request.has_origin && !config_.allowed_origins.empty()) {
     bool allowed = false;
-    for (const auto& origin : config_.allowed_origins) allowed = allowed || origin == request.origin;
+    for (const auto& origin : config_.allowed_origins)
+      allowed = allowed || origin == request.origin;
     if (!allowed) return refuse(403, "origin", "Origin is not allowed");
   }
   if (!offersProtocol(request.protocols, kProtocolName)) {
@@ -256,7 +265,8 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
   }
   std::string_view token = bearerToken(request.authorization);
   if (token.empty()) token = request.query_token;
-  if (token.empty()) return refuse(401, "token_missing", "no token (Authorization or access_token)");
+  if (token.empty())
+    return refuse(401, "token_missing", "no token (Authorization or access_token)");
   auto claims = verifier_.verify(token, nowWallMs() / 1000);
   if (!claims.isOk()) {
     return refuse(401, claims.status().reason(), claims.status().message());
@@ -308,7 +318,9 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   applyClaims(*conn, claims);
   connections_.emplace(conn, std::move(owned));
   hub_.addUserConnection(conn);
-  presence_->addConnection({conn->session, conn->tenant, conn->user, conn->device, nowWallMs()});
+  conn->connected_at_ms = nowWallMs();
+  presence_->addConnection(
+      {conn->session, conn->tenant, conn->user, conn->device, conn->connected_at_ms});
 
   metrics_.connections_accepted.inc();
   metrics_.connections_active.set(static_cast<int64_t>(connections_.size()));
@@ -330,8 +342,10 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   conn->token_timer.owner = conn;
   conn->token_timer.tag = static_cast<int>(TimerTag::kToken);
   scheduleTokenTimer(*conn);
-  logDebug("conn_open", {{"session", conn->session}, {"tenant", conn->tenant},
-                         {"user", conn->user}, {"peer", conn->peer}});
+  logDebug("conn_open", {{"session", conn->session},
+                         {"tenant", conn->tenant},
+                         {"user", conn->user},
+                         {"peer", conn->peer}});
   return conn;
 }
 
@@ -374,12 +388,35 @@ void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
 }
 
-void EdgeService::onPong(Connection& conn) { conn.awaiting_pong = false; }
+void EdgeService::onPong(Connection& conn) {
+  conn.awaiting_pong = false;
+}
 
 void EdgeService::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& [ptr, conn] : connections_) requestClose(*conn, 1001, "server shutting down");
+}
+
+void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
+  std::vector<PresenceStore::LiveConnection> live;
+  live.reserve(connections_.size());
+  for (const auto& [ptr, conn] : connections_) {
+    PresenceStore::LiveConnection l;
+    l.conn = {conn->session, conn->tenant, conn->user, conn->device, conn->connected_at_ms};
+    for (const auto& [channel, index] : conn->channels) {
+      const NamespaceConfig* ns = findNamespace(*conn->tenant_config, channel);
+      if (ns != nullptr && ns->presence) l.channels.push_back(channel);
+    }
+    live.push_back(std::move(l));
+  }
+  Status s = presence_->resync(live, now_mono_ms);
+  metrics_.presence_resyncs.inc();
+  if (s.isOk()) {
+    logWarn("presence_resynced", {{"reason", why}, {"connections", live.size()}});
+  } else {
+    logWarn("presence_resync_failed", {{"reason", why}, {"error", s.toString()}});
+  }
 }
 
 void EdgeService::flushNow() {
@@ -398,7 +435,8 @@ void EdgeService::scheduleTokenTimer(Connection& conn) {
   const int64_t mono_now = nowMonoMs();
   // The close comes at exp + leeway: the handshake accepted the token up to then.
   int64_t at = conn.token_exp_ms + config_.token_policy.leeway_s * 1000;
-  if (!conn.refresh_notice_sent) at = conn.token_exp_ms - static_cast<int64_t>(config_.refresh_notice_ms);
+  if (!conn.refresh_notice_sent)
+    at = conn.token_exp_ms - static_cast<int64_t>(config_.refresh_notice_ms);
   const int64_t delay = std::max<int64_t>(0, at - wall_now);
   timers_.schedule(&conn.token_timer, static_cast<uint64_t>(mono_now + delay));
 }
@@ -452,8 +490,14 @@ void EdgeService::tick() {
   }
   if (now - last_heartbeat_ms_ >= static_cast<int64_t>(config_.presence_heartbeat_ms)) {
     last_heartbeat_ms_ = now;
-    Status s = presence_->heartbeat(now);
-    if (!s.isOk()) logWarn("presence_heartbeat_failed", {{"error", s.toString()}});
+    auto swept = presence_->heartbeat(now);
+    if (!swept.isOk()) {
+      logWarn("presence_heartbeat_failed", {{"error", swept.status().toString()}});
+    } else if (*swept || presence_->needsResync()) {
+      // Siblings swept this worker (it was paused past the TTL) or a failed flush lost
+      // writes: rewrite this worker's records from its live connections.
+      resyncPresence(*swept ? "swept_while_alive" : "flush_failed", now);
+    }
   }
   const int64_t sweep_every = std::max<int64_t>(500, config_.presence_ttl_ms / 4);
   if (now - last_sweep_ms_ >= sweep_every) {

@@ -51,8 +51,8 @@ struct HandshakeRequest {
   std::string_view query_token;    // access_token query argument, may be empty
   bool has_origin = false;
   std::string_view origin;
-  std::string_view protocols;      // Sec-WebSocket-Protocol header value
-  size_t header_bytes = 0;         // size of the request head as far as it is known
+  std::string_view protocols;  // Sec-WebSocket-Protocol header value
+  size_t header_bytes = 0;     // size of the request head as far as it is known
   std::string_view peer;
 };
 
@@ -60,7 +60,7 @@ struct HandshakeDecision {
   int http_status = 0;  // 0: accept; otherwise refuse with this status
   const char* reason = "";
   std::string message;
-  TokenClaims claims;   // when accepted
+  TokenClaims claims;  // when accepted
   int retry_after_s = 0;
   bool upgrade_version_hint = false;  // answer with Sec-WebSocket-Version: 13 (426)
 };
@@ -151,6 +151,9 @@ class EdgeService {
                                                   const std::string& channel);
   HistoryLimits historyLimits(const NamespaceConfig& ns) const;
   void applyClaims(Connection& conn, const TokenClaims& claims);
+
+  // Rewrites this worker's presence records from its live connections.
+  void resyncPresence(const char* why, int64_t now_mono_ms);
 
   // Timers.
   void onTimer(TimerNode* node);

@@ -44,7 +44,7 @@ struct AppendResult {
 
 struct ReplayResult {
   bool recovered = false;
-  StreamPosition top;  // current epoch and last offset (0 when empty)
+  StreamPosition top;                   // current epoch and last offset (0 when empty)
   std::vector<StoredMessage> messages;  // offsets > since.offset, ascending
 };
 
@@ -75,8 +75,8 @@ class HistoryStore {
 
   // Drops messages older than their channel's age limit and expired idempotency keys
   // (limits looked up per channel by the callback). Bounded work per call.
-  using LimitsLookup = std::function<HistoryLimits(const std::string& tenant,
-                                                   const std::string& channel)>;
+  using LimitsLookup =
+      std::function<HistoryLimits(const std::string& tenant, const std::string& channel)>;
   Status trimExpired(int64_t now_ms, const LimitsLookup& limits, size_t max_channels);
 
  private:

@@ -19,7 +19,7 @@ std::string scopedKey(std::string_view tenant, std::string_view name);
 class Hub {
  public:
   struct SubscribeResult {
-    bool added = false;       // false: was already subscribed
+    bool added = false;          // false: was already subscribed
     bool first_of_user = false;  // the user's first connection on this channel
   };
   SubscribeResult subscribe(Connection* conn, const std::string& channel);

@@ -19,8 +19,9 @@ constexpr int kExitConfig = 2;
 
 int main(int argc, char** argv) {
   using namespace wsfleet;
-  CLI::App app{"wsfleet-edge: terminates client WebSockets, authenticates them, keeps presence "
-               "and fans messages out"};
+  CLI::App app{
+      "wsfleet-edge: terminates client WebSockets, authenticates them, keeps presence "
+      "and fans messages out"};
   std::string config_path;
   std::string check_path;
   auto* run_opt = app.add_option("-c,--config", config_path, "Configuration file (TOML)");

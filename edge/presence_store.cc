@@ -172,6 +172,7 @@ struct PresenceStore::Impl {
   size_t max_key = 511;
   MDB_dbi conn_db = 0, user_db = 0, chan_db = 0, conn_chan_db = 0, inst_db = 0, inst_conn_db = 0;
   std::vector<Op> pending;
+  bool needs_resync = false;
 
   bool fits(std::string_view key) const { return !key.empty() && key.size() <= max_key; }
 
@@ -376,11 +377,39 @@ void PresenceStore::leaveChannel(const std::string& conn_id, const std::string& 
 Status PresenceStore::flush() {
   if (impl_->pending.empty()) return Status::ok();
   // Whatever happens the batch is consumed: retrying a batch that failed (map full, or a
-  // bug) would fail the same way on every timer tick.
+  // bug) would fail the same way on every timer tick. What it lost is repaired by a
+  // resync() from the worker's live state, which the caller is told to run.
   std::vector<Impl::Op> batch = std::exchange(impl_->pending, {});
-  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
-  for (const Impl::Op& op : batch) WSF_RETURN_IF_ERROR(impl_->apply(txn, op));
-  return txn.commit();
+  Status s = [&]() -> Status {
+    WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
+    for (const Impl::Op& op : batch) WSF_RETURN_IF_ERROR(impl_->apply(txn, op));
+    return txn.commit();
+  }();
+  if (!s.isOk()) impl_->needs_resync = true;
+  return s;
+}
+
+bool PresenceStore::needsResync() const {
+  return impl_->needs_resync;
+}
+
+Status PresenceStore::resync(const std::vector<LiveConnection>& live, int64_t now_mono_ms) {
+  impl_->pending.clear();
+  Status s = [&]() -> Status {
+    WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
+    WSF_RETURN_IF_ERROR(toStatus(impl_->sweepInstance(txn, impl_->instance_id)));
+    WSF_RETURN_IF_ERROR(txn.put(impl_->inst_db, impl_->instance_id,
+                                encodeInstance({impl_->boot_id, impl_->pid, now_mono_ms})));
+    for (const LiveConnection& l : live) {
+      WSF_RETURN_IF_ERROR(impl_->applyAdd(txn, l.conn));
+      for (const std::string& channel : l.channels) {
+        WSF_RETURN_IF_ERROR(impl_->applyJoin(txn, {Impl::Kind::kJoin, l.conn, channel}));
+      }
+    }
+    return txn.commit();
+  }();
+  impl_->needs_resync = !s.isOk();
+  return s;
 }
 
 Result<std::vector<PresenceMember>> PresenceStore::channelMembers(const std::string& tenant,
@@ -424,8 +453,13 @@ Result<std::vector<PresenceConnection>> PresenceStore::userConnections(const std
   return out;
 }
 
-Status PresenceStore::heartbeat(int64_t now_mono_ms) {
-  return impl_->putInstance(now_mono_ms);
+Result<bool> PresenceStore::heartbeat(int64_t now_mono_ms) {
+  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
+  const bool was_swept = !txn.get(impl_->inst_db, impl_->instance_id).has_value();
+  WSF_RETURN_IF_ERROR(txn.put(impl_->inst_db, impl_->instance_id,
+                              encodeInstance({impl_->boot_id, impl_->pid, now_mono_ms})));
+  WSF_RETURN_IF_ERROR(txn.commit());
+  return was_swept;
 }
 
 Result<SweepStats> PresenceStore::sweep(int64_t now_mono_ms, int64_t ttl_ms) {

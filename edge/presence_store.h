@@ -66,8 +66,23 @@ class PresenceStore {
   Result<std::vector<PresenceConnection>> userConnections(const std::string& tenant,
                                                           const std::string& user);
 
-  // Writes this instance's heartbeat (its own small transaction).
-  Status heartbeat(int64_t now_mono_ms);
+  // Writes this instance's heartbeat (its own small transaction). Returns true when the
+  // instance record had been removed meanwhile: a sibling swept this worker (it was paused
+  // longer than the TTL), so its live connections are missing and need resync().
+  Result<bool> heartbeat(int64_t now_mono_ms);
+
+  // True after a flush failed: its batch was lost (removals included), so the stored view
+  // of this instance no longer matches its connections until resync() succeeds.
+  bool needsResync() const;
+
+  // One live connection and its presence-enabled channels, for resync().
+  struct LiveConnection {
+    PresenceConnection conn;
+    std::vector<std::string> channels;
+  };
+  // Replaces every record of this instance with `live` in one write transaction (pending
+  // ops are dropped: `live` is the truth they were heading to).
+  Status resync(const std::vector<LiveConnection>& live, int64_t now_mono_ms);
   // Removes every record of instances that are stale (see the file comment).
   // The own instance is never swept.
   Result<SweepStats> sweep(int64_t now_mono_ms, int64_t ttl_ms);

@@ -94,23 +94,53 @@ bool validPeerCloseCode(int code) {
          (code >= 3000 && code <= 4999);
 }
 
+// Which tenants and keys exist is nobody's business before authentication: the body says
+// only that the token does not verify; metrics and logs keep the precise reason.
+const char* publicReason(const char* reason) {
+  const std::string_view r(reason);
+  if (r == "token_unknown_tenant" || r == "token_unknown_kid" || r == "token_bad_signature") {
+    return "token_invalid";
+  }
+  return reason;
+}
+
 HttpResponse refusal(const HandshakeDecision& d) {
   HttpResponse r;
   r.status = d.http_status;
   std::string code;
   switch (d.http_status) {
-    case 401: code = "unauthorized"; break;
-    case 426: code = "bad_request"; break;
-    case 403: code = "forbidden"; break;
-    case 404: code = "not_found"; break;
+    case 401:
+      code = "unauthorized";
+      break;
+    case 426:
+      code = "bad_request";
+      break;
+    case 403:
+      code = "forbidden";
+      break;
+    case 404:
+      code = "not_found";
+      break;
     case 413:
-    case 431: code = "too_large"; break;
-    case 429: code = "rate_limited"; break;
-    case 503: code = "unavailable"; break;
-    default: code = "bad_request"; break;
+    case 431:
+      code = "too_large";
+      break;
+    case 429:
+      code = "rate_limited";
+      break;
+    case 503:
+      code = "unavailable";
+      break;
+    default:
+      code = "bad_request";
+      break;
   }
   JsonWriter w(r.body);
-  w.beginObject().key("error").beginObject().field("code", code).field("reason", d.reason);
+  w.beginObject()
+      .key("error")
+      .beginObject()
+      .field("code", code)
+      .field("reason", publicReason(d.reason));
   w.field("message", d.message).endObject().endObject();
   r.body.push_back('\n');
   if (d.upgrade_version_hint) r.headers.emplace_back("Sec-WebSocket-Version", "13");
@@ -161,8 +191,8 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       request.peer = peer;
       HandshakeDecision decision = service_->checkHandshake(request);
       if (decision.http_status != 0) {
-        logDebug("handshake_refused", {{"peer", peer}, {"status", decision.http_status},
-                                      {"reason", decision.reason}});
+        logDebug("handshake_refused",
+                 {{"peer", peer}, {"status", decision.http_status}, {"reason", decision.reason}});
         writeHttpResponse(wsi, refusal(decision));
         return 1;  // lws completes the transaction
       }

@@ -167,7 +167,10 @@ def test_bad_token_is_401(edge, case, where):
         resp = refused(edge, query={"access_token": token})
     err = assert_error_body(resp, 401)
     if reason:
-        assert err["reason"] == reason, err
+        # Tenant, key and signature failures look alike from outside (no enumeration of
+        # tenants or keys); the metric keeps the precise reason.
+        hidden = ("token_unknown_tenant", "token_unknown_kid", "token_bad_signature")
+        assert err["reason"] == ("token_invalid" if reason in hidden else reason), err
     assert token not in resp.body.decode(), "the refusal must not echo the token"
     m = edge.metrics()
     assert m.value(REJECTED) >= before_all + 1

@@ -272,6 +272,8 @@ TEST(PresenceStoreMapFullTest, MapFullDiscardsTheBatchAndTheStoreKeepsWorking) {
   EXPECT_EQ(status.code(), Code::kUnavailable);
   EXPECT_STREQ(status.reason(), "lmdb_map_full");
   EXPECT_EQ(store.pendingOps(), 0u);
+  // The lost batch is reported so the worker rewrites its records from live state.
+  EXPECT_TRUE(store.needsResync());
 
   // Nothing of the batch was applied; earlier state is intact.
   EXPECT_EQ(members(store, "t1", "room"), (Members{{"zed", 1}}));
@@ -282,6 +284,60 @@ TEST(PresenceStoreMapFullTest, MapFullDiscardsTheBatchAndTheStoreKeepsWorking) {
   EXPECT_EQ(members(store, "t1", "room"), (Members{{"amy", 1}, {"zed", 1}}));
   EXPECT_TRUE(store.heartbeat(2000).isOk());
   EXPECT_TRUE(store.sweep(2000, 1000).isOk());
+  PresenceStore::LiveConnection live{conn("c1", "t1", "amy"), {"room"}};
+  ASSERT_TRUE(store.resync({live}, 2001).isOk());
+  EXPECT_FALSE(store.needsResync());
+}
+
+}  // namespace
+}  // namespace wsfleet
+
+namespace wsfleet {
+namespace {
+
+// A worker paused past the TTL is swept by a sibling while its clients stay connected; its
+// next heartbeat notices and a resync from its live state puts them back.
+TEST_F(PresenceStoreTest, WorkerSweptWhileAliveIsResynced) {
+  const int64_t ttl = 1000;
+  auto b = openStore("worker-b", 10000);
+  ASSERT_NE(b, nullptr);
+  b->addConnection(conn("b1", "t1", "bob"));
+  b->joinChannel("b1", "t1", "room", "bob");
+  ASSERT_TRUE(b->flush().isOk());
+  ASSERT_TRUE(a_->sweep(10001 + ttl, ttl).isOk());
+  EXPECT_TRUE(members(*a_, "t1", "room").empty());
+
+  auto swept = b->heartbeat(10002 + ttl);
+  ASSERT_TRUE(swept.isOk());
+  EXPECT_TRUE(*swept);
+  PresenceStore::LiveConnection live{conn("b1", "t1", "bob"), {"room"}};
+  ASSERT_TRUE(b->resync({live}, 10002 + ttl).isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"bob", 1}}));
+  EXPECT_EQ(connIds(*a_, "t1", "bob"), (std::vector<std::string>{"b1"}));
+
+  swept = b->heartbeat(10003 + ttl);
+  ASSERT_TRUE(swept.isOk());
+  EXPECT_FALSE(*swept);
+}
+
+// Resync replaces whatever this instance had, leaving other instances alone.
+TEST_F(PresenceStoreTest, ResyncReplacesOnlyOwnRecords) {
+  auto b = openStore("worker-b", 10000);
+  ASSERT_NE(b, nullptr);
+  a_->addConnection(conn("a1", "t1", "alice"));
+  a_->joinChannel("a1", "t1", "room", "alice");
+  a_->addConnection(conn("a2", "t1", "gone"));  // closed while a flush was failing
+  a_->joinChannel("a2", "t1", "room", "gone");
+  b->addConnection(conn("b1", "t1", "bob"));
+  b->joinChannel("b1", "t1", "room", "bob");
+  ASSERT_TRUE(a_->flush().isOk());
+  ASSERT_TRUE(b->flush().isOk());
+  EXPECT_FALSE(a_->needsResync());
+
+  PresenceStore::LiveConnection live{conn("a1", "t1", "alice"), {"room"}};
+  ASSERT_TRUE(a_->resync({live}, 10001).isOk());
+  EXPECT_EQ(members(*b, "t1", "room"), (Members{{"alice", 1}, {"bob", 1}}));
+  EXPECT_TRUE(connIds(*b, "t1", "gone").empty());
 }
 
 }  // namespace

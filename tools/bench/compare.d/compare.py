@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,12 +119,12 @@ def run_bench(cmd, timeout_s):
             proc.wait(timeout=10)
 
 
-def run_one(args, env, target, sc, rep, workdir):
+def run_one(args, env, target, sc, rep, workdir, quiet_wait):
     """Fresh server, one bench run, measurements around it. Returns the run record."""
     record = {"target": target, "scenario": sc.name, "rep": rep,
               "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     record["waited_for_quiet_s"] = machine.wait_quiet(args.server_core, args.noisy_threshold,
-                                                      args.quiet_wait)
+                                                      quiet_wait) if quiet_wait > 0 else 0.0
     srv = servers.make(target, env, os.path.join(workdir, f"{rep}-{sc.name}-{target}-"
                                                  f"{secrets.token_hex(3)}"))
     try:
@@ -247,10 +248,51 @@ def _noise(rec):
     return rec.get("machine", {}).get("other_on_server_core", 1.0)
 
 
+class Budget:
+    """Keeps the whole comparison within --time-budget. Extras (waiting for a quiet core,
+    repeating a noisy run) are spent only from the slack left after the planned runs,
+    estimated from how long each scenario's runs took so far."""
+
+    def __init__(self, seconds, planned):
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.left = dict(planned)  # scenario name -> runs still to do
+        self.took = {}             # scenario name -> durations of attempts so far
+        self.guess = {}
+
+    def plan_guess(self, sc):
+        # Before any run of a scenario: set-up at ~3000 connections/s, window, drain, and
+        # a second for starting and stopping the server.
+        self.guess[sc.name] = sc.connections / 3000 + sc.duration_s + sc.drain_s + 1.5
+
+    def used(self):
+        return time.monotonic() - self.started
+
+    def expired(self):
+        return self.used() > self.seconds
+
+    def estimate(self, name):
+        took = self.took.get(name)
+        return statistics.mean(took) if took else self.guess.get(name, 5.0)
+
+    def slack(self):
+        need = sum(n * self.estimate(name) for name, n in self.left.items())
+        return self.seconds - self.used() - need
+
+    def record(self, name, seconds):
+        self.took.setdefault(name, []).append(seconds)
+
+    def done(self, name):
+        self.left[name] -= 1
+
+
 def run_all(args, env, plan, workdir):
     started = time.monotonic()
     runs = []
     total = args.reps * len(plan) * len(args.targets)
+    budget = Budget(args.time_budget, {sc.name: args.reps * len(args.targets) for sc in plan})
+    for sc in plan:
+        budget.plan_guess(sc)
     n = 0
     for rep in range(args.reps):
         # Rotate the target order each repetition so that no target always runs first
@@ -259,17 +301,23 @@ def run_all(args, env, plan, workdir):
         for sc in plan:
             for target in order:
                 n += 1
-                if time.monotonic() - started > args.time_budget:
+                budget.done(sc.name)
+                if budget.expired():
                     runs.append({"target": target, "scenario": sc.name, "rep": rep,
                                  "ok": False, "skipped": "time budget exhausted"})
+                    print(report.progress_line(n, total, runs[-1]), flush=True)
                     continue
-                rec = run_one(args, env, target, sc, rep, workdir)
+                quiet = args.quiet_wait if budget.slack() > args.quiet_wait else 0.0
+                t0 = time.monotonic()
+                rec = run_one(args, env, target, sc, rep, workdir, quiet)
+                budget.record(sc.name, time.monotonic() - t0)
                 discarded = []
                 for _ in range(args.noisy_retries):
-                    if not rec.get("noisy") or \
-                            time.monotonic() - started > args.time_budget:
+                    if not rec.get("noisy") or budget.slack() < budget.estimate(sc.name):
                         break
-                    again = run_one(args, env, target, sc, rep, workdir)
+                    t0 = time.monotonic()
+                    again = run_one(args, env, target, sc, rep, workdir, quiet)
+                    budget.record(sc.name, time.monotonic() - t0)
                     worse, rec = sorted([rec, again], key=_noise, reverse=True)
                     discarded.append(worse)
                 if discarded:

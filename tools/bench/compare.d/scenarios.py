@@ -40,7 +40,7 @@ def plan(quick):
     window = 1.0 if quick else 3.0
     burst_window = 1.0 if quick else 2.0  # the method asks for at least 2 s
     drain = 1.0 if quick else 2.0
-    hold = 1.0 if quick else 3.0
+    hold = 1.0 if quick else 2.0
     # One load core: more worker processes would only share it.
     procs = 1
     # Paced fan-out at 20k deliveries/s whatever the subscriber count: well under every
