@@ -91,7 +91,7 @@ LmdbEnv& LmdbEnv::operator=(LmdbEnv&& o) noexcept {
   return *this;
 }
 
-Status LmdbEnv::sync() {
+Status LmdbEnv::sync() const {
   assert(env_ != nullptr);
   return lmdbStatus(mdb_env_sync(env_, 1), "mdb_env_sync");
 }

@@ -38,7 +38,7 @@ class LmdbEnv {
 
   MDB_env* get() const { return env_; }
   int staleReadersCleared() const { return stale_readers_cleared_; }
-  Status sync();  // mdb_env_sync(force)
+  Status sync() const;  // mdb_env_sync(force); safe from any thread
   size_t mapSizeBytes() const;
   size_t usedBytes() const;  // last page number * page size
 

@@ -161,7 +161,11 @@ Status EdgeService::init() {
     logInfo("presence_swept",
             {{"instances", swept->instances_removed}, {"connections", swept->connections_removed}});
   }
-  last_flush_ms_ = last_heartbeat_ms_ = last_sweep_ms_ = last_sync_ms_ = last_trim_ms_ = now;
+  last_flush_ms_ = last_heartbeat_ms_ = last_sweep_ms_ = last_trim_ms_ = now;
+  if (!config_.sync_every_commit) {
+    syncer_ =
+        std::make_unique<LmdbSyncer>(env_, std::chrono::milliseconds(config_.sync_interval_ms));
+  }
   public_url_ = config_.public_url;
   if (public_url_.empty()) {
     const std::string& host = config_.ws_listen.host;
@@ -510,12 +514,6 @@ void EdgeService::tick() {
     } else if (!swept.isOk()) {
       logWarn("presence_sweep_failed", {{"error", swept.status().toString()}});
     }
-  }
-  if (!config_.sync_every_commit &&
-      now - last_sync_ms_ >= static_cast<int64_t>(config_.sync_interval_ms)) {
-    last_sync_ms_ = now;
-    Status s = env_.sync();
-    if (!s.isOk()) logWarn("lmdb_sync_failed", {{"error", s.toString()}});
   }
   if (now - last_trim_ms_ >= 1000) {
     last_trim_ms_ = now;

@@ -24,6 +24,7 @@
 #include "edge/edge_metrics.h"
 #include "edge/history_store.h"
 #include "edge/hub.h"
+#include "edge/lmdb_syncer.h"
 #include "edge/presence_store.h"
 
 namespace wsfleet {
@@ -173,6 +174,7 @@ class EdgeService {
   TokenVerifier verifier_;
   JsonParser parser_;
   LmdbEnv env_;
+  std::unique_ptr<LmdbSyncer> syncer_;  // after env_: stopped before the env closes
   std::unique_ptr<PresenceStore> presence_;
   std::unique_ptr<HistoryStore> history_;
   Hub hub_;
@@ -185,7 +187,6 @@ class EdgeService {
   int64_t last_flush_ms_ = 0;
   int64_t last_heartbeat_ms_ = 0;
   int64_t last_sweep_ms_ = 0;
-  int64_t last_sync_ms_ = 0;
   int64_t last_trim_ms_ = 0;
   bool shutting_down_ = false;
 };

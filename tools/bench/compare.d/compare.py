@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+# Run from the source tree: leave no __pycache__ beside the scripts.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
 import scenarios as scen  # noqa: E402

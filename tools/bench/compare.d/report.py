@@ -112,6 +112,7 @@ def chart(results, plan, path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         return None
     targets = results["targets"]
@@ -141,6 +142,7 @@ def chart(results, plan, path):
         unit = f" [{entry['unit']}]" if entry["unit"] else ""
         ax.set_title(f"{sc.name}: {metric}{unit}\n{better}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _fmt(v)))
         for i, m in enumerate(meds):
             if m:
                 ax.text(i, m, _fmt(m), ha="center", va="bottom", fontsize=6)
@@ -150,7 +152,7 @@ def chart(results, plan, path):
     fig.suptitle(f"wsfleet vs peers, server on 1 core, load on another "
                  f"({results['reps']} rep(s), {env.get('cpu_model') or 'unknown CPU'})",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
