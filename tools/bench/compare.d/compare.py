@@ -169,9 +169,10 @@ def run_one(args, env, target, sc, rep, workdir, quiet_wait):
     except subprocess.TimeoutExpired:
         record["ok"] = False
         record["error"] = f"bench did not finish within {sc.timeout_s} s"
-    except servers.StartError as e:
+    except (servers.StartError, OSError, subprocess.SubprocessError) as e:
+        # One run failing (a binary being rebuilt, a port taken) must not end the others.
         record["ok"] = False
-        record["error"] = str(e)
+        record["error"] = f"{type(e).__name__}: {e}"
     finally:
         record["server_log_tail"] = srv.stop()
         record["server_start_s"] = srv.start_s
@@ -190,9 +191,9 @@ def smoke(args, env, workdir):
             ok &= good
             print(f"{target:9} pid {srv.pid:7} port {srv.port:5} affinity "
                   f"{machine.affinity(srv.pid)}  handshake: {status}")
-        except servers.StartError as e:
+        except (servers.StartError, OSError, subprocess.SubprocessError) as e:
             ok = False
-            print(f"{target:9} FAILED to start: {e}")
+            print(f"{target:9} FAILED to start: {type(e).__name__}: {e}")
         finally:
             tail = srv.stop()
             if srv.pid and machine.pid_alive(srv.pid):
