@@ -6,23 +6,7 @@
 
 const http = require('http');
 const { Server } = require('socket.io');
-
-function portArg(argv) {
-  const i = argv.indexOf('--port');
-  if (i < 0 || i + 1 >= argv.length) return 0;
-  const port = Number(argv[i + 1]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`bad --port ${argv[i + 1]}`);
-    process.exit(2);
-  }
-  return port;
-}
-
-const kMaxTopicBytes = 200;
-
-function validTopic(t) {
-  return typeof t === 'string' && t.length > 0 && Buffer.byteLength(t) <= kMaxTopicBytes;
-}
+const { portArg, validTopic } = require('./args');
 
 const srv = http.createServer();
 const io = new Server(srv, { transports: ['websocket'], perMessageDeflate: false });

@@ -6,24 +6,9 @@
 // Usage: node ws-server.js [--port P]   (prints "listening <port>" once ready)
 
 const { WebSocketServer } = require('ws');
+const { portArg, validTopic } = require('./args');
 
-function portArg(argv) {
-  const i = argv.indexOf('--port');
-  if (i < 0 || i + 1 >= argv.length) return 0;
-  const port = Number(argv[i + 1]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`bad --port ${argv[i + 1]}`);
-    process.exit(2);
-  }
-  return port;
-}
-
-const kMaxTopicBytes = 200;
 const topics = new Map(); // topic -> Set of sockets
-
-function validTopic(t) {
-  return typeof t === 'string' && t.length > 0 && Buffer.byteLength(t) <= kMaxTopicBytes;
-}
 
 function subscribe(ws, topic) {
   let subs = topics.get(topic);
