@@ -33,6 +33,15 @@ import machine  # noqa: E402
 ALL_TARGETS = ["wsfleet", "nats", "mqtt", "ws", "socketio"]
 
 
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def relative_to_repo(arg):
+    if isinstance(arg, str) and os.path.isabs(arg) and arg.startswith(REPO_ROOT + os.sep):
+        return os.path.relpath(arg, REPO_ROOT)
+    return arg
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="tools/bench/compare",
@@ -133,8 +142,10 @@ def run_one(args, env, target, sc, rep, workdir, quiet_wait):
         srv.start(args.server_core)
         record["server"] = srv.describe()
         cmd = scen.bench_command(env, sc, srv, args.load_core)
+        # Recorded without secrets and with paths relative to the repository, so results
+        # can be committed and compared across machines.
         record["bench_command"] = [
-            "<secret>" if i > 0 and cmd[i - 1] == "--hs256-secret" else x
+            "<secret>" if i > 0 and cmd[i - 1] == "--hs256-secret" else relative_to_repo(x)
             for i, x in enumerate(cmd)]
         before = machine.snapshot(srv.pid)
         sampler = machine.RssSampler(srv.pid)
