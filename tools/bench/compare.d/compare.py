@@ -34,7 +34,8 @@ ALL_TARGETS = ["wsfleet", "nats", "mqtt", "ws", "socketio"]
 
 
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# compare.d/ -> bench/ -> tools/ -> the repository root
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
 def relative_to_repo(arg):
