@@ -124,8 +124,10 @@ TEST(LogTest, RedactsCredentialKeys) {
             "\"access_token\":\"[redacted]\",\"API_KEY\":\"[redacted]\","
             "\"xApiKey\":\"[redacted]\",\"Authorization\":\"[redacted]\","
             "\"client_secret\":\"[redacted]\",\"db_password\":\"[redacted]\",\"user\":\"bob\"}");
+  // Searched without the timestamp, whose digits may contain "99".
+  const std::string body = withoutTs(line);
   for (const char* leaked : {"eyJ", "abc", "k1", "k2", "zzz", "99"}) {
-    EXPECT_EQ(line.find(leaked), std::string::npos) << leaked;
+    EXPECT_EQ(body.find(leaked), std::string::npos) << leaked;
   }
 }
 

@@ -325,8 +325,10 @@ void Worker::publishPaced(uint64_t now) {
   const double share = opts_.scenario == Scenario::kFanout
                            ? opts_.rate
                            : opts_.rate / std::max<uint32_t>(opts_.procs, 1);
+  // The first message goes at t = 0, so a window of D seconds at rate R sends R * D
+  // messages (sending at 1/R, 2/R, ... would send one fewer).
   const auto due =
-      static_cast<uint64_t>(share * static_cast<double>(now - run_start_) / kNsPerSec);
+      static_cast<uint64_t>(share * static_cast<double>(now - run_start_) / kNsPerSec) + 1;
   uint64_t budget = 10000;  // after a stall, catch up gradually
   while (report_.published + report_.publish_skipped < due && budget-- > 0) {
     Connection* from = nullptr;
