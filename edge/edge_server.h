@@ -72,6 +72,9 @@ class EdgeServer final : public Transport {
     EdgeServer* server;
   } tick_{};
   std::atomic<bool> stop_requested_{false};
+  // Reused for coalesced writes (one thread, one write at a time).
+  std::string write_buffer_;
+  static constexpr size_t kCoalesceBytes = 64 * 1024;
 };
 
 // Sends a complete HTTP response from inside an lws HTTP callback. Returns lws's

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "edge/edge_server.h"
+#include "edge/frame_coalescer.h"
 
 namespace wsfleet {
 
@@ -285,11 +286,23 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
         return 0;
       }
       if (conn->out.empty()) return 0;
-      FramePtr frame = std::move(conn->out.front());
-      conn->out.pop_front();
-      conn->out_bytes -= frame->size();
-      if (lws_write(wsi, frame->payload(), frame->size(), LWS_WRITE_TEXT) <
-          static_cast<int>(frame->size())) {
+      if (conn->out.size() == 1) {
+        // One frame: written in place, lws puts the header into the frame's headroom.
+        FramePtr frame = std::move(conn->out.front());
+        conn->out.pop_front();
+        conn->out_bytes -= frame->size();
+        if (lws_write(wsi, frame->payload(), frame->size(), LWS_WRITE_TEXT) <
+            static_cast<int>(frame->size())) {
+          return -1;
+        }
+        return 0;
+      }
+      // Several: framed here into one buffer and sent with one write (LWS_WRITE_HTTP is
+      // lws' raw write; lws keeps whatever the socket does not take and sends it first).
+      coalesceFrames(conn->out, &conn->out_bytes, write_buffer_, LWS_PRE, kCoalesceBytes);
+      const size_t n = write_buffer_.size() - LWS_PRE;
+      if (lws_write(wsi, reinterpret_cast<unsigned char*>(write_buffer_.data()) + LWS_PRE, n,
+                    LWS_WRITE_HTTP) < static_cast<int>(n)) {
         return -1;
       }
       if (!conn->out.empty()) lws_callback_on_writable(wsi);

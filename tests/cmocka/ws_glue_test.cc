@@ -3,6 +3,7 @@
 // messages, refused upgrades and the close paths.
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "tests/cmocka/edge_harness.h"
 
@@ -59,9 +60,33 @@ void listenFailureReleasesTheContext(void** state) {
   assert_int_equal(fake::state().contexts_destroyed, 1);
 }
 
-// ---- 1. one frame per WRITEABLE on a choked socket
+// ---- 1. one write per WRITEABLE on a choked socket: frames queued meanwhile go together
 
-void writeableSendsOneFramePerCallbackInOrder(void** state) {
+// Splits a coalesced write back into its frames' payloads (unmasked server frames).
+std::vector<std::string> splitFrames(const std::string& bytes) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i + 2 <= bytes.size()) {
+    assert_int_equal(static_cast<unsigned char>(bytes[i]), 0x81);  // FIN + text
+    size_t len = static_cast<unsigned char>(bytes[i + 1]);
+    i += 2;
+    if (len == 126) {
+      len = (static_cast<unsigned char>(bytes[i]) << 8) | static_cast<unsigned char>(bytes[i + 1]);
+      i += 2;
+    } else if (len == 127) {
+      len = 0;
+      for (int k = 0; k < 8; ++k) len = (len << 8) | static_cast<unsigned char>(bytes[i + k]);
+      i += 8;
+    }
+    assert_true(i + len <= bytes.size());
+    out.push_back(bytes.substr(i, len));
+    i += len;
+  }
+  assert_int_equal(i, bytes.size());
+  return out;
+}
+
+void writeableCoalescesQueuedFramesInOrder(void** state) {
   EdgeHarness& h = harnessOf(state);
   h.mustStart();
   WsClient c;
@@ -70,6 +95,11 @@ void writeableSendsOneFramePerCallbackInOrder(void** state) {
   assert_int_equal(c.conn()->out.size(), 1);
   assert_int_equal(c.wsi.writable_requests, 1);
   assert_true(c.wsi.writes.empty());
+  // A lone frame goes out as it is, framed by lws.
+  assert_int_equal(h.writeable(c), 0);
+  assert_int_equal(c.wsi.writes.size(), 1);
+  assert_int_equal(c.wsi.writes.back().protocol, LWS_WRITE_TEXT);
+  assertFrameHas(c.wsi.writes[0], R"("type":"welcome")");
 
   // The socket stays choked (no WRITEABLE) while more frames pile up.
   assert_int_equal(h.receive(c, R"({"type":"subscribe","id":1,"channel":"live:room"})"), 0);
@@ -78,31 +108,28 @@ void writeableSendsOneFramePerCallbackInOrder(void** state) {
                                 R"(,"channel":"live:room","data":{"n":)" + std::to_string(n) + "}}";
     assert_int_equal(h.receive(c, publish), 0);
   }
-  // welcome, subscribe reply, then per publish: the message and the reply.
-  assert_int_equal(c.conn()->out.size(), 8);
-  // Requests are not repeated while one is pending.
-  assert_int_equal(c.wsi.writable_requests, 1);
+  // The subscribe reply, then per publish: the message and the reply.
+  assert_int_equal(c.conn()->out.size(), 7);
+  const int requests_before = c.wsi.writable_requests;
 
-  for (size_t i = 0; i < 8; ++i) {
-    const int requests_before = c.wsi.writable_requests;
-    assert_int_equal(h.writeable(c), 0);
-    assert_int_equal(c.wsi.writes.size(), i + 1);
-    assert_int_equal(c.wsi.writes.back().protocol, LWS_WRITE_TEXT);
-    // Asks again exactly while frames remain.
-    assert_int_equal(c.wsi.writable_requests, requests_before + (i < 7 ? 1 : 0));
-  }
-  const auto& w = c.wsi.writes;
-  assertFrameHas(w[0], R"("type":"welcome")");
-  assertFrameHas(w[1], R"("id":1)");
+  // One WRITEABLE, one write carrying all seven frames, in order; nothing left to ask for.
+  assert_int_equal(h.writeable(c), 0);
+  assert_int_equal(c.wsi.writes.size(), 2);
+  assert_int_equal(c.wsi.writes.back().protocol, LWS_WRITE_HTTP);  // lws' raw write
+  assert_int_equal(c.wsi.writable_requests, requests_before);
+  assert_int_equal(c.conn()->out_bytes, 0);
+  const std::vector<std::string> frames = splitFrames(c.wsi.writes.back().bytes);
+  assert_int_equal(frames.size(), 7);
+  assert_true(contains(frames[0], R"("id":1)"));
   for (int n = 1; n <= 3; ++n) {
-    const size_t at = static_cast<size_t>(2 * n);
-    assertFrameHas(w[at], R"("type":"message")");
-    assertFrameHas(w[at], R"("n":)" + std::to_string(n));
-    assertFrameHas(w[at + 1], R"("id":)" + std::to_string(n + 1));
+    const size_t at = static_cast<size_t>(2 * n - 1);
+    assert_true(contains(frames[at], R"("type":"message")"));
+    assert_true(contains(frames[at], R"("n":)" + std::to_string(n)));
+    assert_true(contains(frames[at + 1], R"("id":)" + std::to_string(n + 1)));
   }
   // Nothing left: WRITEABLE writes nothing.
   assert_int_equal(h.writeable(c), 0);
-  assert_int_equal(c.wsi.writes.size(), 8);
+  assert_int_equal(c.wsi.writes.size(), 2);
   assert_true(c.wsi.closes.empty());
 }
 
@@ -486,7 +513,7 @@ int main() {
       cmocka_unit_test_setup_teardown(startupRegistersBothListeners, harnessSetup, harnessTeardown),
       cmocka_unit_test_setup_teardown(listenFailureReleasesTheContext, harnessSetup,
                                       harnessTeardown),
-      cmocka_unit_test_setup_teardown(writeableSendsOneFramePerCallbackInOrder, harnessSetup,
+      cmocka_unit_test_setup_teardown(writeableCoalescesQueuedFramesInOrder, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(partialWriteDropsTheConnectionAndClosedCleansUp, harnessSetup,
                                       harnessTeardown),
