@@ -86,6 +86,12 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
+// The status of a Result whose value is not needed.
+template <class T>
+Status toStatus(Result<T> r) {
+  return r.isOk() ? Status::ok() : r.takeStatus();
+}
+
 }  // namespace wsfleet
 
 // Early-return helpers.

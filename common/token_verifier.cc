@@ -1,3 +1,4 @@
+#include "common/secure_compare.h"
 #include "common/token.h"
 
 #include <limits>
@@ -101,20 +102,14 @@ int64_t saturatingAdd(int64_t a, int64_t b) {
   return sum;
 }
 
-// Timing must not reveal how many leading MAC bytes an attacker got right. (mbedTLS 2.28's
-// mbedtls_ct_memcmp header lacks C linkage guards, hence this small loop.)
-bool constantTimeEqual(const unsigned char* a, const char* b, size_t n) {
-  unsigned char diff = 0;
-  for (size_t i = 0; i < n; ++i)
-    diff |= static_cast<unsigned char>(a[i] ^ static_cast<unsigned char>(b[i]));
-  return diff == 0;
-}
-
 bool verifyHs256(const VerifyKey& key, std::string_view signing_input, std::string_view signature) {
   if (signature.size() != kHs256SignatureBytes) return false;
   unsigned char mac[kSha256Bytes];
   if (!hmacSha256(key.secret, signing_input, mac)) return false;
-  bool equal = constantTimeEqual(mac, signature.data(), kHs256SignatureBytes);
+  // Timing must not reveal how many leading MAC bytes an attacker got right. (mbedTLS
+  // 2.28's mbedtls_ct_memcmp header lacks C linkage guards, hence our own compare.)
+  bool equal = constantTimeEquals(
+      std::string_view(reinterpret_cast<const char*>(mac), kHs256SignatureBytes), signature);
   mbedtls_platform_zeroize(mac, sizeof(mac));
   return equal;
 }

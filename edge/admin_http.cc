@@ -59,16 +59,6 @@ std::string methodOf(lws* wsi) {
   return "OTHER";
 }
 
-HttpResponse errorResponse(int status, const char* code, const char* reason, const char* message) {
-  HttpResponse r;
-  r.status = status;
-  JsonWriter w(r.body);
-  w.beginObject().key("error").beginObject().field("code", code).field("reason", reason);
-  w.field("message", message).endObject().endObject();
-  r.body.push_back('\n');
-  return r;
-}
-
 int finish(lws* wsi, const HttpResponse& response) {
   if (writeHttpResponse(wsi, response) < 0) return -1;
   return lws_http_transaction_completed(wsi) ? -1 : 0;

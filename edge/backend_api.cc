@@ -4,6 +4,7 @@
 #include "common/channel.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/secure_compare.h"
 #include "edge/edge_service.h"
 
 namespace wsfleet {
@@ -11,15 +12,8 @@ namespace wsfleet {
 namespace {
 
 HttpResponse jsonError(const Status& status) {
-  HttpResponse r;
-  r.status = httpStatusFor(status.code());
-  JsonWriter w(r.body);
-  w.beginObject().key("error").beginObject();
-  w.field("code", codeName(status.code()));
-  if (status.reason()[0] != '\0') w.field("reason", status.reason());
-  w.field("message", clientMessage(status)).endObject().endObject();
-  r.body.push_back('\n');
-  return r;
+  return errorResponse(httpStatusFor(status.code()), codeName(status.code()), status.reason(),
+                       clientMessage(status));
 }
 
 HttpResponse plain(int status, std::string body) {
@@ -28,13 +22,6 @@ HttpResponse plain(int status, std::string body) {
   r.content_type = "text/plain; charset=utf-8";
   r.body = std::move(body);
   return r;
-}
-
-bool sameSecret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 const std::string* queryValue(const std::unordered_map<std::string, std::string>& query,
@@ -75,7 +62,7 @@ Result<const TenantConfig*> EdgeService::apiKeyOwner(std::string_view authorizat
   const TenantConfig* owner = nullptr;
   for (const auto& [name, tenant] : config_.tenants) {
     for (const auto& candidate : tenant.api_keys) {
-      if (sameSecret(candidate, key)) owner = &tenant;
+      if (constantTimeEquals(candidate, key)) owner = &tenant;
     }
   }
   if (owner == nullptr) return Status(Code::kUnauthorized, "api_key_unknown", "unknown API key");

@@ -90,6 +90,18 @@ std::string clientMessage(const Status& status) {
   return status.message();
 }
 
+HttpResponse errorResponse(int status, std::string_view code, std::string_view reason,
+                           std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  JsonWriter w(r.body);
+  w.beginObject().key("error").beginObject().field("code", code);
+  if (!reason.empty()) w.field("reason", reason);
+  w.field("message", message).endObject().endObject();
+  r.body.push_back('\n');
+  return r;
+}
+
 int httpStatusFor(Code code) {
   switch (code) {
     case Code::kOk:

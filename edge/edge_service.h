@@ -73,6 +73,11 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// {"error":{"code","reason","message"}} with `status`: the one shape of every HTTP refusal
+// (handshakes, admin API). An empty reason is left out.
+HttpResponse errorResponse(int status, std::string_view code, std::string_view reason,
+                           std::string_view message);
+
 class EdgeService {
  public:
   static Result<std::unique_ptr<EdgeService>> create(const EdgeConfig& config,

@@ -70,11 +70,6 @@ std::optional<Meta> decodeMeta(std::string_view in) {
   return m;
 }
 
-template <class T>
-Status toStatus(Result<T> r) {
-  return r.isOk() ? Status::ok() : r.takeStatus();
-}
-
 bool validName(std::string_view s) {
   return s.find('\0') == std::string_view::npos;
 }

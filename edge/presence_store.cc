@@ -134,11 +134,6 @@ std::string join3(std::string_view a, std::string_view b, std::string_view c) {
 }
 
 // Names are validated upstream; a NUL would make the composite keys ambiguous.
-template <class T>
-Status toStatus(Result<T> r) {
-  return r.isOk() ? Status::ok() : r.takeStatus();
-}
-
 bool validName(std::string_view s) {
   return s.find('\0') == std::string_view::npos;
 }

@@ -106,15 +106,10 @@ const char* publicReason(const char* reason) {
 }
 
 HttpResponse refusal(const HandshakeDecision& d) {
-  HttpResponse r;
-  r.status = d.http_status;
-  std::string code;
+  std::string_view code;
   switch (d.http_status) {
     case 401:
       code = "unauthorized";
-      break;
-    case 426:
-      code = "bad_request";
       break;
     case 403:
       code = "forbidden";
@@ -134,16 +129,9 @@ HttpResponse refusal(const HandshakeDecision& d) {
       break;
     default:
       code = "bad_request";
-      break;
+      break;  // 400, 426
   }
-  JsonWriter w(r.body);
-  w.beginObject()
-      .key("error")
-      .beginObject()
-      .field("code", code)
-      .field("reason", publicReason(d.reason));
-  w.field("message", d.message).endObject().endObject();
-  r.body.push_back('\n');
+  HttpResponse r = errorResponse(d.http_status, code, publicReason(d.reason), d.message);
   if (d.upgrade_version_hint) r.headers.emplace_back("Sec-WebSocket-Version", "13");
   if (d.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
   return r;
@@ -203,11 +191,8 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
 
     case LWS_CALLBACK_HTTP: {
       // A plain HTTP request on the WebSocket port.
-      HttpResponse r;
-      r.status = 426;
-      r.body = R"x({"error":{"code":"bad_request","reason":"upgrade_required",)x"
-               R"x("message":"this endpoint speaks WebSocket (subprotocol wsfleet.v1)"}})x"
-               "\n";
+      HttpResponse r = errorResponse(426, "bad_request", "upgrade_required",
+                                     "this endpoint speaks WebSocket (subprotocol wsfleet.v1)");
       r.headers.emplace_back("Upgrade", "websocket");
       r.headers.emplace_back("Connection", "close");
       writeHttpResponse(wsi, r);
