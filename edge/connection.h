@@ -37,6 +37,27 @@ class OutFrame {
 using FramePtr = std::shared_ptr<const OutFrame>;
 
 // ping_timer doubles as the close deadline once a close is requested.
+// Channel patterns a connection may use. Most tokens carry no `subs`/`pubs` and use the
+// tenant's defaults, which are then shared, not copied into every connection.
+class Permissions {
+ public:
+  void useDefaults(const std::vector<ChannelPattern>& defaults) {
+    own_.clear();
+    active_ = &defaults;
+  }
+  void useOwn(std::vector<ChannelPattern> patterns) {
+    own_ = std::move(patterns);
+    active_ = &own_;
+  }
+  bool allows(std::string_view channel) const {
+    return active_ != nullptr && matchesAny(*active_, channel);
+  }
+
+ private:
+  std::vector<ChannelPattern> own_;
+  const std::vector<ChannelPattern>* active_ = nullptr;  // own_ or the tenant's defaults
+};
+
 enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3 };
 
 class Connection {
@@ -53,9 +74,9 @@ class Connection {
   std::string peer;             // remote address, for logs
   int64_t connected_at_ms = 0;  // wall clock
   const TenantConfig* tenant_config = nullptr;
-  std::vector<ChannelPattern> subs;  // effective subscribe permissions
-  std::vector<ChannelPattern> pubs;  // effective publish permissions
-  int64_t token_exp_ms = 0;          // wall clock
+  Permissions subs;          // effective subscribe permissions
+  Permissions pubs;          // effective publish permissions
+  int64_t token_exp_ms = 0;  // wall clock
   bool refresh_notice_sent = false;
 
   // Channel name -> index in the hub's subscriber vector for that channel (O(1) removal).

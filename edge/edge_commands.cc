@@ -82,7 +82,7 @@ void EdgeService::handleCommand(Connection& conn, ClientCommand& cmd) {
 void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
   auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
   if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
-  if (!matchesAny(conn.subs, cmd.channel)) {
+  if (!conn.subs.allows(cmd.channel)) {
     return replyError(
         conn, cmd.id,
         Status(Code::kForbidden, "not_permitted", "not allowed to subscribe to " + cmd.channel));
@@ -156,7 +156,7 @@ void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& 
 void EdgeService::cmdPublish(Connection& conn, const ClientCommand& cmd) {
   auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
   if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
-  if (!(*ns)->allow_publish || !matchesAny(conn.pubs, cmd.channel)) {
+  if (!(*ns)->allow_publish || !conn.pubs.allows(cmd.channel)) {
     return replyError(
         conn, cmd.id,
         Status(Code::kForbidden, "not_permitted", "not allowed to publish to " + cmd.channel));
@@ -268,7 +268,7 @@ void EdgeService::cmdPresence(Connection& conn, const ClientCommand& cmd) {
                       Status(Code::kBadRequest, "presence_disabled",
                              "presence is not enabled in namespace " + (*ns)->name));
   }
-  if (!matchesAny(conn.subs, cmd.channel)) {
+  if (!conn.subs.allows(cmd.channel)) {
     return replyError(
         conn, cmd.id,
         Status(Code::kForbidden, "not_permitted", "not allowed to see " + cmd.channel));
@@ -294,7 +294,7 @@ void EdgeService::cmdRefresh(Connection& conn, const ClientCommand& cmd) {
   // subscribed: channels it no longer grants are left (with leave events and presence).
   std::vector<std::string> revoked;
   for (const auto& [channel, index] : conn.channels) {
-    if (!matchesAny(conn.subs, channel)) revoked.push_back(channel);
+    if (!conn.subs.allows(channel)) revoked.push_back(channel);
   }
   for (const auto& channel : revoked) leaveChannel(conn, channel);
 }

@@ -301,19 +301,20 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
 
 void EdgeService::applyClaims(Connection& conn, const TokenClaims& claims) {
   const TenantConfig& tenant = *conn.tenant_config;
-  auto patterns = [](const std::optional<std::vector<std::string>>& from_token,
-                     const std::vector<ChannelPattern>& defaults) {
-    if (!from_token) return defaults;
-    std::vector<ChannelPattern> out;
+  auto apply = [](Permissions& permissions,
+                  const std::optional<std::vector<std::string>>& from_token,
+                  const std::vector<ChannelPattern>& defaults) {
+    if (!from_token) return permissions.useDefaults(defaults);
+    std::vector<ChannelPattern> own;
     for (const auto& text : *from_token) {
       auto p = ChannelPattern::parse(text);
       // A malformed pattern grants nothing rather than failing the connection.
-      if (p.isOk()) out.push_back(std::move(p).value());
+      if (p.isOk()) own.push_back(std::move(p).value());
     }
-    return out;
+    permissions.useOwn(std::move(own));
   };
-  conn.subs = patterns(claims.subs, tenant.default_subs);
-  conn.pubs = patterns(claims.pubs, tenant.default_pubs);
+  apply(conn.subs, claims.subs, tenant.default_subs);
+  apply(conn.pubs, claims.pubs, tenant.default_pubs);
   // Saturating: exp is the token's number, however it was signed.
   constexpr int64_t kMaxMs = std::numeric_limits<int64_t>::max() / 4;
   conn.token_exp_ms = claims.exp >= kMaxMs / 1000 ? kMaxMs : claims.exp * 1000;
