@@ -26,14 +26,17 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
                                  "(after it was swept while alive, or a flush failed)")),
       history_appends(r.counter("wsfleet_history_appends_total", "Messages stored in history")),
       http_requests(r.counter("wsfleet_admin_requests_total", "Admin listener HTTP requests")),
+      dropped_closing(r.counter("wsfleet_messages_dropped_total",
+                                "Messages not delivered, by reason", {{"reason", "closing"}})),
+      dropped_slow_consumer(r.counter("wsfleet_messages_dropped_total",
+                                      "Messages not delivered, by reason",
+                                      {{"reason", "slow_consumer"}})),
       subscriptions_active(r.gauge("wsfleet_subscriptions_active", "Channel subscriptions now")),
       channels_active(r.gauge("wsfleet_channels_active", "Channels with local subscribers")),
       registry_(r) {
   // Pre-register the labelled families so they show on /metrics from the start.
   r.counter("wsfleet_handshake_rejected_total", "Handshakes refused before the upgrade, by reason",
             {{"reason", "token_missing"}});
-  r.counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
-            {{"reason", "slow_consumer"}});
   r.counter("wsfleet_disconnects_total", "Closed connections by close code", {{"code", "1000"}});
   r.counter("wsfleet_connections_total", "WebSocket handshakes by result",
             {{"result", "rejected"}});

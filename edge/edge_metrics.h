@@ -31,6 +31,9 @@ class EdgeMetrics {
   Counter& presence_resyncs;
   Counter& history_appends;
   Counter& http_requests;
+  // Drop reasons counted inside fan-out (per frame), looked up once.
+  Counter& dropped_closing;
+  Counter& dropped_slow_consumer;
   Gauge& subscriptions_active;
   Gauge& channels_active;
 

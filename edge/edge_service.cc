@@ -202,14 +202,14 @@ FramePtr EdgeService::makeFrame(std::string_view payload) const {
 
 bool EdgeService::enqueue(Connection& conn, FramePtr frame) {
   if (conn.close_code != 0) {
-    metrics_.dropped("closing");
+    metrics_.dropped_closing.inc();
     return false;
   }
   if (conn.out.size() + 1 > config_.outbound_max_messages ||
       conn.out_bytes + frame->size() > config_.outbound_max_bytes) {
     // A reader that cannot keep up would otherwise grow memory without bound; it can
     // reconnect and resume from history.
-    metrics_.dropped("slow_consumer");
+    metrics_.dropped_slow_consumer.inc();
     requestClose(conn, 4009, "slow consumer");
     return false;
   }
@@ -227,7 +227,7 @@ void EdgeService::requestClose(Connection& conn, int code, std::string_view reas
   if (code == 4009 && !conn.out.empty()) {
     // What a slow consumer has not read is released now, not when its socket drains; the
     // client resumes from history after it reconnects.
-    metrics_.dropped("slow_consumer", conn.out.size());
+    metrics_.dropped_slow_consumer.inc(conn.out.size());
     conn.out.clear();
     conn.out_bytes = 0;
   }
