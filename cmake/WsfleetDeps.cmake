@@ -18,3 +18,11 @@ find_library(MBEDCRYPTO_LIB mbedcrypto REQUIRED)
 add_library(wsfleet_mbedtls INTERFACE)
 target_include_directories(wsfleet_mbedtls INTERFACE ${MBEDTLS_INCLUDE_DIR})
 target_link_libraries(wsfleet_mbedtls INTERFACE ${MBEDTLS_LIB} ${MBEDX509_LIB} ${MBEDCRYPTO_LIB})
+
+# libev (no pkg-config file): the edge's event loop. libwebsockets drives it through its
+# libev plugin (Debian package libwebsockets-evlib-ev), loaded when the context starts.
+find_path(LIBEV_INCLUDE_DIR ev.h REQUIRED)
+find_library(LIBEV_LIB ev REQUIRED)
+add_library(wsfleet_libev INTERFACE)
+target_include_directories(wsfleet_libev INTERFACE ${LIBEV_INCLUDE_DIR})
+target_link_libraries(wsfleet_libev INTERFACE ${LIBEV_LIB})

@@ -32,12 +32,6 @@ void lwsLogEmit(int level, const char* line) {
   }
 }
 
-EdgeServer* g_signal_target = nullptr;
-
-void onStopSignal(int) {
-  if (g_signal_target != nullptr) g_signal_target->requestStop();
-}
-
 // lws binds every interface when given an IPv4 literal unless IPv6 is disabled on the
 // vhost (the address would land in the IPv6 flowinfo field).
 bool isIpv6Literal(const std::string& host) {
@@ -55,11 +49,15 @@ EdgeServer::EdgeServer(const EdgeConfig& config) : config_(config) {
 }
 
 EdgeServer::~EdgeServer() {
-  if (g_signal_target == this) g_signal_target = nullptr;
   // The context goes first: destroying it closes every wsi, which calls back into the
-  // service to clean up the connections.
+  // service to clean up the connections. The loop outlives it (lws stops its watchers).
   context_.reset();
   service_.reset();
+  if (loop_) {
+    ev_signal_stop(loop_.get(), &sigterm_watcher_);
+    ev_signal_stop(loop_.get(), &sigint_watcher_);
+    ev_timer_stop(loop_.get(), &wakeup_timer_);
+  }
 }
 
 Result<std::unique_ptr<EdgeServer>> EdgeServer::create(const EdgeConfig& config) {
@@ -85,12 +83,24 @@ Status EdgeServer::start() {
       {nullptr, nullptr, 0, 0, 0, nullptr, 0},
   };
 
+  // EVFLAG_NOSIGMASK: libev must not touch the signal mask (LMDB's syncer thread runs
+  // beside the loop). epoll only: poll/select would bring back the O(n) wakeups.
+  loop_.reset(ev_loop_new(static_cast<unsigned int>(EVBACKEND_EPOLL) |
+                          static_cast<unsigned int>(EVFLAG_NOSIGMASK)));
+  if (!loop_) {
+    return Status(Code::kInternal, "event_loop", "cannot create the epoll event loop");
+  }
+  void* foreign_loops[1] = {loop_.get()};
+
   const bool tls = !config_.tls_cert_file.empty();
   lws_context_creation_info info;
   std::memset(&info, 0, sizeof(info));
   // lws reads VALIDATE_UTF8 from the context's options (not the vhost's): invalid UTF-8
-  // in text frames and close reasons closes with 1007.
-  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+  // in text frames and close reasons closes with 1007. LIBEV with a foreign loop: lws
+  // registers its sockets and timers on our loop and installs no signal handler.
+  info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                 LWS_SERVER_OPTION_LIBEV;
+  info.foreign_loops = foreign_loops;
   if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.user = this;
   // lws hangs up (no response) on a request head larger than its header buffer, so the
@@ -177,18 +187,26 @@ void EdgeServer::kill(Connection& conn) {
 }
 
 void EdgeServer::requestStop() {
-  stop_requested_.store(true);
-  if (context_) lws_cancel_service(context_.get());
+  stop_requested_ = true;
+  if (loop_) ev_break(loop_.get(), EVBREAK_ALL);
 }
 
+void EdgeServer::onStopSignal(struct ev_loop*, ev_signal* watcher, int) {
+  auto* server = static_cast<EdgeServer*>(watcher->data);
+  logInfo("signal", {{"signal", watcher->signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  server->requestStop();
+}
+
+void EdgeServer::onWakeup(struct ev_loop*, ev_timer*, int) {}
+
 int EdgeServer::run() {
-  g_signal_target = this;
-  struct sigaction sa;
-  std::memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = onStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  // Signals arrive as loop events (libev's self-pipe), so their handlers may do anything.
+  ev_signal_init(&sigterm_watcher_, &EdgeServer::onStopSignal, SIGTERM);
+  sigterm_watcher_.data = this;
+  ev_signal_start(loop_.get(), &sigterm_watcher_);
+  ev_signal_init(&sigint_watcher_, &EdgeServer::onStopSignal, SIGINT);
+  sigint_watcher_.data = this;
+  ev_signal_start(loop_.get(), &sigint_watcher_);
   signal(SIGPIPE, SIG_IGN);
 
   logInfo("edge_ready",
@@ -198,20 +216,18 @@ int EdgeServer::run() {
            {"admin", config_.admin_listen.host + ":" + std::to_string(config_.admin_listen.port)},
            {"tls", !config_.tls_cert_file.empty()}});
 
-  while (!stop_requested_.load()) {
-    if (lws_service(context_.get(), 0) < 0) {
-      logError("lws_service_failed");
-      return 1;
-    }
-  }
+  while (!stop_requested_) ev_run(loop_.get(), 0);
 
   // Graceful stop: readiness goes 503, clients get 1001 and a bounded time to close.
   logInfo("edge_stopping", {{"connections", service_->connectionCount()}});
   service_->shutdown();
+  ev_timer_init(&wakeup_timer_, &EdgeServer::onWakeup, 0.05, 0.05);
+  ev_timer_start(loop_.get(), &wakeup_timer_);
   const int64_t deadline = nowMonoMs() + 3000;
   while (service_->connectionCount() > 0 && nowMonoMs() < deadline) {
-    lws_service(context_.get(), 0);
+    ev_run(loop_.get(), EVRUN_ONCE);
   }
+  ev_timer_stop(loop_.get(), &wakeup_timer_);
   context_.reset();
   service_->flushNow();  // the presence removals of the connections just closed
   logInfo("edge_stopped");

@@ -89,6 +89,8 @@ int __wrap_clock_gettime(clockid_t clock, timespec* ts) {
 lws_context* __wrap_lws_create_context(const lws_context_creation_info* info) {
   state().context_user = info->user;
   state().context_port = static_cast<unsigned int>(info->port);
+  state().context_options = info->options;
+  state().foreign_loop = info->foreign_loops != nullptr ? info->foreign_loops[0] : nullptr;
   ++state().contexts_created;
   return fakeContext();
 }
@@ -117,15 +119,6 @@ void __wrap_lws_sul_schedule(lws_context* context, int, lws_sorted_usec_list_t* 
   state().tick_cb = cb;
   state().tick_us = us;
   ++state().ticks_scheduled;
-}
-
-void __wrap_lws_cancel_service(lws_context* context) {
-  if (context == fakeContext()) ++state().cancel_service_calls;
-}
-
-// The real loop would dereference the fake context: a test that reaches it fails loudly.
-int __wrap_lws_service(lws_context*, int) {
-  return -1;
 }
 
 void* __wrap_lws_context_user(lws_context* context) {

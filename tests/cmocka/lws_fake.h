@@ -66,6 +66,8 @@ struct FakeLws {
   int contexts_created = 0;
   int contexts_destroyed = 0;
   unsigned int context_port = 0xffffffffu;
+  uint64_t context_options = 0;
+  void* foreign_loop = nullptr;  // the event loop the edge handed to lws
   // Vhosts by vhost_name: the protocol table and the listen settings the edge asked for.
   struct Vhost {
     const lws_protocols* protocols = nullptr;
@@ -81,7 +83,6 @@ struct FakeLws {
   sul_cb_t tick_cb = nullptr;
   lws_usec_t tick_us = 0;
   int ticks_scheduled = 0;
-  int cancel_service_calls = 0;
   int64_t clock_offset_ms = 0;
 };
 
