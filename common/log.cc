@@ -160,6 +160,13 @@ void setLogOutput(FILE* out) {
   g_out.store(out, std::memory_order_relaxed);
 }
 
+namespace {
+// Set once at process start (before any thread), read-only afterwards.
+std::string g_process_tag;
+}  // namespace
+
+void setLogProcessTag(std::string tag) { g_process_tag = std::move(tag); }
+
 std::string formatLogLine(LogLevel level, std::string_view event,
                           std::initializer_list<LogField> fields) {
   std::string line;
@@ -170,6 +177,10 @@ std::string formatLogLine(LogLevel level, std::string_view event,
   line.append(levelName(level));
   line.append("\",\"event\":");
   appendJsonString(&line, event);
+  if (!g_process_tag.empty()) {
+    line.append(",\"proc\":");
+    appendJsonString(&line, g_process_tag);
+  }
   for (const LogField& field : fields) {
     line.push_back(',');
     appendJsonString(&line, field.key);

@@ -38,6 +38,9 @@ struct LogField {
 // Process-wide settings; set once at start-up before threads exist.
 void setLogLevel(LogLevel level);
 LogLevel logLevel();
+// Adds "proc":TAG to every line ("supervisor", "worker-2"): one host runs several
+// processes writing to the same stream. Call before starting threads.
+void setLogProcessTag(std::string tag);
 void setLogOutput(FILE* out);  // default stderr; each line written with one fwrite + flush
 
 // Formats one line (exposed for tests).

@@ -26,6 +26,7 @@ class OutFrame {
   OutFrame(std::string_view payload, size_t headroom);
   unsigned char* payload() const { return const_cast<unsigned char*>(data()) + headroom_; }
   size_t size() const { return bytes_.size() - headroom_; }
+  std::string_view view() const { return {bytes_.data() + headroom_, size()}; }
 
  private:
   const unsigned char* data() const {

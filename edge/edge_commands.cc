@@ -121,6 +121,7 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
     }
   }
   auto added = hub_.subscribe(&conn, cmd.channel);
+  if ((*ns)->ordering == Ordering::kOwner) noteChannelPosition(conn.tenant, cmd.channel, top);
   if (added.added && (*ns)->presence) {
     presence_->joinChannel(conn.session, conn.tenant, cmd.channel, conn.user);
   }
@@ -150,6 +151,10 @@ void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& 
   // connection's own callback), so the subscriber list can be walked in place.
   for (Connection* target : hub_.subscribers(origin.tenant, channel)) {
     if (target != &origin) enqueue(*target, frame);
+  }
+  if (transport_.hasPeers()) {
+    transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, origin.tenant, channel, "", 0,
+                                   nowWallMs(), std::string(frame->view())});
   }
 }
 
@@ -203,12 +208,24 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
     outcome.position = appended->position;
     if (appended->duplicate) return outcome;  // already delivered the first time
     metrics_.history_appends.inc();
+    metrics_.messages_received.inc();
     frame = makeFrame(appended->frame);
-  } else {
-    frame = makeFrame(encodeMessage(channel, "", 0, from, data_json, ts));
+    deliverSequenced(tenant, channel, outcome.position.epoch, outcome.position.offset, frame, ts);
+    if (transport_.hasPeers()) {
+      transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel,
+                                     outcome.position.epoch, outcome.position.offset, ts,
+                                     std::move(appended->frame)});
+    }
+    return outcome;
   }
+  std::string encoded = encodeMessage(channel, "", 0, from, data_json, ts);
+  frame = makeFrame(encoded);
   metrics_.messages_received.inc();
   fanOut(tenant.name, channel, frame, ts);
+  if (transport_.hasPeers()) {
+    transport_.toPeers(
+        PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel, "", 0, ts, std::move(encoded)});
+  }
   return outcome;
 }
 
@@ -246,18 +263,29 @@ Result<std::string> EdgeService::sendDirect(const TenantConfig& tenant, const st
   }
   const int64_t ts = nowWallMs();
   const std::vector<Connection*>& targets = hub_.userConnections(tenant.name, user);
-  if (targets.empty()) {
+  bool online_elsewhere = false;
+  if (targets.empty() && transport_.hasPeers()) {
+    // The host's presence (all workers) says whether another worker holds the user.
+    auto elsewhere = presence_->userConnections(tenant.name, user);
+    online_elsewhere = elsewhere.isOk() && !elsewhere->empty();
+  }
+  if (targets.empty() && !online_elsewhere) {
     // Standalone mode has no inbox: an offline user's direct message is dropped, and the
     // sender is told so.
     metrics_.dropped("user_offline");
     return std::string("dropped");
   }
-  FramePtr frame = makeFrame(encodeDirect(from, data_json, ts));
+  std::string encoded = encodeDirect(from, data_json, ts);
+  FramePtr frame = makeFrame(encoded);
   uint64_t delivered = 0;
   for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
   metrics_.messages_received.inc();
   metrics_.messages_delivered.inc(delivered);
-  return std::string(delivered > 0 ? "online" : "dropped");
+  if (transport_.hasPeers()) {
+    transport_.toPeers(
+        PeerMessage{PeerMessage::Kind::kUser, tenant.name, user, "", 0, ts, std::move(encoded)});
+  }
+  return std::string(delivered > 0 || online_elsewhere ? "online" : "dropped");
 }
 
 void EdgeService::cmdPresence(Connection& conn, const ClientCommand& cmd) {

@@ -68,6 +68,8 @@ const std::vector<EdgeOption>& edgeOptions() {
           std::vector<std::pair<std::string, std::string>>{
               {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}},
           "info", "least severe log level written"),
+      intOption<EdgeConfig>("node.workers", WSF_FIELD(EdgeConfig, workers), 0, 0, 256,
+                            "worker processes sharing the port; 0 = one per core"),
       // [websocket]
       listenOption<EdgeConfig>("websocket.listen", &EdgeConfig::ws_listen, "127.0.0.1:8080",
                                "address the WebSocket listener binds"),

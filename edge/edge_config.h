@@ -51,6 +51,7 @@ struct EdgeConfig {
   std::string node_name;  // default: host name
   std::string region = "local";
   std::string log_level = "info";
+  uint64_t workers = 0;  // worker processes; 0 = one per core
 
   // [websocket]
   ListenAddress ws_listen{"127.0.0.1", 8080};

@@ -1,6 +1,7 @@
 #include "edge/edge_server.h"
 
 #include <csignal>
+#include <filesystem>
 #include <cstring>
 #include <string>
 
@@ -34,6 +35,9 @@ void lwsLogEmit(int level, const char* line) {
 
 // lws binds every interface when given an IPv4 literal unless IPv6 is disabled on the
 // vhost (the address would land in the IPv6 flowinfo field).
+// Connections the kernel queues for us before accept4(); capped by net.core.somaxconn.
+constexpr int kListenBacklog = 4096;
+
 bool isIpv6Literal(const std::string& host) {
   return host.find(':') != std::string::npos;
 }
@@ -44,13 +48,16 @@ std::string bindAddress(const std::string& host) {
 
 }  // namespace
 
-EdgeServer::EdgeServer(const EdgeConfig& config) : config_(config) {
+EdgeServer::EdgeServer(const EdgeConfig& config, WorkerSlot slot)
+    : config_(config), slot_(slot) {
   tick_.server = this;
 }
 
 EdgeServer::~EdgeServer() {
   // The context goes first: destroying it closes every wsi, which calls back into the
   // service to clean up the connections. The loop outlives it (lws stops its watchers).
+  listener_.reset();
+  bus_.reset();
   context_.reset();
   service_.reset();
   if (loop_) {
@@ -60,8 +67,9 @@ EdgeServer::~EdgeServer() {
   }
 }
 
-Result<std::unique_ptr<EdgeServer>> EdgeServer::create(const EdgeConfig& config) {
-  std::unique_ptr<EdgeServer> server(new EdgeServer(config));
+Result<std::unique_ptr<EdgeServer>> EdgeServer::create(const EdgeConfig& config,
+                                                       WorkerSlot slot) {
+  std::unique_ptr<EdgeServer> server(new EdgeServer(config, slot));
   WSF_ASSIGN_OR_RETURN(server->service_, EdgeService::create(config, server->registry_, *server));
   WSF_RETURN_IF_ERROR(server->start());
   return server;
@@ -124,7 +132,9 @@ Status EdgeServer::start() {
   lws_context_creation_info ws;
   std::memset(&ws, 0, sizeof(ws));
   ws.vhost_name = "wsfleet-ws";
-  ws.port = config_.ws_listen.port;
+  // The vhost serves sockets we accept ourselves (ws_listener.cc): lws's listener cannot
+  // share the port between worker processes.
+  ws.port = CONTEXT_PORT_NO_LISTEN_SERVER;
   ws.iface = ws_host.c_str();
   ws.protocols = kWsProtocols;
   ws.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
@@ -138,11 +148,16 @@ Status EdgeServer::start() {
     ws.ssl_cert_filepath = config_.tls_cert_file.c_str();
     ws.ssl_private_key_filepath = config_.tls_key_file.c_str();
   }
-  if (lws_create_vhost(ctx, &ws) == nullptr) {
+  lws_vhost* ws_vhost = lws_create_vhost(ctx, &ws);
+  if (ws_vhost == nullptr) {
     return Status(Code::kUnavailable, "listen_failed",
-                  "cannot listen for WebSockets on " + ws_host + ":" +
-                      std::to_string(config_.ws_listen.port) + " (in use, or TLS files unusable)");
+                  "cannot serve WebSockets on " + ws_host + ":" +
+                      std::to_string(config_.ws_listen.port) + " (TLS files unusable?)");
   }
+  // Bound now, accepting from run(): a port in use fails the start, not the first accept.
+  auto socket = openReusePortListener(config_.ws_listen, kListenBacklog);
+  if (!socket.isOk()) return socket.takeStatus();
+  listener_ = std::make_unique<WsListener>(loop_.get(), ws_vhost, std::move(*socket));
 
   // Admin listener: health, metrics, backend API. Never TLS here; keep it on loopback or
   // a private interface.
@@ -150,7 +165,7 @@ Status EdgeServer::start() {
   lws_context_creation_info admin;
   std::memset(&admin, 0, sizeof(admin));
   admin.vhost_name = "wsfleet-admin";
-  admin.port = config_.admin_listen.port;
+  admin.port = config_.admin_listen.port + slot_.index;
   admin.iface = admin_host.c_str();
   admin.protocols = kAdminProtocols;
   if (!isIpv6Literal(admin_host)) admin.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -159,10 +174,37 @@ Status EdgeServer::start() {
   if (lws_create_vhost(ctx, &admin) == nullptr) {
     return Status(Code::kUnavailable, "listen_failed",
                   "cannot listen for the admin API on " + admin_host + ":" +
-                      std::to_string(config_.admin_listen.port));
+                      std::to_string(config_.admin_listen.port + slot_.index));
+  }
+  if (slot_.count > 1) {
+    HostBus::Options bus;
+    std::error_code ec;
+    const auto storage = std::filesystem::weakly_canonical(config_.storage_dir, ec);
+    bus.scope = hostBusScope(ec ? config_.storage_dir : storage.string(), config_.ws_listen.port);
+    bus.index = slot_.index;
+    bus.count = slot_.count;
+    bus.max_message_bytes = 2 * config_.max_message_bytes + 65536;  // frame + envelope
+    EdgeService* service = service_.get();
+    auto opened = HostBus::open(
+        loop_.get(), bus,
+        [service](std::string_view bytes) {
+          auto message = decodePeerMessage(bytes);
+          if (!message) {
+            service->metrics().dropped("bus_malformed");
+            return;
+          }
+          service->onPeerMessage(*message);
+        },
+        [service](const char* reason) { service->metrics().dropped(reason); });
+    if (!opened.isOk()) return opened.takeStatus();
+    bus_ = std::move(*opened);
   }
   scheduleTick();
   return Status::ok();
+}
+
+void EdgeServer::toPeers(const PeerMessage& message) {
+  if (bus_) bus_->broadcast(encodePeerMessage(message));
 }
 
 void EdgeServer::scheduleTick() {
@@ -208,18 +250,22 @@ int EdgeServer::run() {
   sigint_watcher_.data = this;
   ev_signal_start(loop_.get(), &sigint_watcher_);
   signal(SIGPIPE, SIG_IGN);
+  listener_->start();
 
   logInfo("edge_ready",
           {{"node", config_.node_name},
            {"ws", config_.ws_listen.host + ":" + std::to_string(config_.ws_listen.port)},
            {"path", config_.ws_path},
-           {"admin", config_.admin_listen.host + ":" + std::to_string(config_.admin_listen.port)},
+           {"admin", config_.admin_listen.host + ":" +
+                         std::to_string(config_.admin_listen.port + slot_.index)},
+           {"worker", slot_.index},
            {"tls", !config_.tls_cert_file.empty()}});
 
   while (!stop_requested_) ev_run(loop_.get(), 0);
 
   // Graceful stop: readiness goes 503, clients get 1001 and a bounded time to close.
   logInfo("edge_stopping", {{"connections", service_->connectionCount()}});
+  listener_->close();
   service_->shutdown();
   ev_timer_init(&wakeup_timer_, &EdgeServer::onWakeup, 0.05, 0.05);
   ev_timer_start(loop_.get(), &wakeup_timer_);

@@ -14,6 +14,8 @@
 #include "common/status.h"
 #include "edge/edge_config.h"
 #include "edge/edge_service.h"
+#include "edge/host_bus.h"
+#include "edge/ws_listener.h"
 
 namespace wsfleet {
 
@@ -39,9 +41,19 @@ struct AdminSession {
   AdminRequest* request;
 };
 
+// Which of the host's worker processes this is. Worker i serves the admin listener on
+// admin.listen's port + i; every worker shares the WebSocket port (SO_REUSEPORT).
+struct WorkerSlot {
+  int index = 0;
+  int count = 1;
+  int restarts = 0;         // times the supervisor restarted this slot's worker
+  bool supervised = false;  // a supervisor process is the parent
+};
+
 class EdgeServer final : public Transport {
  public:
-  static Result<std::unique_ptr<EdgeServer>> create(const EdgeConfig& config);
+  static Result<std::unique_ptr<EdgeServer>> create(const EdgeConfig& config,
+                                                    WorkerSlot slot = {});
   ~EdgeServer() override;
 
   // Serves until requestStop() (or SIGTERM/SIGINT); then closes every client with 1001
@@ -54,6 +66,8 @@ class EdgeServer final : public Transport {
   void wantWrite(Connection& conn) override;
   void kill(Connection& conn) override;
   size_t frameHeadroom() const override { return LWS_PRE; }
+  void toPeers(const PeerMessage& message) override;
+  bool hasPeers() const override { return bus_ != nullptr; }
 
   // Called from the lws protocol callbacks (ws_glue.cc, admin_http.cc).
   EdgeService& service() { return *service_; }
@@ -61,7 +75,7 @@ class EdgeServer final : public Transport {
   int onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
 
  private:
-  explicit EdgeServer(const EdgeConfig& config);
+  EdgeServer(const EdgeConfig& config, WorkerSlot slot);
   Status start();
   static void onTick(lws_sorted_usec_list_t* sul);
   void scheduleTick();
@@ -69,6 +83,7 @@ class EdgeServer final : public Transport {
   static void onWakeup(struct ev_loop* loop, ev_timer* watcher, int revents);
 
   const EdgeConfig& config_;
+  const WorkerSlot slot_;
   MetricsRegistry registry_;
   std::unique_ptr<EdgeService> service_;
   // lws runs on our libev loop (epoll): its default poll() loop costs O(connections) per
@@ -79,6 +94,8 @@ class EdgeServer final : public Transport {
   ev_signal sigint_watcher_{};
   ev_timer wakeup_timer_{};  // bounds each loop pass while stopping
   LwsContextPtr context_;
+  std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away
+  std::unique_ptr<HostBus> bus_;          // to the host's other workers (count > 1)
   // Tokens verified at the upgrade, waiting for ESTABLISHED: lws frees the per-session
   // memory when it binds the ws protocol, so they cannot wait there.
   std::unordered_map<lws*, TokenClaims> pending_claims_;

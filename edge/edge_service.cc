@@ -394,6 +394,7 @@ void EdgeService::unsubscribeAll(Connection& conn) {
 void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
   auto result = hub_.unsubscribe(&conn, channel);
   if (!result.removed) return;
+  forgetChannelPosition(conn.tenant, channel);
   const NamespaceConfig* ns = findNamespace(*conn.tenant_config, channel);
   if (ns != nullptr && ns->presence) {
     presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);

@@ -25,6 +25,7 @@
 #include "edge/history_store.h"
 #include "edge/hub.h"
 #include "edge/lmdb_syncer.h"
+#include "edge/peer_message.h"
 #include "edge/presence_store.h"
 
 namespace wsfleet {
@@ -40,6 +41,10 @@ class Transport {
   virtual void kill(Connection& conn) = 0;
   // Bytes of headroom every outgoing frame must have before its payload (LWS_PRE).
   virtual size_t frameHeadroom() const = 0;
+  // Sends a delivery to the other workers of the host (never blocks; may drop, counted).
+  // A single worker has no peers.
+  virtual void toPeers(const PeerMessage& /*message*/) {}
+  virtual bool hasPeers() const { return false; }
 };
 
 struct HandshakeRequest {
@@ -112,6 +117,11 @@ class EdgeService {
   void flushNow();
   size_t connectionCount() const { return connections_.size(); }
 
+  // ---- other workers of the host (peer_delivery.cc) ----
+  // A delivery published on another worker: fanned out to this worker's connections, in
+  // offset order for durable channels (gaps are filled from the shared history).
+  void onPeerMessage(const PeerMessage& message);
+
   // ---- admin listener ----
   HttpResponse handleHttp(std::string_view method, std::string_view path,
                           const std::unordered_map<std::string, std::string>& query,
@@ -149,6 +159,17 @@ class EdgeService {
   void fanOut(const std::string& tenant, const std::string& channel, const FramePtr& frame,
               int64_t origin_ts_ms);
   void broadcastPresenceEvent(Connection& origin, const std::string& channel, bool join);
+  // Delivers a durable channel's message at (epoch, offset) to local subscribers after
+  // every earlier offset: a message that overtook another (they come from different
+  // workers) first pulls the missing ones from history. Duplicates are skipped.
+  void deliverSequenced(const TenantConfig& tenant, const std::string& channel,
+                        const std::string& epoch, uint64_t offset, const FramePtr& frame,
+                        int64_t origin_ts_ms);
+  // The newest position a first local subscriber starts from (subscribe), and forgetting
+  // it when the last local subscriber leaves.
+  void noteChannelPosition(const std::string& tenant, const std::string& channel,
+                           const StreamPosition& top);
+  void forgetChannelPosition(const std::string& tenant, const std::string& channel);
   void unsubscribeAll(Connection& conn);
   // Unsubscribes with everything that goes with it: presence, leave event, gauges.
   void leaveChannel(Connection& conn, const std::string& channel);
@@ -183,6 +204,8 @@ class EdgeService {
   std::unique_ptr<PresenceStore> presence_;
   std::unique_ptr<HistoryStore> history_;
   Hub hub_;
+  // Last offset delivered per durable channel with local subscribers (scopedKey).
+  std::unordered_map<std::string, StreamPosition> delivered_;
   TimerWheel timers_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   std::string instance_id_;

@@ -2,18 +2,39 @@
 // wsfleet_edge library, which the tests link.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
 #include "common/log.h"
 #include "edge/edge_config.h"
 #include "edge/edge_server.h"
+#include "edge/supervisor.h"
 
 namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 2;
+
+// One worker: the whole edge in this process (workers = 1), or a child of the supervisor.
+int runWorker(const wsfleet::EdgeConfig& config, wsfleet::WorkerSlot slot) {
+  using namespace wsfleet;
+  auto server = EdgeServer::create(config, slot);
+  if (!server.isOk()) {
+    logError("edge_start_failed", {{"error", server.status().toString()}});
+    if (slot.supervised) return kWorkerExitStartFailed;
+    return server.status().code() == Code::kConfig ? kExitConfig : kExitFailure;
+  }
+  return (*server)->run() == 0 ? kExitOk : kExitFailure;
+}
+
+int workerCount(const wsfleet::EdgeConfig& config) {
+  if (config.workers != 0) return static_cast<int>(config.workers);
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? static_cast<int>(cores) : 1;
+}
 
 }  // namespace
 
@@ -53,10 +74,10 @@ int main(int argc, char** argv) {
   parseLogLevel(config->log_level, &level);
   setLogLevel(level);
 
-  auto server = EdgeServer::create(*config);
-  if (!server.isOk()) {
-    logError("edge_start_failed", {{"error", server.status().toString()}});
-    return server.status().code() == Code::kConfig ? kExitConfig : kExitFailure;
-  }
-  return (*server)->run() == 0 ? kExitOk : kExitFailure;
+  const int workers = workerCount(*config);
+  if (workers == 1) return runWorker(*config, WorkerSlot{});
+  setLogProcessTag("supervisor");
+  Supervisor supervisor(workers, RestartPolicy{},
+                        [&config](WorkerSlot slot) { return runWorker(*config, slot); });
+  return supervisor.run();
 }

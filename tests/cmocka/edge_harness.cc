@@ -1,3 +1,6 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -24,6 +27,23 @@ std::string tomlString(std::string_view text) {
   return out + "\"";
 }
 
+// A port no one listens on now. The edge binds its WebSocket port with SO_REUSEPORT, so
+// a fixed port could be shared with (and steal connections from) another test's server.
+uint16_t freeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(addr);
+  uint16_t port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
+
 std::string configText(const EdgeOptions& options, const std::string& dir) {
   std::string origins;
   for (const std::string& origin : options.allowed_origins) {
@@ -31,7 +51,8 @@ std::string configText(const EdgeOptions& options, const std::string& dir) {
   }
   std::string t;
   t += "[node]\nname = \"cmocka\"\n";
-  t += "[websocket]\nlisten = \"127.0.0.1:18080\"\npath = \"/ws\"\n";
+  t += "[websocket]\nlisten = \"127.0.0.1:" + std::to_string(freeLoopbackPort()) +
+       "\"\npath = \"/ws\"\n";
   t += "allowed_origins = [" + origins + "]\n";
   t += "max_message_bytes = " + std::to_string(options.max_message_bytes) + "\n";
   t += "outbound_max_messages = " + std::to_string(options.outbound_max_messages) + "\n";

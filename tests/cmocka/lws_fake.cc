@@ -121,6 +121,12 @@ void __wrap_lws_sul_schedule(lws_context* context, int, lws_sorted_usec_list_t* 
   ++state().ticks_scheduled;
 }
 
+// The tests drive callbacks directly and never accept; an adopted socket is just closed.
+lws* __wrap_lws_adopt_socket_vhost(lws_vhost*, lws_sockfd_type fd) {
+  close(fd);
+  return nullptr;
+}
+
 void* __wrap_lws_context_user(lws_context* context) {
   return context == fakeContext() ? state().context_user : nullptr;
 }

@@ -32,7 +32,8 @@ void startupRegistersBothListeners(void** state) {
   const fake::FakeLws::Vhost& ws = lws.vhosts["wsfleet-ws"];
   assert_non_null(ws.protocols);
   assert_string_equal(ws.protocols[0].name, "wsfleet.v1");
-  assert_int_equal(ws.port, 18080);
+  // The edge accepts on its own SO_REUSEPORT socket and hands sockets to this vhost.
+  assert_int_equal(ws.port, CONTEXT_PORT_NO_LISTEN_SERVER);
   assert_string_equal(ws.iface.c_str(), "127.0.0.1");
   // An IPv4 iface without this option makes lws listen on every interface.
   assert_true(ws.options & LWS_SERVER_OPTION_DISABLE_IPV6);

@@ -177,7 +177,8 @@ def namespaces():
 
 def default_conf(ws_port, admin_port, storage_dir):
     return {
-        "node": {"name": "edge-test", "region": "local", "log_level": "debug"},
+        # One worker unless a test asks for more: most tests read one /metrics endpoint.
+        "node": {"name": "edge-test", "region": "local", "log_level": "debug", "workers": 1},
         "websocket": {
             "listen": f"127.0.0.1:{ws_port}", "path": "/ws",
             "allowed_origins": ["https://app.example.com"],

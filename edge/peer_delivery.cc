@@ -1,0 +1,74 @@
+// EdgeService: deliveries that cross worker processes, and per-channel delivery order.
+#include "common/clock.h"
+#include "edge/edge_service.h"
+
+namespace wsfleet {
+
+void EdgeService::onPeerMessage(const PeerMessage& message) {
+  auto tenant = config_.tenants.find(message.tenant);
+  if (tenant == config_.tenants.end()) {
+    metrics_.dropped("peer_unknown_tenant");
+    return;
+  }
+  FramePtr frame = makeFrame(message.frame);
+  if (message.kind == PeerMessage::Kind::kUser) {
+    uint64_t delivered = 0;
+    for (Connection* target : hub_.userConnections(message.tenant, message.target)) {
+      delivered += enqueue(*target, frame) ? 1 : 0;
+    }
+    metrics_.messages_delivered.inc(delivered);
+    return;
+  }
+  if (message.offset == 0) {
+    fanOut(message.tenant, message.target, frame, message.origin_ts_ms);
+    return;
+  }
+  deliverSequenced(tenant->second, message.target, message.epoch, message.offset, frame,
+                   message.origin_ts_ms);
+}
+
+void EdgeService::deliverSequenced(const TenantConfig& tenant, const std::string& channel,
+                                   const std::string& epoch, uint64_t offset,
+                                   const FramePtr& frame, int64_t origin_ts_ms) {
+  if (hub_.subscribers(tenant.name, channel).empty()) return;
+  StreamPosition& last = delivered_[scopedKey(tenant.name, channel)];
+  if (last.epoch == epoch && offset <= last.offset) return;  // delivered already
+  if (last.epoch == epoch && offset > last.offset + 1) {
+    // Another worker's message overtook this one's predecessors, or one was dropped on
+    // the way: they are committed in the shared history before anything later is.
+    const NamespaceConfig* ns = findNamespace(tenant, channel);
+    auto missed = ns != nullptr ? history_->replay(tenant.name, channel, last, nowWallMs(),
+                                                   historyLimits(*ns))
+                                : Result<ReplayResult>(Status(Code::kNotFound, "no_namespace",
+                                                              "namespace removed"));
+    if (missed.isOk() && missed->recovered) {
+      for (const StoredMessage& stored : missed->messages) {
+        if (stored.offset >= offset) break;
+        fanOut(tenant.name, channel, makeFrame(stored.frame), stored.ts_ms);
+      }
+    } else {
+      // Trimmed before it could be delivered: the subscribers see the gap in offsets
+      // and may resubscribe with `since` (they get recovered:false).
+      metrics_.dropped("sequence_gap", offset - last.offset - 1);
+    }
+  }
+  fanOut(tenant.name, channel, frame, origin_ts_ms);
+  last.epoch = epoch;
+  last.offset = offset;
+}
+
+void EdgeService::noteChannelPosition(const std::string& tenant, const std::string& channel,
+                                      const StreamPosition& top) {
+  StreamPosition& last = delivered_[scopedKey(tenant, channel)];
+  // Within the epoch the position stays where the older local subscribers are: messages
+  // between it and `top` are still on their way from other workers (or get pulled from
+  // history by the next one), and the new subscriber got them in its replay at worst
+  // twice, which offsets let it detect.
+  if (last.epoch.empty() || last.epoch != top.epoch) last = top;
+}
+
+void EdgeService::forgetChannelPosition(const std::string& tenant, const std::string& channel) {
+  if (hub_.subscribers(tenant, channel).empty()) delivered_.erase(scopedKey(tenant, channel));
+}
+
+}  // namespace wsfleet

@@ -1,0 +1,31 @@
+#pragma once
+// What one worker tells the host's other workers (and, later, the region's other edges):
+// "deliver this frame to your local subscribers of a channel" or "... to your local
+// connections of a user". Frames travel already encoded, so every worker sends the same
+// bytes to its clients. Durable channel messages carry their (epoch, offset) so receivers
+// deliver in offset order and fill gaps from the shared history.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wsfleet {
+
+struct PeerMessage {
+  enum class Kind : uint8_t { kChannel = 1, kUser = 2 };
+  Kind kind = Kind::kChannel;
+  std::string tenant;
+  std::string target;  // the channel (kChannel) or the user (kUser)
+  std::string epoch;   // durable channel messages only
+  uint64_t offset = 0;  // 0: not sequenced (ordering "none", join/leave, direct)
+  int64_t origin_ts_ms = 0;
+  std::string frame;  // the encoded protocol frame, sent as is
+};
+
+// Versioned binary encoding: magic byte, version, kind, then length-prefixed fields.
+std::string encodePeerMessage(const PeerMessage& message);
+// nullopt for anything malformed (wrong magic/version/kind, truncated, trailing bytes).
+std::optional<PeerMessage> decodePeerMessage(std::string_view bytes);
+
+}  // namespace wsfleet
