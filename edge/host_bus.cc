@@ -181,7 +181,11 @@ void HostBus::sendTo(Link& link, std::string_view header, std::string_view messa
     // Nothing queued: try to write it now, keeping only what the socket did not take.
     iovec parts[2] = {{const_cast<char*>(header.data()), header.size()},
                       {const_cast<char*>(message.data()), message.size()}};
-    const ssize_t written = ::writev(link.fd.get(), parts, 2);
+    msghdr msg{};
+    msg.msg_iov = parts;
+    msg.msg_iovlen = 2;
+    // MSG_NOSIGNAL: a sibling that died must not kill this process with SIGPIPE.
+    const ssize_t written = ::sendmsg(link.fd.get(), &msg, MSG_NOSIGNAL);
     if (written < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       closeLink(link);
       on_drop_("bus_peer_down");
