@@ -4,7 +4,6 @@
 // is touched only by the worker's event-loop thread.
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,28 +13,12 @@
 #include "common/channel.h"
 #include "common/timer_wheel.h"
 #include "common/token.h"
+#include "edge/out_frame.h"
+#include "edge/outbound_queue.h"
 
 namespace wsfleet {
 
 struct TenantConfig;
-
-// A frame encoded once and shared by every recipient: LWS_PRE bytes of headroom (where
-// lws writes the WebSocket header in place) followed by the payload.
-class OutFrame {
- public:
-  OutFrame(std::string_view payload, size_t headroom);
-  unsigned char* payload() const { return const_cast<unsigned char*>(data()) + headroom_; }
-  size_t size() const { return bytes_.size() - headroom_; }
-  std::string_view view() const { return {bytes_.data() + headroom_, size()}; }
-
- private:
-  const unsigned char* data() const {
-    return reinterpret_cast<const unsigned char*>(bytes_.data());
-  }
-  std::string bytes_;
-  size_t headroom_;
-};
-using FramePtr = std::shared_ptr<const OutFrame>;
 
 // ping_timer doubles as the close deadline once a close is requested.
 // Channel patterns a connection may use. Most tokens carry no `subs`/`pubs` and use the
@@ -59,7 +42,7 @@ class Permissions {
   const std::vector<ChannelPattern>* active_ = nullptr;  // own_ or the tenant's defaults
 };
 
-enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3 };
+enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3, kSlowConsumer = 4 };
 
 class Connection {
  public:
@@ -83,9 +66,8 @@ class Connection {
   // Channel name -> index in the hub's subscriber vector for that channel (O(1) removal).
   std::unordered_map<std::string, size_t> channels;
 
-  // Outbound queue: bounded by bytes and count (EdgeService::enqueue).
-  std::deque<FramePtr> out;
-  size_t out_bytes = 0;
+  // Outbound queue: bounded by bytes and count, with priorities (EdgeService::enqueue).
+  OutboundQueue out;
 
   // WebSocket-level keepalive.
   bool ping_due = false;       // a ping frame is waiting for WRITEABLE
@@ -102,6 +84,7 @@ class Connection {
 
   TimerNode ping_timer;
   TimerNode token_timer;
+  TimerNode backpressure_timer;  // armed while the queue is over its high-water mark
 
   void* transport = nullptr;  // the lws wsi, non-owning
 };

@@ -16,7 +16,7 @@ bool EdgeService::replayFits(const Connection& conn,
   for (const auto& m : missed) bytes += m.frame.size();
   // Half the caps: room is left for live traffic arriving while the replay drains.
   return conn.out.size() + missed.size() + 1 <= config_.outbound_max_messages / 2 &&
-         conn.out_bytes + bytes <= config_.outbound_max_bytes / 2;
+         conn.out.bytes() + bytes <= config_.outbound_max_bytes / 2;
 }
 
 HistoryLimits EdgeService::historyLimits(const NamespaceConfig& ns) const {
@@ -145,8 +145,11 @@ void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
 
 void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& channel,
                                          bool join) {
-  FramePtr frame =
-      makeFrame(join ? encodeJoin(channel, origin.user) : encodeLeave(channel, origin.user));
+  // Low priority by nature: a lagging subscriber gets the latest join/leave of each user
+  // (one key for both, so a leave replaces a queued join) or none.
+  const std::string payload =
+      join ? encodeJoin(channel, origin.user) : encodeLeave(channel, origin.user);
+  FramePtr frame = makeLowFrame(payload, channel + '\n' + origin.user);
   // enqueue never changes hub membership (a close it requests happens later, in the
   // connection's own callback), so the subscriber list can be walked in place.
   for (Connection* target : hub_.subscribers(origin.tenant, channel)) {
@@ -154,7 +157,7 @@ void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& 
   }
   if (transport_.hasPeers()) {
     transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, origin.tenant, channel, "", 0,
-                                   nowWallMs(), std::string(frame->view())});
+                                   nowWallMs(), payload, std::string(frame->coalescingKey())});
   }
 }
 
@@ -187,6 +190,12 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
   }
   const int64_t ts = nowWallMs();
   PublishOutcome outcome;
+  // Config allows priority = "low" only without history: a message a lagging subscriber
+  // never gets is then never one a resume would claim to have delivered. The channel is
+  // the coalescing key: a lagging subscriber gets the channel's latest message.
+  auto encoded = [&](std::string_view payload) {
+    return ns->priority == Priority::kLow ? makeLowFrame(payload, channel) : makeFrame(payload);
+  };
   FramePtr frame;
   if (ns->ordering == Ordering::kOwner) {
     // Stored (and committed) before anyone sees it or the publisher is acknowledged.
@@ -218,13 +227,13 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
     }
     return outcome;
   }
-  std::string encoded = encodeMessage(channel, "", 0, from, data_json, ts);
-  frame = makeFrame(encoded);
+  std::string payload = encodeMessage(channel, "", 0, from, data_json, ts);
+  frame = encoded(payload);
   metrics_.messages_received.inc();
   fanOut(tenant.name, channel, frame, ts);
   if (transport_.hasPeers()) {
-    transport_.toPeers(
-        PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel, "", 0, ts, std::move(encoded)});
+    transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel, "", 0, ts,
+                                   std::move(payload), std::string(frame->coalescingKey())});
   }
   return outcome;
 }

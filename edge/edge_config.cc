@@ -106,6 +106,17 @@ const std::vector<EdgeOption>& edgeOptions() {
       intOption<EdgeConfig>("websocket.outbound_max_messages",
                             WSF_FIELD(EdgeConfig, outbound_max_messages), 4096, 1, 1000000,
                             "per-connection send queue cap in messages"),
+      intOption<EdgeConfig>("websocket.outbound_high_water_bytes",
+                            WSF_FIELD(EdgeConfig, outbound_high_water_bytes), 0, 0, 1024 * kMiB,
+                            "queue bytes over which a connection is behind "
+                            "(0 = half of outbound_max_bytes)"),
+      intOption<EdgeConfig>("websocket.outbound_high_water_messages",
+                            WSF_FIELD(EdgeConfig, outbound_high_water_messages), 0, 0, 1000000,
+                            "queued messages over which a connection is behind "
+                            "(0 = half of outbound_max_messages)"),
+      intOption<EdgeConfig>("websocket.slow_consumer_grace_ms",
+                            WSF_FIELD(EdgeConfig, slow_consumer_grace_ms), 5000, 0, kHourMs,
+                            "a connection behind for longer than this is closed with 4009"),
       intOption<EdgeConfig>("websocket.max_channels_per_connection",
                             WSF_FIELD(EdgeConfig, max_channels_per_connection), 256, 1, 100000,
                             "subscriptions one connection may hold"),
@@ -247,6 +258,16 @@ void Loader::checkWebsocket() {
   if (config.outbound_max_bytes < config.max_message_bytes) {
     error("websocket.outbound_max_bytes",
           "must be at least websocket.max_message_bytes, or one message could never be queued");
+  }
+  if (config.outbound_high_water_bytes > config.outbound_max_bytes) {
+    error("websocket.outbound_high_water_bytes", "must not exceed websocket.outbound_max_bytes (" +
+                                                     std::to_string(config.outbound_max_bytes) +
+                                                     ")");
+  }
+  if (config.outbound_high_water_messages > config.outbound_max_messages) {
+    error("websocket.outbound_high_water_messages",
+          "must not exceed websocket.outbound_max_messages (" +
+              std::to_string(config.outbound_max_messages) + ")");
   }
   if (config.token_policy.max_token_bytes >= config.max_header_bytes) {
     error("auth.max_token_bytes",

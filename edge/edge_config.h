@@ -68,6 +68,12 @@ struct EdgeConfig {
   uint64_t refresh_notice_ms = 30000;      // refresh_required this long before exp
   uint64_t outbound_max_bytes = 4u << 20;  // per-connection queue, close 4009 above
   uint64_t outbound_max_messages = 4096;
+  // Over either high-water mark a connection is behind: low-priority frames are coalesced
+  // or dropped, and staying there for slow_consumer_grace_ms closes it with 4009.
+  // 0 = half of the matching cap (resolved by EdgeService).
+  uint64_t outbound_high_water_bytes = 0;
+  uint64_t outbound_high_water_messages = 0;
+  uint64_t slow_consumer_grace_ms = 5000;
   uint64_t max_channels_per_connection = 256;
 
   // [admin]

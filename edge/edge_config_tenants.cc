@@ -141,6 +141,14 @@ void Loader::loadNamespaces(const std::string& prefix, const toml::node& node,
                        ".history_size: must be 0 with ordering = \"none\", which "
                        "stores nothing");
     }
+    if (ns.priority == Priority::kLow && ns.history_size > 0) {
+      // Coalescing and dropping skip offsets; a client resuming from the last offset it
+      // saw would then silently miss stored messages.
+      errors.addAt(ns_table->get("priority"),
+                   ns_prefix +
+                       ".priority: \"low\" needs history_size = 0 (low-priority messages may "
+                       "be coalesced or dropped, which resume cannot account for)");
+    }
     if (ns.max_message_bytes > config.max_message_bytes) {
       errors.addAt(ns_table->get("max_message_bytes"),
                    ns_prefix +

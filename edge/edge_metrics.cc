@@ -31,6 +31,22 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       dropped_slow_consumer(r.counter("wsfleet_messages_dropped_total",
                                       "Messages not delivered, by reason",
                                       {{"reason", "slow_consumer"}})),
+      dropped_low_coalesced(r.counter("wsfleet_messages_dropped_total",
+                                      "Messages not delivered, by reason",
+                                      {{"reason", "low_priority_coalesced"}})),
+      dropped_low_priority(r.counter("wsfleet_messages_dropped_total",
+                                     "Messages not delivered, by reason",
+                                     {{"reason", "low_priority_dropped"}})),
+      slow_consumer_cap(r.counter("wsfleet_slow_consumer_disconnects_total",
+                                  "Connections closed 4009 as slow consumers, by trigger",
+                                  {{"trigger", "hard_cap"}})),
+      slow_consumer_lagging(r.counter("wsfleet_slow_consumer_disconnects_total",
+                                      "Connections closed 4009 as slow consumers, by trigger",
+                                      {{"trigger", "grace_expired"}})),
+      high_water_crossings(
+          r.counter("wsfleet_outbound_high_water_crossings_total",
+                    "Times a connection's send queue went over its high-water mark "
+                    "(low-priority frames coalesced or dropped, grace period started)")),
       subscriptions_active(r.gauge("wsfleet_subscriptions_active", "Channel subscriptions now")),
       channels_active(r.gauge("wsfleet_channels_active", "Channels with local subscribers")),
       registry_(r) {

@@ -34,6 +34,13 @@ class EdgeMetrics {
   // Drop reasons counted inside fan-out (per frame), looked up once.
   Counter& dropped_closing;
   Counter& dropped_slow_consumer;
+  Counter& dropped_low_coalesced;  // replaced by a newer low frame with the same key
+  Counter& dropped_low_priority;   // low frames not queued, or evicted at the cap
+  // Connections closed 4009: a normal frame over the hard cap, or over the high-water
+  // mark for longer than slow_consumer_grace_ms.
+  Counter& slow_consumer_cap;
+  Counter& slow_consumer_lagging;
+  Counter& high_water_crossings;  // a connection's queue went over a high-water mark
   Gauge& subscriptions_active;
   Gauge& channels_active;
 

@@ -1,8 +1,10 @@
 #include "edge/edge_server.h"
 
+#include <sys/socket.h>
+
 #include <csignal>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "common/clock.h"
@@ -222,7 +224,19 @@ void EdgeServer::wantWrite(Connection& conn) {
   lws_callback_on_writable(static_cast<lws*>(conn.transport));
 }
 
+void EdgeServer::resetOnClose(Connection& conn) {
+  // Linger 0: closing sends a reset and frees at once what the kernel still holds for
+  // the peer (megabytes for a slow consumer), instead of leaving it in FIN-WAIT-1 until
+  // the peer has crawled through it.
+  const int fd = lws_get_socket_fd(static_cast<lws*>(conn.transport));
+  if (fd >= 0) {
+    const linger reset{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  }
+}
+
 void EdgeServer::kill(Connection& conn) {
+  resetOnClose(conn);  // it did not read its close frame in time: it reads nothing
   // Closes at the next service pass without waiting for the socket to become writable.
   lws_set_timeout(static_cast<lws*>(conn.transport), PENDING_TIMEOUT_KILLED_BY_PARENT,
                   LWS_TO_KILL_ASYNC);

@@ -65,6 +65,7 @@ class EdgeServer final : public Transport {
   // Transport.
   void wantWrite(Connection& conn) override;
   void kill(Connection& conn) override;
+  void resetOnClose(Connection& conn) override;
   size_t frameHeadroom() const override { return LWS_PRE; }
   void toPeers(const PeerMessage& message) override;
   bool hasPeers() const override { return bus_ != nullptr; }

@@ -127,18 +127,38 @@ int httpStatusFor(Code code) {
   return 500;
 }
 
+namespace {
+
+// High-water marks of 0 are half the matching cap.
+OutboundLimits outboundLimits(const EdgeConfig& config) {
+  auto resolve = [](uint64_t mark, uint64_t cap) {
+    return static_cast<size_t>(mark != 0 ? mark : cap / 2);
+  };
+  OutboundLimits limits;
+  limits.max_bytes = static_cast<size_t>(config.outbound_max_bytes);
+  limits.max_messages = static_cast<size_t>(config.outbound_max_messages);
+  limits.high_water_bytes = resolve(config.outbound_high_water_bytes, config.outbound_max_bytes);
+  limits.high_water_messages =
+      resolve(config.outbound_high_water_messages, config.outbound_max_messages);
+  return limits;
+}
+
+}  // namespace
+
 EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry, Transport& transport)
     : config_(config),
       metrics_(registry),
       transport_(transport),
       verifier_(config.token_policy),
       parser_(JsonLimits{config.max_message_bytes + 64, 32}),
-      timers_(20, 4096, static_cast<uint64_t>(nowMonoMs())) {}
+      timers_(20, 4096, static_cast<uint64_t>(nowMonoMs())),
+      outbound_limits_(outboundLimits(config)) {}
 
 EdgeService::~EdgeService() {
   for (auto& [ptr, conn] : connections_) {
     timers_.cancel(&conn->ping_timer);
     timers_.cancel(&conn->token_timer);
+    timers_.cancel(&conn->backpressure_timer);
   }
 }
 
@@ -200,22 +220,44 @@ FramePtr EdgeService::makeFrame(std::string_view payload) const {
   return std::make_shared<const OutFrame>(payload, transport_.frameHeadroom());
 }
 
+FramePtr EdgeService::makeLowFrame(std::string_view payload, std::string key) const {
+  return std::make_shared<const OutFrame>(payload, transport_.frameHeadroom(), std::move(key));
+}
+
 bool EdgeService::enqueue(Connection& conn, FramePtr frame) {
   if (conn.close_code != 0) {
     metrics_.dropped_closing.inc();
     return false;
   }
-  if (conn.out.size() + 1 > config_.outbound_max_messages ||
-      conn.out_bytes + frame->size() > config_.outbound_max_bytes) {
-    // A reader that cannot keep up would otherwise grow memory without bound; it can
-    // reconnect and resume from history.
-    metrics_.dropped_slow_consumer.inc();
-    requestClose(conn, 4009, "slow consumer");
-    return false;
-  }
   const bool was_idle = conn.out.empty();
-  conn.out_bytes += frame->size();
-  conn.out.push_back(std::move(frame));
+  const bool was_behind = conn.out.behind(outbound_limits_);
+  const OutboundQueue::Outcome outcome = conn.out.offer(std::move(frame), outbound_limits_);
+  if (outcome.low_evicted > 0) metrics_.dropped_low_priority.inc(outcome.low_evicted);
+  switch (outcome.result) {
+    case OutboundQueue::Result::kOverCap:
+      // A reader that cannot keep up would otherwise grow memory without bound; it can
+      // reconnect and resume from history.
+      metrics_.dropped_slow_consumer.inc();
+      metrics_.slow_consumer_cap.inc();
+      requestClose(conn, 4009, "slow consumer");
+      return false;
+    case OutboundQueue::Result::kDroppedLow:
+      metrics_.dropped_low_priority.inc();
+      return false;
+    case OutboundQueue::Result::kCoalesced:
+      metrics_.dropped_low_coalesced.inc();
+      return true;
+    case OutboundQueue::Result::kQueued:
+      break;
+  }
+  if (!was_behind && conn.out.behind(outbound_limits_)) {
+    // Crossing the mark (again) starts the grace period afresh. Falling back under it
+    // needs no hook in the write path: the timer finds the queue below the mark and
+    // does nothing.
+    metrics_.high_water_crossings.inc();
+    timers_.schedule(&conn.backpressure_timer,
+                     static_cast<uint64_t>(nowMonoMs()) + config_.slow_consumer_grace_ms);
+  }
   if (was_idle) transport_.wantWrite(conn);
   return true;
 }
@@ -224,12 +266,15 @@ void EdgeService::requestClose(Connection& conn, int code, std::string_view reas
   if (conn.close_code != 0) return;
   conn.close_code = code;
   conn.close_reason = std::string(reason);
-  if (code == 4009 && !conn.out.empty()) {
+  if (code == 4009) {
     // What a slow consumer has not read is released now, not when its socket drains; the
-    // client resumes from history after it reconnects.
-    metrics_.dropped_slow_consumer.inc(conn.out.size());
-    conn.out.clear();
-    conn.out_bytes = 0;
+    // client resumes from history after it reconnects. It still gets the close frame if
+    // it reads what the kernel holds within the close grace; after that, a reset.
+    if (!conn.out.empty()) {
+      metrics_.dropped_slow_consumer.inc(conn.out.size());
+      conn.out.clear();
+    }
+    transport_.resetOnClose(conn);
   }
   // The close frame goes out on the next WRITEABLE. A peer that never lets the socket
   // become writable is dropped without it after kCloseGraceMs.
@@ -325,6 +370,9 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   auto owned = std::make_unique<Connection>();
   Connection* conn = owned.get();
   conn->transport = transport;
+  // Set before the first enqueue (the welcome), which may already arm it.
+  conn->backpressure_timer.owner = conn;
+  conn->backpressure_timer.tag = static_cast<int>(TimerTag::kSlowConsumer);
   conn->session = config_.node_name + "-" + std::to_string(getpid()) + "-" +
                   std::to_string(++session_counter_) + "-" + randomHex(4);
   conn->tenant = claims.tnt;
@@ -371,6 +419,7 @@ void EdgeService::closed(Connection* conn, int close_code) {
   if (it == connections_.end()) return;
   timers_.cancel(&conn->ping_timer);
   timers_.cancel(&conn->token_timer);
+  timers_.cancel(&conn->backpressure_timer);
   unsubscribeAll(*conn);
   hub_.removeUserConnection(conn);
   presence_->removeConnection(conn->session);
@@ -478,6 +527,16 @@ void EdgeService::onTimer(TimerNode* node) {
     case TimerTag::kCloseDeadline:
       logDebug("conn_close_timeout", {{"session", conn.session}, {"code", conn.close_code}});
       transport_.kill(conn);
+      return;
+    case TimerTag::kSlowConsumer:
+      // Armed when the queue crossed its high-water mark and re-armed at every later
+      // crossing: still behind now means behind for the whole grace period.
+      if (conn.close_code != 0 || !conn.out.behind(outbound_limits_)) return;
+      logDebug("slow_consumer", {{"session", conn.session},
+                                 {"queued_bytes", conn.out.bytes()},
+                                 {"queued_messages", conn.out.size()}});
+      metrics_.slow_consumer_lagging.inc();
+      requestClose(conn, 4009, "slow consumer");
       return;
     case TimerTag::kToken:
       if (conn.close_code != 0) return;

@@ -39,6 +39,9 @@ class Transport {
   // Drop the connection without a close handshake (its close frame could not be sent in
   // time); the transport reports it closed later, as for any other close.
   virtual void kill(Connection& conn) = 0;
+  // Makes the eventual close of this connection a reset that discards unsent data (slow
+  // consumers: what they have not read is not worth holding kernel memory for).
+  virtual void resetOnClose(Connection& /*conn*/) {}
   // Bytes of headroom every outgoing frame must have before its payload (LWS_PRE).
   virtual size_t frameHeadroom() const = 0;
   // Sends a delivery to the other workers of the host (never blocks; may drop, counted).
@@ -129,7 +132,11 @@ class EdgeService {
 
   // Frame helpers (shared with tests).
   FramePtr makeFrame(std::string_view payload) const;
-  // Queues a frame; enforces the per-connection caps (closes 4009 when exceeded).
+  // A low-priority frame: coalesced by `key` or dropped while its recipient is behind.
+  FramePtr makeLowFrame(std::string_view payload, std::string key) const;
+  // Queues a frame; enforces the per-connection caps and priorities (edge/outbound_queue.h):
+  // closes 4009 when a normal frame does not fit, arms the slow-consumer grace period
+  // when the queue crosses its high-water mark. False when the frame was not queued.
   bool enqueue(Connection& conn, FramePtr frame);
 
  private:
@@ -217,6 +224,7 @@ class EdgeService {
   int64_t last_sweep_ms_ = 0;
   int64_t last_trim_ms_ = 0;
   bool shutting_down_ = false;
+  OutboundLimits outbound_limits_;
 };
 
 // HTTP status for a Status code (400, 401, 403, 404, 413, 429, 503, 500).

@@ -26,18 +26,15 @@ void appendTextFrame(std::string& out, std::string_view payload) {
   out.append(payload);
 }
 
-size_t coalesceFrames(std::deque<FramePtr>& queue, size_t* queued_bytes, std::string& out,
-                      size_t headroom, size_t max_bytes) {
+size_t coalesceFrames(OutboundQueue& queue, std::string& out, size_t headroom, size_t max_bytes) {
   out.resize(headroom);
   size_t taken = 0;
-  while (!queue.empty()) {
-    const OutFrame& frame = *queue.front();
-    const size_t framed = headerSize(frame.size()) + frame.size();
+  while (const OutFrame* frame = queue.front()) {
+    const size_t framed = headerSize(frame->size()) + frame->size();
     if (taken > 0 && out.size() - headroom + framed > max_bytes) break;
-    appendTextFrame(out, std::string_view(reinterpret_cast<const char*>(frame.payload()),
-                                          frame.size()));
-    *queued_bytes -= frame.size();
-    queue.pop_front();
+    appendTextFrame(
+        out, std::string_view(reinterpret_cast<const char*>(frame->payload()), frame->size()));
+    queue.pop();
     ++taken;
   }
   return taken;

@@ -5,11 +5,10 @@
 // the header is all there is) and handed to lws as raw bytes.
 
 #include <cstddef>
-#include <deque>
 #include <string>
 #include <string_view>
 
-#include "edge/connection.h"
+#include "edge/outbound_queue.h"
 
 namespace wsfleet {
 
@@ -18,8 +17,7 @@ void appendTextFrame(std::string& out, std::string_view payload);
 
 // Moves frames from the front of `queue` into `out` (which keeps its first `headroom`
 // bytes) while the total stays within `max_bytes`; always takes at least one frame.
-// Decrements *queued_bytes by the payload bytes taken. Returns the number of frames.
-size_t coalesceFrames(std::deque<FramePtr>& queue, size_t* queued_bytes, std::string& out,
-                      size_t headroom, size_t max_bytes);
+// Returns the number of frames.
+size_t coalesceFrames(OutboundQueue& queue, std::string& out, size_t headroom, size_t max_bytes);
 
 }  // namespace wsfleet

@@ -10,7 +10,9 @@ void EdgeService::onPeerMessage(const PeerMessage& message) {
     metrics_.dropped("peer_unknown_tenant");
     return;
   }
-  FramePtr frame = makeFrame(message.frame);
+  FramePtr frame = message.coalescing_key.empty()
+                       ? makeFrame(message.frame)
+                       : makeLowFrame(message.frame, message.coalescing_key);
   if (message.kind == PeerMessage::Kind::kUser) {
     uint64_t delivered = 0;
     for (Connection* target : hub_.userConnections(message.tenant, message.target)) {

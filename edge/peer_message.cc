@@ -64,6 +64,7 @@ std::string encodePeerMessage(const PeerMessage& m) {
   putU64(out, m.offset);
   putU64(out, static_cast<uint64_t>(m.origin_ts_ms));
   putBytes(out, m.frame);
+  putBytes(out, m.coalescing_key);
   return out;
 }
 
@@ -81,7 +82,8 @@ std::optional<PeerMessage> decodePeerMessage(std::string_view bytes) {
   m.kind = static_cast<PeerMessage::Kind>(kind);
   uint64_t ts = 0;
   if (!r.bytes(m.tenant) || !r.bytes(m.target) || !r.bytes(m.epoch) || !r.u64(m.offset) ||
-      !r.u64(ts) || !r.bytes(m.frame) || !r.done()) {
+      !r.u64(ts) || !r.bytes(m.frame) ||
+      !r.bytes(m.coalescing_key) || !r.done()) {
     return std::nullopt;
   }
   m.origin_ts_ms = static_cast<int64_t>(ts);

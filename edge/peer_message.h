@@ -21,6 +21,7 @@ struct PeerMessage {
   uint64_t offset = 0;  // 0: not sequenced (ordering "none", join/leave, direct)
   int64_t origin_ts_ms = 0;
   std::string frame;  // the encoded protocol frame, sent as is
+  std::string coalescing_key;  // non-empty: low priority (edge/outbound_queue.h)
 };
 
 // Versioned binary encoding: magic byte, version, kind, then length-prefixed fields.

@@ -273,9 +273,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       if (conn->out.empty()) return 0;
       if (conn->out.size() == 1) {
         // One frame: written in place, lws puts the header into the frame's headroom.
-        FramePtr frame = std::move(conn->out.front());
-        conn->out.pop_front();
-        conn->out_bytes -= frame->size();
+        FramePtr frame = conn->out.pop();
         if (lws_write(wsi, frame->payload(), frame->size(), LWS_WRITE_TEXT) <
             static_cast<int>(frame->size())) {
           return -1;
@@ -284,7 +282,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       }
       // Several: framed here into one buffer and sent with one write (LWS_WRITE_HTTP is
       // lws' raw write; lws keeps whatever the socket does not take and sends it first).
-      coalesceFrames(conn->out, &conn->out_bytes, write_buffer_, LWS_PRE, kCoalesceBytes);
+      coalesceFrames(conn->out, write_buffer_, LWS_PRE, kCoalesceBytes);
       const size_t n = write_buffer_.size() - LWS_PRE;
       if (lws_write(wsi, reinterpret_cast<unsigned char*>(write_buffer_.data()) + LWS_PRE, n,
                     LWS_WRITE_HTTP) < static_cast<int>(n)) {

@@ -118,7 +118,7 @@ void writeableCoalescesQueuedFramesInOrder(void** state) {
   assert_int_equal(c.wsi.writes.size(), 2);
   assert_int_equal(c.wsi.writes.back().protocol, LWS_WRITE_HTTP);  // lws' raw write
   assert_int_equal(c.wsi.writable_requests, requests_before);
-  assert_int_equal(c.conn()->out_bytes, 0);
+  assert_int_equal(c.conn()->out.bytes(), 0);
   const std::vector<std::string> frames = splitFrames(c.wsi.writes.back().bytes);
   assert_int_equal(frames.size(), 7);
   assert_true(contains(frames[0], R"("id":1)"));

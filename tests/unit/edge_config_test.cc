@@ -150,6 +150,9 @@ TEST(EdgeConfigSample, ListsTheDefaults) {
   EXPECT_EQ(sample->refresh_notice_ms, bare->refresh_notice_ms);
   EXPECT_EQ(sample->outbound_max_bytes, bare->outbound_max_bytes);
   EXPECT_EQ(sample->outbound_max_messages, bare->outbound_max_messages);
+  EXPECT_EQ(sample->outbound_high_water_bytes, bare->outbound_high_water_bytes);
+  EXPECT_EQ(sample->outbound_high_water_messages, bare->outbound_high_water_messages);
+  EXPECT_EQ(sample->slow_consumer_grace_ms, bare->slow_consumer_grace_ms);
   EXPECT_EQ(sample->max_channels_per_connection, bare->max_channels_per_connection);
   EXPECT_EQ(sample->max_body_bytes, bare->max_body_bytes);
   EXPECT_EQ(sample->token_policy.audience, bare->token_policy.audience);
@@ -188,6 +191,9 @@ TEST(EdgeConfigDefaults, AppliedWhenKeysAreAbsent) {
   EXPECT_EQ(c.refresh_notice_ms, 30000u);
   EXPECT_EQ(c.outbound_max_bytes, 4194304u);
   EXPECT_EQ(c.outbound_max_messages, 4096u);
+  EXPECT_EQ(c.outbound_high_water_bytes, 0u);  // half of outbound_max_bytes
+  EXPECT_EQ(c.outbound_high_water_messages, 0u);
+  EXPECT_EQ(c.slow_consumer_grace_ms, 5000u);
   EXPECT_EQ(c.max_channels_per_connection, 256u);
   EXPECT_EQ(c.admin_listen.port, 9090);
   EXPECT_EQ(c.max_body_bytes, 1048576u);
@@ -363,6 +369,18 @@ TEST(EdgeConfigErrors, RangeAndCrossFieldChecks) {
   EXPECT_EQ(errorsOf(minimal("[websocket]\nmax_message_bytes = 2000\noutbound_max_bytes = 1000\n")),
             "cfg.toml:3:22: websocket.outbound_max_bytes: must be at least "
             "websocket.max_message_bytes, or one message could never be queued");
+  EXPECT_EQ(errorsOf(minimal("[websocket]\noutbound_max_bytes = 100000\n"
+                             "outbound_high_water_bytes = 100001\n")),
+            "cfg.toml:3:29: websocket.outbound_high_water_bytes: must not exceed "
+            "websocket.outbound_max_bytes (100000)");
+  EXPECT_EQ(errorsOf(minimal("[websocket]\noutbound_high_water_messages = 5000\n")),
+            "cfg.toml:2:32: websocket.outbound_high_water_messages: must not exceed "
+            "websocket.outbound_max_messages (4096)");
+  EXPECT_EQ(errorsOf(minimal("[websocket]\noutbound_max_bytes = 100000\n"
+                             "outbound_high_water_bytes = 100000\nslow_consumer_grace_ms = 0\n")),
+            "");
+  EXPECT_NE(errorsOf(minimal("[websocket]\nslow_consumer_grace_ms = -1\n")).find("out of range"),
+            std::string::npos);
   EXPECT_NE(errorsOf(minimal("[presence]\nheartbeat_ms = 30000\n")).find("presence.heartbeat_ms"),
             std::string::npos);
   EXPECT_NE(errorsOf(minimal("[auth]\nmax_token_bytes = 9000\n")).find("auth.max_token_bytes"),
@@ -487,6 +505,11 @@ TEST(EdgeConfigTenants, NamespaceCrossChecks) {
       errorsOf(minimal("[tenants.acme.namespaces.n]\nordering = \"none\"\nhistory_size = 5\n"))
           .find("cfg.toml:3:16: tenants.acme.namespaces.n.history_size: must be 0"),
       std::string::npos);
+  EXPECT_EQ(
+      errorsOf(minimal("[tenants.acme.namespaces.n]\npriority = \"low\"\nhistory_size = 5\n")),
+      "cfg.toml:2:12: tenants.acme.namespaces.n.priority: \"low\" needs history_size = 0 "
+      "(low-priority messages may be coalesced or dropped, which resume cannot account for)");
+  EXPECT_EQ(errorsOf(minimal("[tenants.acme.namespaces.n]\npriority = \"low\"\n")), "");
   EXPECT_NE(errorsOf(minimal("[tenants.acme.namespaces.n]\nmax_message_bytes = 70000\n"))
                 .find("must not exceed websocket.max_message_bytes"),
             std::string::npos);

@@ -6,6 +6,7 @@ namespace wsfleet {
 namespace {
 
 constexpr size_t kHeadroom = 16;
+const OutboundLimits kRoomy{1 << 20, 1000, 1 << 20, 1000};
 
 std::string header(std::string_view framed) { return std::string(framed.substr(0, 4)); }
 
@@ -34,33 +35,29 @@ TEST(FrameCoalescerTest, HeaderLengthsAtTheBoundaries) {
 }
 
 TEST(FrameCoalescerTest, TakesFramesInOrderWithinTheCap) {
-  std::deque<FramePtr> queue;
-  size_t queued = 0;
+  OutboundQueue queue;
   for (const char* p : {"one", "two", "three"}) {
-    queue.push_back(std::make_shared<const OutFrame>(p, kHeadroom));
-    queued += std::string_view(p).size();
+    queue.offer(std::make_shared<const OutFrame>(p, kHeadroom), kRoomy);
   }
   std::string out = "stale";
-  EXPECT_EQ(coalesceFrames(queue, &queued, out, kHeadroom, 1 << 16), 3u);
+  EXPECT_EQ(coalesceFrames(queue, out, kHeadroom, 1 << 16), 3u);
   EXPECT_TRUE(queue.empty());
-  EXPECT_EQ(queued, 0u);
+  EXPECT_EQ(queue.bytes(), 0u);
   EXPECT_EQ(out.substr(kHeadroom), std::string("\x81\x03one\x81\x03two\x81\x05three", 17));
 }
 
 TEST(FrameCoalescerTest, StopsAtTheCapButAlwaysTakesOne) {
-  std::deque<FramePtr> queue;
-  size_t queued = 0;
+  OutboundQueue queue;
   for (int i = 0; i < 3; ++i) {
-    queue.push_back(std::make_shared<const OutFrame>(std::string(100, 'a' + i), kHeadroom));
-    queued += 100;
+    queue.offer(std::make_shared<const OutFrame>(std::string(100, 'a' + i), kHeadroom), kRoomy);
   }
   std::string out;
   // 102 bytes per framed message: a 250-byte cap takes two.
-  EXPECT_EQ(coalesceFrames(queue, &queued, out, kHeadroom, 250), 2u);
+  EXPECT_EQ(coalesceFrames(queue, out, kHeadroom, 250), 2u);
   EXPECT_EQ(queue.size(), 1u);
-  EXPECT_EQ(queued, 100u);
+  EXPECT_EQ(queue.bytes(), 100u);
   // A frame larger than the cap still goes, alone.
-  EXPECT_EQ(coalesceFrames(queue, &queued, out, kHeadroom, 10), 1u);
+  EXPECT_EQ(coalesceFrames(queue, out, kHeadroom, 10), 1u);
   EXPECT_EQ(out.size(), kHeadroom + 102);
   EXPECT_EQ(header(out.substr(kHeadroom)).substr(0, 2), std::string("\x81\x64", 2));
 }

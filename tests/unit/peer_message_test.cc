@@ -14,6 +14,7 @@ PeerMessage sample() {
   m.offset = 18446744073709551615ull;
   m.origin_ts_ms = 1764300000000;
   m.frame = std::string("{\"type\":\"message\"}\0binary", 26);
+  m.coalescing_key = "chat:room\nalice";
   return m;
 }
 
@@ -28,6 +29,7 @@ TEST(PeerMessageTest, RoundTripsEveryField) {
   EXPECT_EQ(decoded->offset, m.offset);
   EXPECT_EQ(decoded->origin_ts_ms, m.origin_ts_ms);
   EXPECT_EQ(decoded->frame, m.frame);
+  EXPECT_EQ(decoded->coalescing_key, m.coalescing_key);
 }
 
 TEST(PeerMessageTest, UserMessagesRoundTrip) {
