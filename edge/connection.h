@@ -58,7 +58,7 @@ class Permissions {
   const std::vector<ChannelPattern>* active_ = nullptr;  // own_ or the tenant's defaults
 };
 
-enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3 };
+enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3, kDrainHint = 4 };
 
 class Connection {
  public:
@@ -101,6 +101,7 @@ class Connection {
 
   TimerNode ping_timer;
   TimerNode token_timer;
+  TimerNode drain_timer;  // when the `reconnect` hint goes out during a drain
 
   void* transport = nullptr;  // the lws wsi, non-owning
 };

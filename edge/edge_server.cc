@@ -56,6 +56,7 @@ EdgeServer::~EdgeServer() {
   if (loop_) {
     ev_signal_stop(loop_.get(), &sigterm_watcher_);
     ev_signal_stop(loop_.get(), &sigint_watcher_);
+    ev_signal_stop(loop_.get(), &sighup_watcher_);
     ev_timer_stop(loop_.get(), &wakeup_timer_);
   }
 }
@@ -173,6 +174,7 @@ void EdgeServer::scheduleTick() {
 void EdgeServer::onTick(lws_sorted_usec_list_t* sul) {
   auto* tick = reinterpret_cast<Tick*>(sul);
   tick->server->service_->tick();
+  if (tick->server->service_->drainComplete()) tick->server->requestStop();
   tick->server->scheduleTick();
 }
 
@@ -193,8 +195,19 @@ void EdgeServer::requestStop() {
 
 void EdgeServer::onStopSignal(struct ev_loop*, ev_signal* watcher, int) {
   auto* server = static_cast<EdgeServer*>(watcher->data);
-  logInfo("signal", {{"signal", watcher->signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const bool term = watcher->signum == SIGTERM;
+  logInfo("signal", {{"signal", term ? "SIGTERM" : "SIGINT"}});
+  // SIGTERM drains (the service manager's stop); SIGINT, or SIGTERM during a drain, is
+  // the operator insisting: stop now.
+  if (term && server->service_->beginDrain(std::nullopt, "SIGTERM")) return;
   server->requestStop();
+}
+
+void EdgeServer::onReloadSignal(struct ev_loop*, ev_signal* watcher, int) {
+  auto* server = static_cast<EdgeServer*>(watcher->data);
+  logInfo("signal", {{"signal", "SIGHUP"}});
+  // Errors are logged and counted by the service; the running config stays.
+  (void)server->service_->reload();
 }
 
 void EdgeServer::onWakeup(struct ev_loop*, ev_timer*, int) {}
@@ -207,6 +220,9 @@ int EdgeServer::run() {
   ev_signal_init(&sigint_watcher_, &EdgeServer::onStopSignal, SIGINT);
   sigint_watcher_.data = this;
   ev_signal_start(loop_.get(), &sigint_watcher_);
+  ev_signal_init(&sighup_watcher_, &EdgeServer::onReloadSignal, SIGHUP);
+  sighup_watcher_.data = this;
+  ev_signal_start(loop_.get(), &sighup_watcher_);
   signal(SIGPIPE, SIG_IGN);
 
   logInfo("edge_ready",

@@ -44,8 +44,10 @@ class EdgeServer final : public Transport {
   static Result<std::unique_ptr<EdgeServer>> create(const EdgeConfig& config);
   ~EdgeServer() override;
 
-  // Serves until requestStop() (or SIGTERM/SIGINT); then closes every client with 1001
+  // Serves until requestStop() (SIGINT, a second SIGTERM, or the end of a drain, which
+  // SIGTERM or POST /admin/drain starts); then closes every client still here with 1001
   // (waiting a bounded time for the close handshakes) and returns the process exit code.
+  // SIGHUP reloads the configuration file.
   int run();
   // Called on the loop thread (signal watchers run there too).
   void requestStop();
@@ -66,6 +68,7 @@ class EdgeServer final : public Transport {
   static void onTick(lws_sorted_usec_list_t* sul);
   void scheduleTick();
   static void onStopSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
+  static void onReloadSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
   static void onWakeup(struct ev_loop* loop, ev_timer* watcher, int revents);
 
   const EdgeConfig& config_;
@@ -77,6 +80,7 @@ class EdgeServer final : public Transport {
   EvLoopPtr loop_;
   ev_signal sigterm_watcher_{};
   ev_signal sigint_watcher_{};
+  ev_signal sighup_watcher_{};
   ev_timer wakeup_timer_{};  // bounds each loop pass while stopping
   LwsContextPtr context_;
   // Tokens verified at the upgrade, waiting for ESTABLISHED: lws frees the per-session

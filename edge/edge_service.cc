@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "edge/drain_schedule.h"
 
 namespace wsfleet {
 
@@ -139,6 +140,7 @@ EdgeService::~EdgeService() {
   for (auto& [ptr, conn] : connections_) {
     timers_.cancel(&conn->ping_timer);
     timers_.cancel(&conn->token_timer);
+    timers_.cancel(&conn->drain_timer);
   }
 }
 
@@ -178,13 +180,7 @@ Status EdgeService::init() {
     syncer_ =
         std::make_unique<LmdbSyncer>(env_, std::chrono::milliseconds(config_.sync_interval_ms));
   }
-  public_url_ = config_.public_url;
-  if (public_url_.empty()) {
-    const std::string& host = config_.ws_listen.host;
-    public_url_ = std::string(config_.tls_cert_file.empty() ? "ws://" : "wss://") +
-                  (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                  std::to_string(config_.ws_listen.port) + config_.ws_path;
-  }
+  derivePublicUrl();
   tick_ms_ = std::max<uint64_t>(5, std::min<uint64_t>(config_.presence_flush_ms, 100));
 
   auto& registry = metrics_.registry();
@@ -249,7 +245,7 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
     metrics_.handshakeRejected(reason);
     return d;
   };
-  if (shutting_down_) {
+  if (shutting_down_ || draining_) {
     d.retry_after_s = 5;
     return refuse(503, "draining", "this edge is shutting down; reconnect elsewhere");
   }
@@ -359,6 +355,13 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   conn->token_timer.owner = conn;
   conn->token_timer.tag = static_cast<int>(TimerTag::kToken);
   scheduleTokenTimer(*conn);
+  conn->drain_timer.owner = conn;
+  conn->drain_timer.tag = static_cast<int>(TimerTag::kDrainHint);
+  if (draining_) {
+    // Its handshake was accepted just before the drain began: it gets a hint too.
+    const uint64_t elapsed = static_cast<uint64_t>(nowMonoMs() - drain_started_ms_);
+    scheduleDrainHint(*conn, lateDrainHintOffsetMs(elapsed, drain_window_ms_, drainUnit()));
+  }
   logDebug("conn_open", {{"session", conn->session},
                          {"tenant", conn->tenant},
                          {"user", conn->user},
@@ -371,6 +374,7 @@ void EdgeService::closed(Connection* conn, int close_code) {
   if (it == connections_.end()) return;
   timers_.cancel(&conn->ping_timer);
   timers_.cancel(&conn->token_timer);
+  timers_.cancel(&conn->drain_timer);
   unsubscribeAll(*conn);
   hub_.removeUserConnection(conn);
   presence_->removeConnection(conn->session);
@@ -412,7 +416,8 @@ void EdgeService::onPong(Connection& conn) {
 void EdgeService::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
-  for (auto& [ptr, conn] : connections_) requestClose(*conn, 1001, "server shutting down");
+  const char* reason = drainComplete() ? "drain finished" : "server shutting down";
+  for (auto& [ptr, conn] : connections_) requestClose(*conn, 1001, reason);
 }
 
 void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
@@ -487,6 +492,9 @@ void EdgeService::onTimer(TimerNode* node) {
         return;
       }
       requestClose(conn, 4001, "token expired");
+      return;
+    case TimerTag::kDrainHint:
+      sendDrainHint(conn);
       return;
   }
 }
