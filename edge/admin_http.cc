@@ -15,6 +15,7 @@ struct AdminRequest {
   std::unordered_map<std::string, std::string> query;
   std::string authorization;
   std::string body;
+  std::string peer;
   bool too_large = false;
 };
 
@@ -51,6 +52,12 @@ std::unordered_map<std::string, std::string> queryArgs(lws* wsi) {
     }
   }
   return args;
+}
+
+std::string peerOf(lws* wsi) {
+  char buf[64] = {0};
+  lws_get_peer_simple(wsi, buf, sizeof(buf));
+  return buf;
 }
 
 std::string methodOf(lws* wsi) {
@@ -116,6 +123,7 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
       request->path = path;
       request->query = queryArgs(wsi);
       request->authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+      request->peer = peerOf(wsi);
       if (method == "POST") {
         // lws 4.1 does not decode chunked request bodies (it would wait for a body that
         // never ends), so a POST must say how long its body is.
@@ -124,7 +132,7 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
           return finishAndClose(wsi, errorResponse(411, "bad_request", "length_required",
                                                    "POST bodies need Content-Length"));
         }
-        if (std::strtoull(length.c_str(), nullptr, 10) > config_.max_body_bytes) {
+        if (std::strtoull(length.c_str(), nullptr, 10) > service_->config().max_body_bytes) {
           // Closing spares reading (and discarding) the announced body.
           return finishAndClose(wsi, errorResponse(413, "too_large", "body_too_large",
                                                    "request body is over admin.max_body_bytes"));
@@ -134,14 +142,14 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
         return 0;
       }
       HttpResponse r = service_->handleHttp(request->method, request->path, request->query,
-                                            request->authorization, {});
+                                            request->authorization, {}, request->peer);
       return finish(wsi, r);
     }
 
     case LWS_CALLBACK_HTTP_BODY: {
       AdminRequest* request = session->request;
       if (request == nullptr) return -1;
-      if (request->body.size() + len > config_.max_body_bytes) {
+      if (request->body.size() + len > service_->config().max_body_bytes) {
         request->too_large = true;
       } else {
         request->body.append(static_cast<const char*>(in), len);
@@ -158,7 +166,7 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
                                                  "request body is over admin.max_body_bytes"));
       }
       HttpResponse r = service_->handleHttp(request->method, request->path, request->query,
-                                            request->authorization, request->body);
+                                            request->authorization, request->body, request->peer);
       dropRequest(session);
       return finish(wsi, r);
     }

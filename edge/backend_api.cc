@@ -34,11 +34,12 @@ const std::string* queryValue(const std::unordered_map<std::string, std::string>
 
 HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view path,
                                      const std::unordered_map<std::string, std::string>& query,
-                                     std::string_view authorization, std::string_view body) {
+                                     std::string_view authorization, std::string_view body,
+                                     std::string_view peer) {
   metrics_.http_requests.inc();
   if (path == "/healthz") return plain(200, "ok\n");
   if (path == "/readyz") {
-    if (shutting_down_) return plain(503, "draining\n");
+    if (shutting_down_ || draining_) return plain(503, "draining\n");
     return plain(200, "ready\n");
   }
   if (path == "/metrics") {
@@ -50,6 +51,8 @@ HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view p
   if (path == "/api/v1/publish" && method == "POST") return apiPublish(authorization, body);
   if (path == "/api/v1/send" && method == "POST") return apiSend(authorization, body);
   if (path == "/api/v1/presence" && method == "GET") return apiPresence(authorization, query);
+  if (path == "/admin/drain" && method == "POST")
+    return adminDrain(authorization, peer, query, body);
   return jsonError(Status(Code::kNotFound, "no_route", "no such route"));
 }
 

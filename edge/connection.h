@@ -42,7 +42,13 @@ class Permissions {
   const std::vector<ChannelPattern>* active_ = nullptr;  // own_ or the tenant's defaults
 };
 
-enum class TimerTag { kPing = 1, kToken = 2, kCloseDeadline = 3, kSlowConsumer = 4 };
+enum class TimerTag {
+  kPing = 1,
+  kToken = 2,
+  kCloseDeadline = 3,
+  kSlowConsumer = 4,
+  kDrainHint = 5,
+};
 
 class Connection {
  public:
@@ -85,6 +91,7 @@ class Connection {
   TimerNode ping_timer;
   TimerNode token_timer;
   TimerNode backpressure_timer;  // armed while the queue is over its high-water mark
+  TimerNode drain_timer;  // when the `reconnect` hint goes out during a drain
 
   void* transport = nullptr;  // the lws wsi, non-owning
 };

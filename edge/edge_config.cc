@@ -16,6 +16,7 @@ constexpr int64_t kMiB = 1 << 20;
 
 using edge_config_detail::checkNodeName;
 using edge_config_detail::checkNonEmpty;
+using edge_config_detail::checkOperatorToken;
 using edge_config_detail::checkPublicUrl;
 using edge_config_detail::checkWsPath;
 using edge_config_detail::Loader;
@@ -125,6 +126,18 @@ const std::vector<EdgeOption>& edgeOptions() {
                                "address of /metrics, /healthz, /readyz and the backend API"),
       intOption<EdgeConfig>("admin.max_body_bytes", WSF_FIELD(EdgeConfig, max_body_bytes), kMiB, 1,
                             64 * kMiB, "cap on a backend API request body"),
+      stringOption<EdgeConfig>("admin.operator_token", WSF_FIELD(EdgeConfig, operator_token), "",
+                               "bearer credential of POST /admin/drain; empty = loopback "
+                               "peers only",
+                               checkOperatorToken),
+      // [drain]
+      intOption<EdgeConfig>("drain.window_ms", WSF_FIELD(EdgeConfig, drain_window_ms), 30000, 0,
+                            kHourMs, "reconnect hints are spread over this long"),
+      intOption<EdgeConfig>("drain.grace_ms", WSF_FIELD(EdgeConfig, drain_grace_ms), 5000, 0,
+                            10 * 60000, "after the window, clients still here are closed (1001)"),
+      stringOption<EdgeConfig>("drain.reconnect_url", WSF_FIELD(EdgeConfig, drain_reconnect_url),
+                               "", "URL the reconnect hints name; empty = websocket.public_url",
+                               checkPublicUrl),
       // [auth]
       stringOption<EdgeConfig>("auth.audience", WSF_FIELD(EdgeConfig, token_policy.audience),
                                "wsfleet", "required token `aud`; empty = not checked"),
@@ -317,6 +330,15 @@ void Loader::checkOther() {
   config.storage_dir = resolveRelativePath(base_dir, config.storage_dir);
 }
 
+void Loader::checkOperatorToken() {
+  // A tenant's API key must never be able to drain the edge: the two credentials are
+  // different roles even when the same people hold them.
+  if (!config.operator_token.empty() && api_key_owner.count(config.operator_token) != 0) {
+    error("admin.operator_token", "must differ from every API key (it equals " +
+                                      api_key_owner.at(config.operator_token) + ")");
+  }
+}
+
 }  // namespace edge_config_detail
 
 namespace {
@@ -338,6 +360,7 @@ Result<EdgeConfig> parseWithBase(std::string_view text, const std::string& sourc
   loader.checkTls();
   loader.checkOther();
   loader.loadTenants();
+  loader.checkOperatorToken();
   if (!errors.empty()) return errors.toStatus();
   return config;
 }

@@ -79,6 +79,14 @@ struct EdgeConfig {
   // [admin]
   ListenAddress admin_listen{"127.0.0.1", 9090};
   uint64_t max_body_bytes = 1u << 20;
+  // Bearer credential of the operator routes (POST /admin/drain). Empty: those routes
+  // answer only loopback peers. Never a tenant API key (checked at load).
+  std::string operator_token;
+
+  // [drain]
+  uint64_t drain_window_ms = 30000;  // reconnect hints are spread over this long
+  uint64_t drain_grace_ms = 5000;    // then this long to leave before the 1001 close
+  std::string drain_reconnect_url;   // the hints' url; empty = the public URL
 
   // [auth]
   TokenPolicy token_policy;  // audience, leeway_s, max_token_bytes
@@ -102,6 +110,13 @@ struct EdgeConfig {
 // one per line, each "FILE:LINE:COL: message".
 Result<EdgeConfig> loadEdgeConfig(const std::string& path);
 Result<EdgeConfig> parseEdgeConfig(std::string_view text, const std::string& source_name);
+
+// Options that take effect only at start (listeners, TLS, storage, identity, presence
+// timing): their keys ("websocket.listen", ...) whose values differ between the running
+// config and a reloaded one. Empty when a reload can apply everything.
+std::vector<std::string> restartOnlyChanges(const EdgeConfig& running, const EdgeConfig& next);
+// Copies the restart-only options of `running` into `next`, so that a reload keeps them.
+void keepRestartOnly(const EdgeConfig& running, EdgeConfig& next);
 
 // The namespace config for a channel, or nullptr when the tenant has no such namespace.
 const NamespaceConfig* findNamespace(const TenantConfig& tenant, std::string_view channel);

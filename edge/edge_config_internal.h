@@ -28,6 +28,8 @@ std::string checkPublicUrl(std::string_view text);
 std::string checkWsPath(std::string_view text);
 std::string checkNonEmpty(std::string_view text);
 std::string checkApiKey(std::string_view text, std::string& out);
+// Empty (no token), or an API-key-like secret.
+std::string checkOperatorToken(std::string_view text);
 std::string convertPattern(std::string_view text, ChannelPattern& out);
 
 // Standard base64 (padding optional) or base64url, as secrets are commonly written.
@@ -78,6 +80,7 @@ struct Loader {
   void checkTls();
   void checkOther();
   void loadTenants();
+  void checkOperatorToken();  // after loadTenants: compares with the API keys
   void loadTenant(const std::string& name, const toml::table& table, const toml::node& where);
   std::optional<TokenKey> loadKey(const std::string& prefix, const toml::table& table,
                                   const toml::node& where);

@@ -220,6 +220,14 @@ std::string checkApiKey(std::string_view text, std::string& out) {
   return "";
 }
 
+std::string checkOperatorToken(std::string_view text) {
+  if (text.empty()) return "";
+  std::string ignored;
+  const std::string problem = checkApiKey(text, ignored);
+  // The same rules as an API key (it travels the same way); say which option it is.
+  return problem.empty() ? "" : "an operator token " + problem.substr(problem.find("must"));
+}
+
 std::string convertPattern(std::string_view text, ChannelPattern& out) {
   Result<ChannelPattern> pattern = ChannelPattern::parse(text);
   if (!pattern) return pattern.status().message();

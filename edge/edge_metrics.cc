@@ -49,6 +49,9 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
                     "(low-priority frames coalesced or dropped, grace period started)")),
       subscriptions_active(r.gauge("wsfleet_subscriptions_active", "Channel subscriptions now")),
       channels_active(r.gauge("wsfleet_channels_active", "Channels with local subscribers")),
+      draining(r.gauge("wsfleet_draining", "1 while this edge drains (readiness 503)")),
+      drain_hints_sent(
+          r.counter("wsfleet_drain_hints_sent_total", "reconnect hints sent to clients by drains")),
       registry_(r) {
   // Pre-register the labelled families so they show on /metrics from the start.
   r.counter("wsfleet_handshake_rejected_total", "Handshakes refused before the upgrade, by reason",
@@ -56,6 +59,17 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
   r.counter("wsfleet_disconnects_total", "Closed connections by close code", {{"code", "1000"}});
   r.counter("wsfleet_connections_total", "WebSocket handshakes by result",
             {{"result", "rejected"}});
+  for (const char* result : {"ok", "error"}) {
+    r.counter("wsfleet_config_reloads_total", "Configuration reloads (SIGHUP) by result",
+              {{"result", result}});
+  }
+}
+
+void EdgeMetrics::configReload(bool ok) {
+  registry_
+      .counter("wsfleet_config_reloads_total", "Configuration reloads (SIGHUP) by result",
+               {{"result", ok ? "ok" : "error"}})
+      .inc();
 }
 
 void EdgeMetrics::handshakeRejected(std::string_view reason) {

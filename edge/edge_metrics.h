@@ -19,6 +19,7 @@ class EdgeMetrics {
   void disconnect(int close_code);
   void dropped(std::string_view reason, uint64_t n = 1);
   void commandError(std::string_view code);
+  void configReload(bool ok);
 
   Gauge& connections_active;
   Counter& connections_accepted;
@@ -43,6 +44,8 @@ class EdgeMetrics {
   Counter& high_water_crossings;  // a connection's queue went over a high-water mark
   Gauge& subscriptions_active;
   Gauge& channels_active;
+  Gauge& draining;            // 1 while a drain runs
+  Counter& drain_hints_sent;  // `reconnect` frames queued by drains
 
  private:
   MetricsRegistry& registry_;

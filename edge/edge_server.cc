@@ -1,6 +1,7 @@
 #include "edge/edge_server.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstring>
@@ -65,6 +66,7 @@ EdgeServer::~EdgeServer() {
   if (loop_) {
     ev_signal_stop(loop_.get(), &sigterm_watcher_);
     ev_signal_stop(loop_.get(), &sigint_watcher_);
+    ev_signal_stop(loop_.get(), &sighup_watcher_);
     ev_timer_stop(loop_.get(), &wakeup_timer_);
   }
 }
@@ -205,6 +207,11 @@ Status EdgeServer::start() {
   return Status::ok();
 }
 
+void EdgeServer::drainHost() {
+  // The supervisor forwards SIGTERM (a drain) to every other worker of the host.
+  if (slot_.supervised) ::kill(getppid(), SIGUSR1);
+}
+
 void EdgeServer::toPeers(const PeerMessage& message) {
   if (bus_) bus_->broadcast(encodePeerMessage(message));
 }
@@ -217,6 +224,7 @@ void EdgeServer::scheduleTick() {
 void EdgeServer::onTick(lws_sorted_usec_list_t* sul) {
   auto* tick = reinterpret_cast<Tick*>(sul);
   tick->server->service_->tick();
+  if (tick->server->service_->drainComplete()) tick->server->requestStop();
   tick->server->scheduleTick();
 }
 
@@ -249,8 +257,19 @@ void EdgeServer::requestStop() {
 
 void EdgeServer::onStopSignal(struct ev_loop*, ev_signal* watcher, int) {
   auto* server = static_cast<EdgeServer*>(watcher->data);
-  logInfo("signal", {{"signal", watcher->signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const bool term = watcher->signum == SIGTERM;
+  logInfo("signal", {{"signal", term ? "SIGTERM" : "SIGINT"}});
+  // SIGTERM drains (the service manager's stop); SIGINT, or SIGTERM during a drain, is
+  // the operator insisting: stop now.
+  if (term && server->service_->beginDrain(std::nullopt, "SIGTERM")) return;
   server->requestStop();
+}
+
+void EdgeServer::onReloadSignal(struct ev_loop*, ev_signal* watcher, int) {
+  auto* server = static_cast<EdgeServer*>(watcher->data);
+  logInfo("signal", {{"signal", "SIGHUP"}});
+  // Errors are logged and counted by the service; the running config stays.
+  (void)server->service_->reload();
 }
 
 void EdgeServer::onWakeup(struct ev_loop*, ev_timer*, int) {}
@@ -263,6 +282,9 @@ int EdgeServer::run() {
   ev_signal_init(&sigint_watcher_, &EdgeServer::onStopSignal, SIGINT);
   sigint_watcher_.data = this;
   ev_signal_start(loop_.get(), &sigint_watcher_);
+  ev_signal_init(&sighup_watcher_, &EdgeServer::onReloadSignal, SIGHUP);
+  sighup_watcher_.data = this;
+  ev_signal_start(loop_.get(), &sighup_watcher_);
   signal(SIGPIPE, SIG_IGN);
   listener_->start();
 

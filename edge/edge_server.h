@@ -56,8 +56,10 @@ class EdgeServer final : public Transport {
                                                     WorkerSlot slot = {});
   ~EdgeServer() override;
 
-  // Serves until requestStop() (or SIGTERM/SIGINT); then closes every client with 1001
+  // Serves until requestStop() (SIGINT, a second SIGTERM, or the end of a drain, which
+  // SIGTERM or POST /admin/drain starts); then closes every client still here with 1001
   // (waiting a bounded time for the close handshakes) and returns the process exit code.
+  // SIGHUP reloads the configuration file.
   int run();
   // Called on the loop thread (signal watchers run there too).
   void requestStop();
@@ -69,6 +71,7 @@ class EdgeServer final : public Transport {
   size_t frameHeadroom() const override { return LWS_PRE; }
   void toPeers(const PeerMessage& message) override;
   bool hasPeers() const override { return bus_ != nullptr; }
+  void drainHost() override;
 
   // Called from the lws protocol callbacks (ws_glue.cc, admin_http.cc).
   EdgeService& service() { return *service_; }
@@ -81,6 +84,7 @@ class EdgeServer final : public Transport {
   static void onTick(lws_sorted_usec_list_t* sul);
   void scheduleTick();
   static void onStopSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
+  static void onReloadSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
   static void onWakeup(struct ev_loop* loop, ev_timer* watcher, int revents);
 
   const EdgeConfig& config_;
@@ -93,6 +97,7 @@ class EdgeServer final : public Transport {
   EvLoopPtr loop_;
   ev_signal sigterm_watcher_{};
   ev_signal sigint_watcher_{};
+  ev_signal sighup_watcher_{};
   ev_timer wakeup_timer_{};  // bounds each loop pass while stopping
   LwsContextPtr context_;
   std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "edge/drain_schedule.h"
 
 namespace wsfleet {
 
@@ -127,8 +128,6 @@ int httpStatusFor(Code code) {
   return 500;
 }
 
-namespace {
-
 // High-water marks of 0 are half the matching cap.
 OutboundLimits outboundLimits(const EdgeConfig& config) {
   auto resolve = [](uint64_t mark, uint64_t cap) {
@@ -142,8 +141,6 @@ OutboundLimits outboundLimits(const EdgeConfig& config) {
       resolve(config.outbound_high_water_messages, config.outbound_max_messages);
   return limits;
 }
-
-}  // namespace
 
 EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry, Transport& transport)
     : config_(config),
@@ -159,6 +156,7 @@ EdgeService::~EdgeService() {
     timers_.cancel(&conn->ping_timer);
     timers_.cancel(&conn->token_timer);
     timers_.cancel(&conn->backpressure_timer);
+    timers_.cancel(&conn->drain_timer);
   }
 }
 
@@ -198,13 +196,7 @@ Status EdgeService::init() {
     syncer_ =
         std::make_unique<LmdbSyncer>(env_, std::chrono::milliseconds(config_.sync_interval_ms));
   }
-  public_url_ = config_.public_url;
-  if (public_url_.empty()) {
-    const std::string& host = config_.ws_listen.host;
-    public_url_ = std::string(config_.tls_cert_file.empty() ? "ws://" : "wss://") +
-                  (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                  std::to_string(config_.ws_listen.port) + config_.ws_path;
-  }
+  derivePublicUrl();
   tick_ms_ = std::max<uint64_t>(5, std::min<uint64_t>(config_.presence_flush_ms, 100));
 
   auto& registry = metrics_.registry();
@@ -294,7 +286,7 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
     metrics_.handshakeRejected(reason);
     return d;
   };
-  if (shutting_down_) {
+  if (shutting_down_ || draining_) {
     d.retry_after_s = 5;
     return refuse(503, "draining", "this edge is shutting down; reconnect elsewhere");
   }
@@ -407,6 +399,13 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   conn->token_timer.owner = conn;
   conn->token_timer.tag = static_cast<int>(TimerTag::kToken);
   scheduleTokenTimer(*conn);
+  conn->drain_timer.owner = conn;
+  conn->drain_timer.tag = static_cast<int>(TimerTag::kDrainHint);
+  if (draining_) {
+    // Its handshake was accepted just before the drain began: it gets a hint too.
+    const uint64_t elapsed = static_cast<uint64_t>(nowMonoMs() - drain_started_ms_);
+    scheduleDrainHint(*conn, lateDrainHintOffsetMs(elapsed, drain_window_ms_, drainUnit()));
+  }
   logDebug("conn_open", {{"session", conn->session},
                          {"tenant", conn->tenant},
                          {"user", conn->user},
@@ -420,6 +419,7 @@ void EdgeService::closed(Connection* conn, int close_code) {
   timers_.cancel(&conn->ping_timer);
   timers_.cancel(&conn->token_timer);
   timers_.cancel(&conn->backpressure_timer);
+  timers_.cancel(&conn->drain_timer);
   unsubscribeAll(*conn);
   hub_.removeUserConnection(conn);
   presence_->removeConnection(conn->session);
@@ -462,7 +462,8 @@ void EdgeService::onPong(Connection& conn) {
 void EdgeService::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
-  for (auto& [ptr, conn] : connections_) requestClose(*conn, 1001, "server shutting down");
+  const char* reason = drainComplete() ? "drain finished" : "server shutting down";
+  for (auto& [ptr, conn] : connections_) requestClose(*conn, 1001, reason);
 }
 
 void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
@@ -547,6 +548,9 @@ void EdgeService::onTimer(TimerNode* node) {
         return;
       }
       requestClose(conn, 4001, "token expired");
+      return;
+    case TimerTag::kDrainHint:
+      sendDrainHint(conn);
       return;
   }
 }

@@ -6,7 +6,10 @@
 // Single-threaded: every method runs on the worker's event-loop thread.
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,6 +51,9 @@ class Transport {
   // A single worker has no peers.
   virtual void toPeers(const PeerMessage& /*message*/) {}
   virtual bool hasPeers() const { return false; }
+  // An operator asked this worker to drain (POST /admin/drain): the host's other workers
+  // drain too.
+  virtual void drainHost() {}
 };
 
 struct HandshakeRequest {
@@ -125,10 +131,31 @@ class EdgeService {
   // offset order for durable channels (gaps are filled from the shared history).
   void onPeerMessage(const PeerMessage& message);
 
+  // ---- drain (edge_drain.cc) ----
+  // Refuses new upgrades (503 draining), turns /readyz 503, and sends every client one
+  // `reconnect` hint, spread over `window_ms` (drain.window_ms when absent). False when a
+  // drain is already running (its window stays).
+  bool beginDrain(std::optional<uint64_t> window_ms, std::string_view trigger);
+  bool draining() const { return draining_; }
+  // Nothing is left for the drain to do: every client has left, or the window and the
+  // grace after it are over (the stop then closes the rest with 1001).
+  bool drainComplete() const;
+
+  // ---- reload (edge_reload.cc) ----
+  // Re-reads the file the config came from (SIGHUP) and applies it without dropping
+  // connections. On error logs every FILE:LINE problem, keeps the running config and
+  // returns the error.
+  Status reload();
+  // The second half of reload(): applies an already loaded config.
+  Status applyConfig(EdgeConfig next);
+
   // ---- admin listener ----
+  // `peer`: the client's address (operator routes trust loopback peers when no operator
+  // token is configured).
   HttpResponse handleHttp(std::string_view method, std::string_view path,
                           const std::unordered_map<std::string, std::string>& query,
-                          std::string_view authorization, std::string_view body);
+                          std::string_view authorization, std::string_view body,
+                          std::string_view peer = {});
 
   // Frame helpers (shared with tests).
   FramePtr makeFrame(std::string_view payload) const;
@@ -186,6 +213,18 @@ class EdgeService {
   HistoryLimits historyLimits(const NamespaceConfig& ns) const;
   void applyClaims(Connection& conn, const TokenClaims& claims);
 
+  // Drain and reload (edge_drain.cc, edge_reload.cc).
+  HttpResponse adminDrain(std::string_view authorization, std::string_view peer,
+                          const std::unordered_map<std::string, std::string>& query,
+                          std::string_view body);
+  void scheduleDrainHint(Connection& conn, uint64_t offset_ms);
+  void sendDrainHint(Connection& conn);
+  double drainUnit();  // uniform in [0, 1)
+  std::string reconnectUrl() const;
+  void derivePublicUrl();
+  // Ends subscriptions the reloaded config no longer allows, with a notice each.
+  void dropStaleSubscriptions(Connection& conn, const TenantConfig& next);
+
   // Rewrites this worker's presence records from its live connections.
   void resyncPresence(const char* why, int64_t now_mono_ms);
 
@@ -201,7 +240,12 @@ class EdgeService {
   // The tenant owning the API key in `Authorization: Bearer …` (401 when none does).
   Result<const TenantConfig*> apiKeyOwner(std::string_view authorization);
 
-  const EdgeConfig& config_;
+  // Owned, so that a reload can update it in place: connections point at its tenants
+  // (Connection::tenant_config, and Permissions at their default patterns), and a reload
+  // keeps every tenant object where it is (edge_reload.cc).
+  EdgeConfig config_;
+  // Tenants removed by a reload, kept alive until their last connection has closed.
+  std::vector<std::map<std::string, TenantConfig>::node_type> retired_tenants_;
   EdgeMetrics metrics_;
   Transport& transport_;
   TokenVerifier verifier_;
@@ -225,7 +269,15 @@ class EdgeService {
   int64_t last_trim_ms_ = 0;
   bool shutting_down_ = false;
   OutboundLimits outbound_limits_;
+  bool draining_ = false;
+  int64_t drain_started_ms_ = 0;  // monotonic
+  uint64_t drain_window_ms_ = 0;
+  int64_t drain_deadline_ms_ = 0;  // monotonic: end of window + grace
+  std::mt19937_64 drain_rng_;      // seeded from the kernel when a drain starts
 };
+
+// The per-connection queue limits the config asks for (high-water marks of 0 resolved).
+OutboundLimits outboundLimits(const EdgeConfig& config);
 
 // HTTP status for a Status code (400, 401, 403, 404, 413, 429, 503, 500).
 int httpStatusFor(Code code);

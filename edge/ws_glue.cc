@@ -221,7 +221,7 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       }
       const size_t remaining = lws_remaining_packet_payload(wsi);
       // Refuse by the declared length, before buffering the body.
-      if (conn->rx.size() + len + remaining > config_.max_message_bytes) {
+      if (conn->rx.size() + len + remaining > service_->config().max_message_bytes) {
         service_->metrics().dropped("message_too_large");
         conn->close_code = 1009;
         return closeNow(wsi, 1009, "message too big");

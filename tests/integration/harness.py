@@ -191,6 +191,8 @@ def default_conf(ws_port, admin_port, storage_dir):
         "auth": {"audience": AUDIENCE, "leeway_s": 30, "max_token_bytes": 4096},
         "storage": {"dir": str(storage_dir), "map_size_mb": 64},
         "presence": {"ttl_ms": 30000, "heartbeat_ms": 5000, "flush_ms": 20},
+        # SIGTERM drains: short here so that stopping an edge with clients stays quick.
+        "drain": {"window_ms": 1000, "grace_ms": 500},
         "tenants": {
             "demo": {
                 "api_keys": [DEMO_API_KEY], "default_subs": [">"], "default_pubs": [">"],
@@ -427,6 +429,28 @@ class Edge:
             rc = self.proc.wait(10)
         self._record_exit(rc, expected=True)
         self._close_log()
+
+    def send_signal(self, sig):
+        """Sends `sig`; SIGHUP is expected to be survived, anything else to end the
+        process (then wait_exit())."""
+        if sig != signal.SIGHUP:
+            self._sent_signal = sig
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        """Waits for the process to end by itself (end of a drain) and returns its exit
+        status; a non-zero status or a signal the test did not send is a problem."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise EdgeFailure(f"{self.name} still running after {timeout}s\n"
+                              f"{self.log_tail()}") from None
+        self._record_exit(rc, expected=True)
+        self._close_log()
+        return rc
+
+    def url(self):
+        return f"ws://127.0.0.1:{self.ws_port}/ws"
 
     def kill(self):
         """kill -9, as a host or worker crash would."""

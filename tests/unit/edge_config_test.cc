@@ -164,6 +164,10 @@ TEST(EdgeConfigSample, ListsTheDefaults) {
   EXPECT_EQ(sample->presence_ttl_ms, bare->presence_ttl_ms);
   EXPECT_EQ(sample->presence_heartbeat_ms, bare->presence_heartbeat_ms);
   EXPECT_EQ(sample->presence_flush_ms, bare->presence_flush_ms);
+  EXPECT_EQ(sample->operator_token, bare->operator_token);
+  EXPECT_EQ(sample->drain_window_ms, bare->drain_window_ms);
+  EXPECT_EQ(sample->drain_grace_ms, bare->drain_grace_ms);
+  EXPECT_EQ(sample->drain_reconnect_url, bare->drain_reconnect_url);
 }
 
 // ---- Defaults.
@@ -207,6 +211,10 @@ TEST(EdgeConfigDefaults, AppliedWhenKeysAreAbsent) {
   EXPECT_EQ(c.presence_ttl_ms, 30000u);
   EXPECT_EQ(c.presence_heartbeat_ms, 5000u);
   EXPECT_EQ(c.presence_flush_ms, 20u);
+  EXPECT_TRUE(c.operator_token.empty());
+  EXPECT_EQ(c.drain_window_ms, 30000u);
+  EXPECT_EQ(c.drain_grace_ms, 5000u);
+  EXPECT_TRUE(c.drain_reconnect_url.empty());
 
   const TenantConfig& acme = c.tenants.at("acme");
   EXPECT_EQ(acme.name, "acme");
@@ -767,6 +775,74 @@ TEST(EdgeConfigLookup, FindNamespace) {
   EXPECT_EQ(findNamespace(acme, "news:x"), nullptr);
   EXPECT_EQ(findNamespace(acme, "cha:x"), nullptr);
   EXPECT_EQ(findNamespace(acme, "chatroom"), nullptr);
+}
+
+// ---- Drain and operator options.
+
+TEST(EdgeConfigDrain, OptionsAreReadAndChecked) {
+  Result<EdgeConfig> loaded =
+      parseEdgeConfig(minimal("[admin]\noperator_token = \"operator-token-0123456789\"\n"
+                              "[drain]\nwindow_ms = 1500\ngrace_ms = 0\n"
+                              "reconnect_url = \"wss://eu-west.example.com/ws\"\n"),
+                      "e");
+  ASSERT_TRUE(loaded) << loaded.status().message();
+  EXPECT_EQ(loaded->operator_token, "operator-token-0123456789");
+  EXPECT_EQ(loaded->drain_window_ms, 1500u);
+  EXPECT_EQ(loaded->drain_grace_ms, 0u);
+  EXPECT_EQ(loaded->drain_reconnect_url, "wss://eu-west.example.com/ws");
+
+  const std::string errors =
+      errorsOf(minimal("[admin]\noperator_token = \"short\"\n"
+                       "[drain]\nwindow_ms = -1\nreconnect_url = \"http://x.example\"\n"));
+  EXPECT_NE(errors.find("cfg.toml:2:18: admin.operator_token: an operator token must be at "
+                        "least 16 characters"),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("cfg.toml:4:13: drain.window_ms"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("cfg.toml:5:17: drain.reconnect_url"), std::string::npos) << errors;
+}
+
+TEST(EdgeConfigDrain, OperatorTokenIsNeverATenantApiKey) {
+  const std::string errors = errorsOf(
+      minimal("[admin]\noperator_token = \"shared-secret-0123456789\"\n"
+              "[tenants.b]\napi_keys = [\"shared-secret-0123456789\"]\n"
+              "[[tenants.b.keys]]\nkid = \"k\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n"));
+  EXPECT_NE(errors.find("cfg.toml:2:18: admin.operator_token: must differ from every API key "
+                        "(it equals tenants.b.api_keys[0])"),
+            std::string::npos)
+      << errors;
+  // The key itself is never quoted back.
+  EXPECT_EQ(errors.find("shared-secret"), std::string::npos) << errors;
+}
+
+// ---- Reload: what needs a restart.
+
+TEST(EdgeConfigReload, RestartOnlyChangesAreNamedAndKept) {
+  Result<EdgeConfig> running = parseEdgeConfig(minimal(), "/etc/wsfleet/edge.toml");
+  ASSERT_TRUE(running) << running.status().message();
+  EXPECT_TRUE(restartOnlyChanges(*running, *running).empty());
+
+  Result<EdgeConfig> next =
+      parseEdgeConfig(minimal("[node]\nregion = \"eu\"\n"
+                              "[websocket]\nlisten = \"127.0.0.1:8081\"\nmax_message_bytes = 1000\n"
+                              "ping_interval_ms = 5000\n"
+                              "[admin]\nlisten = \"127.0.0.1:9090\"\nmax_body_bytes = 2048\n"
+                              "[storage]\ndir = \"/srv/other\"\n[presence]\nflush_ms = 40\n"),
+                      "/etc/wsfleet/edge.toml");
+  ASSERT_TRUE(next) << next.status().message();
+  EXPECT_EQ(restartOnlyChanges(*running, *next),
+            (std::vector<std::string>{"node.region", "websocket.listen", "storage.dir",
+                                      "presence.flush_ms"}));
+  keepRestartOnly(*running, *next);
+  EXPECT_TRUE(restartOnlyChanges(*running, *next).empty());
+  EXPECT_EQ(next->region, "local");
+  EXPECT_EQ(next->ws_listen.port, 8080);
+  EXPECT_EQ(next->storage_dir, running->storage_dir);
+  EXPECT_EQ(next->presence_flush_ms, 20u);
+  // What a reload may change is left as the new file says.
+  EXPECT_EQ(next->max_message_bytes, 1000u);
+  EXPECT_EQ(next->ping_interval_ms, 5000u);
+  EXPECT_EQ(next->max_body_bytes, 2048u);
 }
 
 }  // namespace
