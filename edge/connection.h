@@ -14,6 +14,7 @@
 #include "common/channel.h"
 #include "common/timer_wheel.h"
 #include "common/token.h"
+#include "edge/inbound_limits.h"
 
 namespace wsfleet {
 
@@ -101,6 +102,8 @@ class Connection {
 
   TimerNode ping_timer;
   TimerNode token_timer;
+
+  ConnectionLimits limits;  // command rate and refusal count (InboundLimits)
 
   void* transport = nullptr;  // the lws wsi, non-owning
 };
