@@ -141,7 +141,7 @@ const std::vector<EdgeOption>& edgeOptions() {
       intOption<EdgeConfig>("limits.commands_per_s", WSF_FIELD(EdgeConfig, limits.commands_per_s),
                             100, 0, 1000000, "client commands per second per connection (0 = off)"),
       intOption<EdgeConfig>("limits.commands_burst", WSF_FIELD(EdgeConfig, limits.commands_burst),
-                            200, 1, 1000000, "commands a connection may send at once"),
+                            400, 1, 1000000, "commands a connection may send at once"),
       intOption<EdgeConfig>("limits.user_publishes_per_s",
                             WSF_FIELD(EdgeConfig, limits.user_publishes_per_s), 50, 0, 1000000,
                             "publishes per second per user on this worker (0 = off)"),

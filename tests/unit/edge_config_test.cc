@@ -397,7 +397,7 @@ TEST(EdgeConfigLimits, DefaultsAndOverrides) {
   Result<EdgeConfig> bare = parseEdgeConfig(minimal(), "cfg.toml");
   ASSERT_TRUE(bare) << bare.status().message();
   EXPECT_EQ(bare->limits.commands_per_s, 100u);
-  EXPECT_EQ(bare->limits.commands_burst, 200u);
+  EXPECT_EQ(bare->limits.commands_burst, 400u);
   EXPECT_EQ(bare->limits.user_publishes_per_s, 50u);
   EXPECT_EQ(bare->limits.channel_publishes_burst, 2000u);
   EXPECT_EQ(bare->limits.handshakes_per_ip_per_s, 50u);
