@@ -2,6 +2,7 @@
 #include <string>
 
 #include "common/channel.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/secure_compare.h"
@@ -89,6 +90,16 @@ HttpResponse EdgeService::apiPublish(std::string_view authorization, std::string
   if (!req.isOk()) return jsonError(req.status());
   Status allowed = checkTenant(**owner, req->tenant);
   if (!allowed.isOk()) return jsonError(allowed);
+  // Valid names only reach the limiter, so it never keeps buckets for garbage.
+  auto ns = channelNamespace(**owner, req->channel);
+  if (!ns.isOk()) return jsonError(ns.status());
+  const LimitVerdict limit = inbound_.onApiPublish(req->tenant, req->channel, nowMonoMs());
+  if (!limit.allowed) {
+    HttpResponse r = jsonError(Status(Code::kRateLimited, limit.reason,
+                                      "publish rate of this channel exceeded; retry later"));
+    r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds(limit)));
+    return r;
+  }
   auto outcome = publish(**owner, req->channel, "", req->data_json, req->idempotency_key);
   if (!outcome.isOk()) return jsonError(outcome.status());
   HttpResponse r;

@@ -15,6 +15,7 @@
 #include "common/token.h"
 #include "edge/out_frame.h"
 #include "edge/outbound_queue.h"
+#include "edge/inbound_limits.h"
 
 namespace wsfleet {
 
@@ -92,6 +93,8 @@ class Connection {
   TimerNode token_timer;
   TimerNode backpressure_timer;  // armed while the queue is over its high-water mark
   TimerNode drain_timer;  // when the `reconnect` hint goes out during a drain
+
+  ConnectionLimits limits;  // command rate and refusal count (InboundLimits)
 
   void* transport = nullptr;  // the lws wsi, non-owning
 };

@@ -52,6 +52,8 @@ void EdgeService::onText(Connection& conn, std::string_view text) {
   if (conn.close_code != 0) return;
   ClientCommand cmd;
   Status s = decodeClientCommand(parser_, text, &cmd);
+  // Malformed messages cost a token too: a flood of garbage is still a flood.
+  if (!admitCommand(conn, cmd.id)) return;
   if (!s.isOk()) {
     replyError(conn, cmd.id, s);
     return;
@@ -169,6 +171,7 @@ void EdgeService::cmdPublish(Connection& conn, const ClientCommand& cmd) {
         conn, cmd.id,
         Status(Code::kForbidden, "not_permitted", "not allowed to publish to " + cmd.channel));
   }
+  if (!admitPublish(conn, cmd)) return;
   auto outcome =
       publish(*conn.tenant_config, cmd.channel, conn.user, cmd.data_json, cmd.idempotency_key);
   if (!outcome.isOk()) return replyError(conn, cmd.id, outcome.status());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/channel.h"
+#include "common/ip_network.h"
 #include "common/status.h"
 #include "common/token.h"
 
@@ -42,6 +43,25 @@ struct TenantConfig {
   std::vector<ChannelPattern> default_pubs;  // when the token has no `pubs`
   bool client_send = true;                   // clients may use `send`
   std::map<std::string, NamespaceConfig> namespaces;
+};
+
+// Inbound protection ([limits]). Rates are per second; a rate of 0 disables that limit.
+struct LimitsConfig {
+  uint64_t commands_per_s = 100;  // per connection, every client command
+  uint64_t commands_burst = 400;  // > max_channels_per_connection: resubscribing at once
+  uint64_t user_publishes_per_s = 50;  // per tenant + user, across its connections
+  uint64_t user_publishes_burst = 100;
+  uint64_t channel_publishes_per_s = 1000;  // per tenant + channel, clients and backend API
+  uint64_t channel_publishes_burst = 2000;
+  uint64_t refusals_before_close = 50;    // rate-limited commands tolerated per window (0: never)
+  uint64_t refusal_window_ms = 10000;     // close 4008 beyond that
+  uint64_t handshakes_per_ip_per_s = 50;  // per IPv4 address / IPv6 /64
+  uint64_t handshakes_per_ip_burst = 100;
+  uint64_t auth_failures_threshold = 20;  // failed tokens in a burst before a ban (0: no bans)
+  uint64_t auth_failures_decay_per_s = 1;
+  uint64_t ban_s = 60;
+  uint64_t tracked_keys = 65536;      // entries per table (users, channels, addresses)
+  std::vector<IpNetwork> exempt_ips;  // never rate-limited by address nor banned
 };
 
 struct EdgeConfig {
@@ -101,6 +121,9 @@ struct EdgeConfig {
   uint64_t presence_ttl_ms = 30000;
   uint64_t presence_heartbeat_ms = 5000;
   uint64_t presence_flush_ms = 20;
+
+  // [limits]
+  LimitsConfig limits;
 
   // [tenants.NAME] ...
   std::map<std::string, TenantConfig> tenants;

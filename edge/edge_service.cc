@@ -149,6 +149,9 @@ EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry, Tr
       verifier_(config.token_policy),
       parser_(JsonLimits{config.max_message_bytes + 64, 32}),
       timers_(20, 4096, static_cast<uint64_t>(nowMonoMs())),
+      // Both read the limits from config_, so a reload that changes them applies them.
+      inbound_(config_.limits, registry),
+      ip_guard_(config_.limits, registry),
       outbound_limits_(outboundLimits(config)) {}
 
 EdgeService::~EdgeService() {
@@ -290,6 +293,16 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
     d.retry_after_s = 5;
     return refuse(503, "draining", "this edge is shutting down; reconnect elsewhere");
   }
+  // Per-address defences come before anything that costs work, the token check above all.
+  const int64_t now_ms = nowMonoMs();
+  const IpVerdict ip = ip_guard_.admit(request.peer, now_ms);
+  if (ip.reason != nullptr) {
+    d.retry_after_s = ip.retry_after_s;
+    return refuse(429, ip.reason,
+                  std::string_view(ip.reason) == "banned"
+                      ? "too many failed authentications from this address; retry later"
+                      : "too many handshakes from this address; retry later");
+  }
   if (request.header_bytes > config_.max_header_bytes) {
     return refuse(431, "header_too_large", "request header block is over the limit");
   }
@@ -322,12 +335,15 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
     return refuse(401, "token_missing", "no token (Authorization or access_token)");
   auto claims = verifier_.verify(token, nowWallMs() / 1000);
   if (!claims.isOk()) {
+    ip_guard_.authFailed(request.peer, now_ms);
     return refuse(401, claims.status().reason(), claims.status().message());
   }
   if (config_.tenants.count(claims->tnt) == 0) {
+    ip_guard_.authFailed(request.peer, now_ms);
     return refuse(403, "tenant", "tenant is not served here");
   }
   if (validateUserId(claims->sub).code() != Code::kOk) {
+    ip_guard_.authFailed(request.peer, now_ms);
     return refuse(401, "token_bad_subject", "token subject is not a valid user id");
   }
   d.claims = std::move(claims).value();
@@ -373,6 +389,7 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   conn->peer = std::move(peer);
   conn->tenant_config = &config_.tenants.at(claims.tnt);
   applyClaims(*conn, claims);
+  inbound_.attach(conn->limits, nowMonoMs());
   connections_.emplace(conn, std::move(owned));
   hub_.addUserConnection(conn);
   conn->connected_at_ms = nowWallMs();
@@ -591,6 +608,11 @@ void EdgeService::tick() {
     } else if (!swept.isOk()) {
       logWarn("presence_sweep_failed", {{"error", swept.status().toString()}});
     }
+  }
+  if (now - last_limits_sweep_ms_ >= 1000) {
+    last_limits_sweep_ms_ = now;
+    inbound_.sweep(now);
+    ip_guard_.sweep(now);
   }
   if (now - last_trim_ms_ >= 1000) {
     last_trim_ms_ = now;

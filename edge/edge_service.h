@@ -27,6 +27,8 @@
 #include "edge/edge_metrics.h"
 #include "edge/history_store.h"
 #include "edge/hub.h"
+#include "edge/inbound_limits.h"
+#include "edge/ip_guard.h"
 #include "edge/lmdb_syncer.h"
 #include "edge/peer_message.h"
 #include "edge/presence_store.h"
@@ -232,6 +234,12 @@ class EdgeService {
   void onTimer(TimerNode* node);
   void scheduleTokenTimer(Connection& conn);
 
+  // Inbound limits: true when the command may run; otherwise it was answered (and the
+  // connection possibly closed with 4008).
+  bool admitCommand(Connection& conn, std::optional<uint64_t> id);
+  bool admitPublish(Connection& conn, const ClientCommand& cmd);
+  void refuseCommand(Connection& conn, std::optional<uint64_t> id, const LimitVerdict& verdict);
+
   // Backend API routes.
   HttpResponse apiPublish(std::string_view authorization, std::string_view body);
   HttpResponse apiSend(std::string_view authorization, std::string_view body);
@@ -258,6 +266,8 @@ class EdgeService {
   // Last offset delivered per durable channel with local subscribers (scopedKey).
   std::unordered_map<std::string, StreamPosition> delivered_;
   TimerWheel timers_;
+  InboundLimits inbound_;
+  IpGuard ip_guard_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   std::string instance_id_;
   std::string public_url_;  // announced in welcome.regions
@@ -267,6 +277,7 @@ class EdgeService {
   int64_t last_heartbeat_ms_ = 0;
   int64_t last_sweep_ms_ = 0;
   int64_t last_trim_ms_ = 0;
+  int64_t last_limits_sweep_ms_ = 0;
   bool shutting_down_ = false;
   OutboundLimits outbound_limits_;
   bool draining_ = false;

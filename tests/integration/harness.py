@@ -193,6 +193,10 @@ def default_conf(ws_port, admin_port, storage_dir):
         "presence": {"ttl_ms": 30000, "heartbeat_ms": 5000, "flush_ms": 20},
         # SIGTERM drains: short here so that stopping an edge with clients stays quick.
         "drain": {"window_ms": 1000, "grace_ms": 500},
+        # Every test client comes from 127.0.0.1, so the per-address defences would treat
+        # a test file's deliberate bad tokens and connection bursts as one abusive client.
+        # They are off here and exercised by test_rate_limits.py with explicit values.
+        "limits": {"handshakes_per_ip_per_s": 0, "auth_failures_threshold": 0},
         "tenants": {
             "demo": {
                 "api_keys": [DEMO_API_KEY], "default_subs": [">"], "default_pubs": [">"],

@@ -125,8 +125,10 @@ def close_payload(code=None, reason=""):
     return struct.pack("!H", code) + reason.encode("utf-8")
 
 
-def _open_socket(host, port, timeout, tls_context=None, server_hostname=None, rcvbuf=None):
-    sock = socket.create_connection((host, port), timeout=timeout)
+def _open_socket(host, port, timeout, tls_context=None, server_hostname=None, rcvbuf=None,
+                 source_ip=None):
+    source = (source_ip, 0) if source_ip else None
+    sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -304,12 +306,13 @@ class WsClient:
     @classmethod
     def connect(cls, host, port, path="/ws", token=None, query=None, subprotocols=("wsfleet.v1",),
                 origin=None, headers=None, omit=(), timeout=DEFAULT_TIMEOUT, tls_context=None,
-                auto_pong=True, read_welcome=True, rcvbuf=None):
+                auto_pong=True, read_welcome=True, rcvbuf=None, source_ip=None):
         """Connects; raises HandshakeRefused with the HTTP response when not upgraded.
-        With read_welcome, the first frame must be `welcome` (kept in .welcome)."""
+        With read_welcome, the first frame must be `welcome` (kept in .welcome).
+        source_ip binds the local end (e.g. 127.0.0.2: another client address on loopback)."""
         req, key = build_handshake(host, port, path, query, token, subprotocols, origin,
                                    headers, omit=omit)
-        sock = _open_socket(host, port, timeout, tls_context, rcvbuf=rcvbuf)
+        sock = _open_socket(host, port, timeout, tls_context, rcvbuf=rcvbuf, source_ip=source_ip)
         try:
             deadline = time.monotonic() + timeout
             try:

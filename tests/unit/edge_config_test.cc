@@ -168,6 +168,23 @@ TEST(EdgeConfigSample, ListsTheDefaults) {
   EXPECT_EQ(sample->drain_window_ms, bare->drain_window_ms);
   EXPECT_EQ(sample->drain_grace_ms, bare->drain_grace_ms);
   EXPECT_EQ(sample->drain_reconnect_url, bare->drain_reconnect_url);
+  const LimitsConfig& sl = sample->limits;
+  const LimitsConfig& bl = bare->limits;
+  EXPECT_EQ(sl.commands_per_s, bl.commands_per_s);
+  EXPECT_EQ(sl.commands_burst, bl.commands_burst);
+  EXPECT_EQ(sl.user_publishes_per_s, bl.user_publishes_per_s);
+  EXPECT_EQ(sl.user_publishes_burst, bl.user_publishes_burst);
+  EXPECT_EQ(sl.channel_publishes_per_s, bl.channel_publishes_per_s);
+  EXPECT_EQ(sl.channel_publishes_burst, bl.channel_publishes_burst);
+  EXPECT_EQ(sl.refusals_before_close, bl.refusals_before_close);
+  EXPECT_EQ(sl.refusal_window_ms, bl.refusal_window_ms);
+  EXPECT_EQ(sl.handshakes_per_ip_per_s, bl.handshakes_per_ip_per_s);
+  EXPECT_EQ(sl.handshakes_per_ip_burst, bl.handshakes_per_ip_burst);
+  EXPECT_EQ(sl.auth_failures_threshold, bl.auth_failures_threshold);
+  EXPECT_EQ(sl.auth_failures_decay_per_s, bl.auth_failures_decay_per_s);
+  EXPECT_EQ(sl.ban_s, bl.ban_s);
+  EXPECT_EQ(sl.tracked_keys, bl.tracked_keys);
+  EXPECT_EQ(sl.exempt_ips.size(), bl.exempt_ips.size());
 }
 
 // ---- Defaults.
@@ -400,6 +417,46 @@ TEST(EdgeConfigErrors, RangeAndCrossFieldChecks) {
                 .find("websocket.public_url"),
             std::string::npos);
   EXPECT_EQ(errorsOf(minimal("[websocket]\npublic_url = \"wss://rt.example.com:8443/ws\"\n")), "");
+}
+
+TEST(EdgeConfigLimits, DefaultsAndOverrides) {
+  Result<EdgeConfig> bare = parseEdgeConfig(minimal(), "cfg.toml");
+  ASSERT_TRUE(bare) << bare.status().message();
+  EXPECT_EQ(bare->limits.commands_per_s, 100u);
+  EXPECT_EQ(bare->limits.commands_burst, 400u);
+  EXPECT_EQ(bare->limits.user_publishes_per_s, 50u);
+  EXPECT_EQ(bare->limits.channel_publishes_burst, 2000u);
+  EXPECT_EQ(bare->limits.handshakes_per_ip_per_s, 50u);
+  EXPECT_EQ(bare->limits.auth_failures_threshold, 20u);
+  EXPECT_EQ(bare->limits.ban_s, 60u);
+  EXPECT_TRUE(bare->limits.exempt_ips.empty());
+
+  Result<EdgeConfig> set =
+      parseEdgeConfig(minimal("[limits]\ncommands_per_s = 0\nban_s = 5\n"
+                              "exempt_ips = [\"10.0.0.0/8\", \"::1\", \"2001:db8::/32\"]\n"),
+                      "cfg.toml");
+  ASSERT_TRUE(set) << set.status().message();
+  EXPECT_EQ(set->limits.commands_per_s, 0u);
+  EXPECT_EQ(set->limits.ban_s, 5u);
+  ASSERT_EQ(set->limits.exempt_ips.size(), 3u);
+  IpAddress inside;
+  ASSERT_TRUE(parseIpAddress("10.1.2.3", &inside));
+  EXPECT_TRUE(set->limits.exempt_ips[0].contains(inside));
+}
+
+TEST(EdgeConfigLimits, BadValuesAreRefusedWithTheirPosition) {
+  EXPECT_EQ(errorsOf(minimal("[limits]\ncommands_burst = 0\n")),
+            "cfg.toml:2:18: limits.commands_burst: 0 is out of range (1..1000000)");
+  EXPECT_NE(errorsOf(minimal("[limits]\nban_s = 0\n")).find("cfg.toml:2:9: limits.ban_s"),
+            std::string::npos);
+  EXPECT_NE(errorsOf(minimal("[limits]\nexempt_ips = [\"10.0.0.1/8\"]\n"))
+                .find("cfg.toml:2:15: limits.exempt_ips[0]: '10.0.0.1/8' has bits set"),
+            std::string::npos);
+  EXPECT_NE(
+      errorsOf(minimal("[limits]\nexempt_ips = [\"localhost\"]\n")).find("limits.exempt_ips[0]"),
+      std::string::npos);
+  EXPECT_NE(errorsOf(minimal("[limits]\nhandshake_per_ip = 5\n")).find("limits.handshake_per_ip"),
+            std::string::npos);
 }
 
 TEST(EdgeConfigErrors, Origins) {
