@@ -131,10 +131,11 @@ def test_slow_consumer_closed_4009(edge_factory):
     # Only the lazy connection may have gone (whatever labels the counter carries).
     wait_until(lambda: e.metrics().value("wsfleet_disconnects_total") >= 1, 10,
                what="the slow consumer disconnected (server side)")
-    # A tiny receive window drains at a crawl on loopback: open it up to read the close.
-    lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    assert e.metrics().value("wsfleet_disconnects_total", code="4009") == 1
+    # It read nothing within the close grace, so the edge reset the connection (freeing
+    # what the kernel held for it) rather than wait for it to crawl to the close frame.
     code = lazy.expect_close(timeout=20)
-    assert code == 4009, f"slow consumer closed with {code}"
+    assert code in (None, 4009), f"slow consumer closed with {code}"
     healthy.ping()
     e.assert_serving()
 
