@@ -116,6 +116,7 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
         recovered = false;
         missed.clear();
       }
+      (recovered ? metrics_.resumes_recovered : metrics_.resumes_not_recovered).inc();
     } else {
       auto pos = history_->position(conn.tenant, cmd.channel);
       if (!pos.isOk()) return replyError(conn, cmd.id, pos.status());

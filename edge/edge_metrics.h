@@ -42,6 +42,12 @@ class EdgeMetrics {
   Counter& slow_consumer_cap;
   Counter& slow_consumer_lagging;
   Counter& high_water_crossings;  // a connection's queue went over a high-water mark
+  // Reconnect-storm indicators (edge/connect_rate.h), integers: per minute and percent.
+  Gauge& connect_rate;
+  Gauge& connect_rate_baseline;
+  Gauge& connect_rate_ratio;
+  Counter& resumes_recovered;
+  Counter& resumes_not_recovered;
   Gauge& subscriptions_active;
   Gauge& channels_active;
   Gauge& draining;            // 1 while a drain runs

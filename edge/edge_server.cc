@@ -202,7 +202,19 @@ Status EdgeServer::start() {
         [service](const char* reason) { service->metrics().dropped(reason); });
     if (!opened.isOk()) return opened.takeStatus();
     bus_ = std::move(*opened);
+    bus_buffered_ = &registry_.gauge("wsfleet_host_bus_buffered_bytes",
+                                     "Bytes waiting to go to the host's other workers");
+    bus_peers_ = &registry_.gauge("wsfleet_host_bus_peers_connected",
+                                  "Other workers of the host this worker has a link to");
   }
+  // Per worker: each worker serves its own /metrics (admin port + index).
+  const std::string worker = std::to_string(slot_.index);
+  registry_.gauge("wsfleet_worker_info", "This worker's slot and the host's worker count",
+                  {{"worker", worker}, {"workers", std::to_string(slot_.count)}})
+      .set(1);
+  registry_.gauge("wsfleet_worker_restarts", "Times the supervisor restarted this worker slot",
+                  {{"worker", worker}})
+      .set(slot_.restarts);
   scheduleTick();
   return Status::ok();
 }
@@ -224,6 +236,10 @@ void EdgeServer::scheduleTick() {
 void EdgeServer::onTick(lws_sorted_usec_list_t* sul) {
   auto* tick = reinterpret_cast<Tick*>(sul);
   tick->server->service_->tick();
+  if (HostBus* bus = tick->server->bus_.get()) {
+    tick->server->bus_buffered_->set(static_cast<int64_t>(bus->bufferedBytes()));
+    tick->server->bus_peers_->set(bus->connectedPeers());
+  }
   if (tick->server->service_->drainComplete()) tick->server->requestStop();
   tick->server->scheduleTick();
 }

@@ -102,6 +102,8 @@ class EdgeServer final : public Transport {
   LwsContextPtr context_;
   std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away
   std::unique_ptr<HostBus> bus_;          // to the host's other workers (count > 1)
+  Gauge* bus_buffered_ = nullptr;
+  Gauge* bus_peers_ = nullptr;
   // Tokens verified at the upgrade, waiting for ESTABLISHED: lws frees the per-session
   // memory when it binds the ws protocol, so they cannot wait there.
   std::unordered_map<lws*, TokenClaims> pending_claims_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -152,7 +153,8 @@ EdgeService::EdgeService(const EdgeConfig& config, MetricsRegistry& registry, Tr
       // Both read the limits from config_, so a reload that changes them applies them.
       inbound_(config_.limits, registry),
       ip_guard_(config_.limits, registry),
-      outbound_limits_(outboundLimits(config)) {}
+      outbound_limits_(outboundLimits(config)),
+      connect_rate_(10000, 15 * 60000, nowMonoMs()) {}
 
 EdgeService::~EdgeService() {
   for (auto& [ptr, conn] : connections_) {
@@ -375,6 +377,7 @@ void EdgeService::applyClaims(Connection& conn, const TokenClaims& claims) {
 }
 
 Connection* EdgeService::open(void* transport, TokenClaims claims, std::string peer) {
+  connect_rate_.onConnect();
   auto owned = std::make_unique<Connection>();
   Connection* conn = owned.get();
   conn->transport = transport;
@@ -575,6 +578,11 @@ void EdgeService::onTimer(TimerNode* node) {
 void EdgeService::tick() {
   const int64_t now = nowMonoMs();
   timers_.advance(static_cast<uint64_t>(now), [this](TimerNode* node) { onTimer(node); });
+  if (connect_rate_.update(now)) {
+    metrics_.connect_rate.set(std::llround(connect_rate_.rate() * 60));
+    metrics_.connect_rate_baseline.set(std::llround(connect_rate_.baseline() * 60));
+    metrics_.connect_rate_ratio.set(std::llround(connect_rate_.ratio() * 100));
+  }
 
   if (presence_->pendingOps() > 0 &&
       now - last_flush_ms_ >= static_cast<int64_t>(config_.presence_flush_ms)) {

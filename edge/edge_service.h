@@ -22,6 +22,7 @@
 #include "common/protocol.h"
 #include "common/timer_wheel.h"
 #include "common/token.h"
+#include "edge/connect_rate.h"
 #include "edge/connection.h"
 #include "edge/edge_config.h"
 #include "edge/edge_metrics.h"
@@ -280,6 +281,7 @@ class EdgeService {
   int64_t last_limits_sweep_ms_ = 0;
   bool shutting_down_ = false;
   OutboundLimits outbound_limits_;
+  ConnectRateTracker connect_rate_;
   bool draining_ = false;
   int64_t drain_started_ms_ = 0;  // monotonic
   uint64_t drain_window_ms_ = 0;
