@@ -38,6 +38,9 @@ void lwsLogEmit(int level, const char* line) {
 
 // lws binds every interface when given an IPv4 literal unless IPv6 is disabled on the
 // vhost (the address would land in the IPv6 flowinfo field).
+constexpr size_t kRxBufferBytes = 512;
+constexpr size_t kTxPacketBytes = 64 * 1024;
+
 // Connections the kernel queues for us before accept4(); capped by net.core.somaxconn.
 constexpr int kListenBacklog = 4096;
 
@@ -83,11 +86,13 @@ Status EdgeServer::start() {
   lws_set_log_level(LLL_ERR | (logLevel() == LogLevel::kDebug ? LLL_WARN : 0), lwsLogEmit);
 
   static const lws_protocols kWsProtocols[] = {
-      // rx 4096: inbound messages arrive in 4 KiB pieces and are reassembled by the
-      // glue. tx stays at lws's default (the rx size): with larger tx packets a close
-      // requested while lws still buffers part of a frame did not reach the peer
-      // (seen in the slow-consumer test); revisit with the write coalescing work.
-      {"wsfleet.v1", wsCallback, sizeof(WsSession), 4096, 0, nullptr, 0},
+      // rx 512: lws allocates this receive buffer for every connection for its whole
+      // life; inbound messages arrive in pieces this big and the glue reassembles them
+      // (client messages are small commands). tx 64 KiB: lws writes at most this much per
+      // send() (by default it would be the rx size), so one coalesced write of queued
+      // frames is one syscall.
+      {"wsfleet.v1", wsCallback, sizeof(WsSession), kRxBufferBytes, 0, nullptr,
+       kTxPacketBytes},
       {nullptr, nullptr, 0, 0, 0, nullptr, 0},
   };
   static const lws_protocols kAdminProtocols[] = {

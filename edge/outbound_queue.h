@@ -24,11 +24,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <string_view>
 #include <unordered_map>
 
 #include "edge/out_frame.h"
+#include "edge/ring_queue.h"
 
 namespace wsfleet {
 
@@ -82,14 +82,14 @@ class OutboundQueue {
   bool evictOldestLow();
   void forgetLow(const OutFrame& frame, uint64_t seq);
 
-  std::deque<FramePtr> frames_;  // empty FramePtr = evicted
+  RingQueue<FramePtr> frames_;  // empty FramePtr = evicted
   uint64_t popped_ = 0;          // seq of frames_.front()
   size_t count_ = 0;
   size_t bytes_ = 0;
   size_t low_bytes_ = 0;  // of the queued low frames
   // Coalescing key (a view into the queued frame's own key) -> seq of that frame.
   std::unordered_map<std::string_view, uint64_t> low_by_key_;
-  std::deque<uint64_t> low_seqs_;  // seqs of the queued low frames, oldest first
+  RingQueue<uint64_t> low_seqs_;  // seqs of the queued low frames, oldest first
 };
 
 }  // namespace wsfleet

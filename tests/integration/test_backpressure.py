@@ -192,7 +192,7 @@ def test_lagging_reader_gets_low_priority_coalesced_and_every_normal_message(edg
 def test_join_leave_events_are_low_priority(edge_factory):
     e = edge_factory(conf(30000))
     room = uniq()  # chat: join/leave events, normal-priority messages
-    lagging = e.connect("watcher", rcvbuf=4096)
+    lagging = e.connect("watcher")  # a normal buffer, so that it can catch up (see above)
     lagging.ok({"type": "subscribe", "channel": room})
     healthy = e.connect("healthy")
     healthy.ok({"type": "subscribe", "channel": room})
