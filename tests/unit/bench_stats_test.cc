@@ -1,6 +1,7 @@
 // Percentiles, /proc parsing, target checks and the fan-out arithmetic of the bench.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <random>
 #include <vector>
@@ -133,6 +134,24 @@ TEST(BenchStamp, RoundTripsInsideProtocolText) {
   EXPECT_EQ(ns, 0x0123456789abcdefULL);
   EXPECT_FALSE(findStamp("wsfb0123", &ns));
   EXPECT_FALSE(findStamp("wsfbXXXXXXXXXXXXXXXX", &ns));
+}
+
+}  // namespace
+}  // namespace wsfleet::bench
+
+namespace wsfleet::bench {
+namespace {
+
+TEST(BenchProcStats, ParsesChildrenLists) {
+  EXPECT_EQ(parseChildren("12 345 6789 "), (std::vector<int>{12, 345, 6789}));
+  EXPECT_EQ(parseChildren("42"), (std::vector<int>{42}));
+  EXPECT_TRUE(parseChildren("").empty());
+}
+
+TEST(BenchProcStats, ProcessTreeStartsWithTheProcessItself) {
+  const std::vector<int> tree = processAndChildren(getpid());
+  ASSERT_FALSE(tree.empty());
+  EXPECT_EQ(tree.front(), getpid());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -114,6 +115,36 @@ std::optional<uint64_t> processRssKb(int pid) {
   auto text = readSmallFile("/proc/" + std::to_string(pid) + "/status");
   if (!text) return std::nullopt;
   return parseStatusRssKb(*text);
+}
+
+std::vector<int> parseChildren(std::string_view text) {
+  std::vector<int> pids;
+  int value = 0;
+  bool in_number = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      value = value * 10 + (c - '0');
+      in_number = true;
+    } else if (in_number) {
+      pids.push_back(value);
+      value = 0;
+      in_number = false;
+    }
+  }
+  if (in_number) pids.push_back(value);
+  return pids;
+}
+
+std::vector<int> processAndChildren(int pid) {
+  std::vector<int> pids{pid};
+  std::error_code ec;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    auto text = readSmallFile(task.path().string() + "/children");
+    if (!text) continue;
+    for (int child : parseChildren(*text)) pids.push_back(child);
+  }
+  return pids;
 }
 
 std::optional<SockStat> readSockStat() {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wsfleet::bench {
 
@@ -26,6 +27,10 @@ std::optional<SockStat> parseSockStat(std::string_view text);
 // CPU time (user + system) of a process in microseconds; nullopt when it is gone.
 std::optional<uint64_t> processCpuMicros(int pid);
 std::optional<uint64_t> processRssKb(int pid);
+// A process and its child processes (a multi-process server: a supervisor and its
+// workers), from /proc/PID/task/*/children; the children's children are not followed.
+std::vector<int> processAndChildren(int pid);
+std::vector<int> parseChildren(std::string_view text);
 std::optional<SockStat> readSockStat();
 std::array<double, 3> loadAverage();
 int onlineCpus();

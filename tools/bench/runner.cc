@@ -36,8 +36,11 @@ void onHardDeadline(int) {
 ServerSample sampleServer(int pid) {
   ServerSample s;
   if (pid > 0) {
-    s.cpu_us = processCpuMicros(pid);
-    s.rss_kb = processRssKb(pid);
+    // Summed over the server's worker processes too (a supervised multi-worker edge).
+    for (int p : processAndChildren(pid)) {
+      if (auto cpu = processCpuMicros(p)) s.cpu_us = s.cpu_us.value_or(0) + *cpu;
+      if (auto rss = processRssKb(p)) s.rss_kb = s.rss_kb.value_or(0) + *rss;
+    }
   }
   s.sock = readSockStat();
   return s;
