@@ -146,6 +146,11 @@ Status EdgeServer::start() {
   ws.port = CONTEXT_PORT_NO_LISTEN_SERVER;
   ws.iface = ws_host.c_str();
   ws.protocols = kWsProtocols;
+  // No lws validity (ping/hangup) timers: lws keeps them in one sorted list, so every
+  // connection established or pong received walked all the others (connection set-up
+  // cost grew with the connections held). Our own timer wheel sends the pings.
+  static const lws_retry_bo_t kNoValidityTimers{};
+  ws.retry_and_idle_policy = &kNoValidityTimers;
   ws.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
   if (!isIpv6Literal(ws_host)) ws.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   ws.timeout_secs = info.timeout_secs;
