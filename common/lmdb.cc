@@ -290,6 +290,14 @@ bool LmdbCursor::seekKey(std::string_view key) {
   return op(MDB_SET_KEY, &k);
 }
 
+Result<uint64_t> LmdbCursor::dupCount() const {
+  assert(cur_ != nullptr);
+  size_t count = 0;
+  int rc = mdb_cursor_count(cur_, &count);
+  if (rc != MDB_SUCCESS) return lmdbStatus(rc, "mdb_cursor_count");
+  return static_cast<uint64_t>(count);
+}
+
 Status LmdbCursor::delCurrent() {
   assert(cur_ != nullptr);
   // The views point into the page being changed.

@@ -95,6 +95,9 @@ class LmdbCursor {
   bool prev();        // MDB_PREV
   bool nextDup();     // MDB_NEXT_DUP
   bool seekKey(std::string_view key);  // MDB_SET_KEY, exact
+  // Duplicates of the current key (MDB_DUPSORT databases; the cursor must be positioned).
+  // Constant time: LMDB keeps the count, so counting does not walk the values.
+  Result<uint64_t> dupCount() const;
   Status delCurrent();
   std::string_view key() const { return key_; }
   std::string_view value() const { return value_; }

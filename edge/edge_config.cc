@@ -200,6 +200,13 @@ const std::vector<EdgeOption>& edgeOptions() {
                             "failures forgiven per second"),
       intOption<EdgeConfig>("limits.ban_s", WSF_FIELD(EdgeConfig, limits.ban_s), 60, 1, 7 * 86400,
                             "how long a banned address is refused"),
+      intOption<EdgeConfig>(
+          "limits.max_connections_per_ip", WSF_FIELD(EdgeConfig, limits.max_connections_per_ip),
+          1000, 0, 100000000,
+          "open connections per IPv4 address or IPv6 /64 on the host (0 = unlimited)"),
+      intOption<EdgeConfig>(
+          "limits.max_connections_per_user", WSF_FIELD(EdgeConfig, limits.max_connections_per_user),
+          100, 0, 100000000, "open connections per tenant + user on the host (0 = unlimited)"),
       intOption<EdgeConfig>("limits.tracked_keys", WSF_FIELD(EdgeConfig, limits.tracked_keys),
                             65536, 16, 16777216,
                             "entries per limiter table (users, channels, addresses)"),

@@ -60,8 +60,12 @@ struct LimitsConfig {
   uint64_t auth_failures_threshold = 20;  // failed tokens in a burst before a ban (0: no bans)
   uint64_t auth_failures_decay_per_s = 1;
   uint64_t ban_s = 60;
+  // Open connections on the whole host (all workers), 0 = unlimited: per IPv4 address /
+  // IPv6 /64 (exempt_ips are not capped), and per tenant + user.
+  uint64_t max_connections_per_ip = 1000;
+  uint64_t max_connections_per_user = 100;
   uint64_t tracked_keys = 65536;      // entries per table (users, channels, addresses)
-  std::vector<IpNetwork> exempt_ips;  // never rate-limited by address nor banned
+  std::vector<IpNetwork> exempt_ips;  // never limited per address nor banned
 };
 
 struct EdgeConfig {

@@ -65,6 +65,12 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       draining(r.gauge("wsfleet_draining", "1 while this edge drains (readiness 503)")),
       drain_hints_sent(
           r.counter("wsfleet_drain_hints_sent_total", "reconnect hints sent to clients by drains")),
+      cap_refusals_ip(r.counter("wsfleet_connection_cap_refusals_total",
+                                "Handshakes refused by a host-wide connection cap, by cap",
+                                {{"cap", "ip"}})),
+      cap_refusals_user(r.counter("wsfleet_connection_cap_refusals_total",
+                                  "Handshakes refused by a host-wide connection cap, by cap",
+                                  {{"cap", "user"}})),
       registry_(r) {
   // Pre-register the labelled families so they show on /metrics from the start.
   r.counter("wsfleet_handshake_rejected_total", "Handshakes refused before the upgrade, by reason",

@@ -52,6 +52,9 @@ class EdgeMetrics {
   Gauge& channels_active;
   Gauge& draining;            // 1 while a drain runs
   Counter& drain_hints_sent;  // `reconnect` frames queued by drains
+  // Handshakes refused by the host-wide connection caps (limits.max_connections_per_*).
+  Counter& cap_refusals_ip;
+  Counter& cap_refusals_user;
 
  private:
   MetricsRegistry& registry_;

@@ -75,6 +75,9 @@ bool validWebSocketKey(std::string_view key) {
 }
 
 constexpr const char* kProtocolName = "wsfleet.v1";
+// A capped client can only get in once one of its connections closes; retrying sooner
+// only costs both sides a handshake.
+constexpr int kConnectionCapRetryAfterS = 5;
 // How long a requested close may wait for the socket to become writable.
 constexpr uint64_t kCloseGraceMs = 5000;
 
@@ -331,6 +334,13 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
   if (!offersProtocol(request.protocols, kProtocolName)) {
     return refuse(400, "subprotocol", "subprotocol wsfleet.v1 is required");
   }
+  // Before the token: refusing an address that is at its cap costs one LMDB read.
+  if (overIpCap(request.peer)) {
+    d.retry_after_s = kConnectionCapRetryAfterS;
+    metrics_.cap_refusals_ip.inc();
+    return refuse(429, "too_many_connections",
+                  "too many open connections from this address; close one or retry later");
+  }
   std::string_view token = bearerToken(request.authorization);
   if (token.empty()) token = request.query_token;
   if (token.empty())
@@ -347,6 +357,12 @@ HandshakeDecision EdgeService::checkHandshake(const HandshakeRequest& request) {
   if (validateUserId(claims->sub).code() != Code::kOk) {
     ip_guard_.authFailed(request.peer, now_ms);
     return refuse(401, "token_bad_subject", "token subject is not a valid user id");
+  }
+  if (overUserCap(claims->tnt, claims->sub)) {
+    d.retry_after_s = kConnectionCapRetryAfterS;
+    metrics_.cap_refusals_user.inc();
+    return refuse(429, "too_many_connections",
+                  "too many open connections for this user; close one or retry later");
   }
   d.claims = std::move(claims).value();
   return d;
@@ -396,8 +412,7 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   connections_.emplace(conn, std::move(owned));
   hub_.addUserConnection(conn);
   conn->connected_at_ms = nowWallMs();
-  presence_->addConnection(
-      {conn->session, conn->tenant, conn->user, conn->device, conn->connected_at_ms});
+  presence_->addConnection(presenceRecord(*conn));
 
   metrics_.connections_accepted.inc();
   metrics_.connections_active.set(static_cast<int64_t>(connections_.size()));
@@ -442,7 +457,7 @@ void EdgeService::closed(Connection* conn, int close_code) {
   timers_.cancel(&conn->drain_timer);
   unsubscribeAll(*conn);
   hub_.removeUserConnection(conn);
-  presence_->removeConnection(conn->session);
+  presence_->removeConnection(presenceRecord(*conn));
   if (!conn->out.empty()) metrics_.dropped("disconnected", conn->out.size());
   metrics_.disconnect(close_code);
   logDebug("conn_closed", {{"session", conn->session}, {"code", close_code}});
@@ -491,7 +506,7 @@ void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
   live.reserve(connections_.size());
   for (const auto& [ptr, conn] : connections_) {
     PresenceStore::LiveConnection l;
-    l.conn = {conn->session, conn->tenant, conn->user, conn->device, conn->connected_at_ms};
+    l.conn = presenceRecord(*conn);
     for (const auto& [channel, index] : conn->channels) {
       const NamespaceConfig* ns = findNamespace(*conn->tenant_config, channel);
       if (ns != nullptr && ns->presence) l.channels.push_back(channel);

@@ -230,6 +230,13 @@ class EdgeService {
 
   // Rewrites this worker's presence records from its live connections.
   void resyncPresence(const char* why, int64_t now_mono_ms);
+  // Presence record of a live connection (its address keyed as the caps count it).
+  static PresenceConnection presenceRecord(const Connection& conn);
+
+  // Host-wide connection caps (connection_caps.cc): true when one more connection would
+  // pass limits.max_connections_per_ip (from `peer`) / max_connections_per_user.
+  bool overIpCap(std::string_view peer);
+  bool overUserCap(const std::string& tenant, const std::string& user);
 
   // Timers.
   void onTimer(TimerNode* node);

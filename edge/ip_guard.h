@@ -44,6 +44,8 @@ class IpGuard {
 
   size_t activeBans() const { return active_bans_; }
   size_t entries() const { return table_.size(); }
+  // `peer` is in limits.exempt_ips.
+  bool exempt(std::string_view peer) const;
 
  private:
   struct Entry {
@@ -52,7 +54,6 @@ class IpGuard {
     int64_t banned_until_ms = 0;  // 0: not banned
   };
 
-  bool exempt(std::string_view peer) const;
   Entry& entryFor(const std::string& key, int64_t now_ms);
   void unban(Entry& entry);
 

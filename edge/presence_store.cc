@@ -3,12 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 namespace wsfleet {
@@ -16,12 +18,14 @@ namespace {
 
 // Layout (keys and values; "\0" is a separator byte, never part of a name):
 //   pconn      conn_id            -> ConnRecord
-//   puser      tenant\0user       -> conn_id                   (dup)
+//   puser      tenant\0user       -> conn_id                   (dup; also the user's count)
+//   paddr      address            -> conn_id                   (dup; the address's count)
 //   pchan      tenant\0channel    -> user\0conn_id             (dup; sorted by user)
 //   pconnchan  conn_id            -> tenant\0channel\0user     (dup; to drop memberships)
 //   pinst      instance_id        -> InstanceRecord
 //   pinstconn  instance_id        -> conn_id                   (dup; to sweep an instance)
-// Records are length-prefixed fields, so names may hold any byte but NUL.
+// Records are length-prefixed fields, so names may hold any byte but NUL. Address keys
+// are binary (they may hold NUL) and are only ever whole keys, never part of one.
 
 constexpr unsigned kFormatVersion = 1;
 
@@ -44,6 +48,7 @@ class Reader {
     in_.remove_prefix(8);
     return v;
   }
+  bool empty() const { return in_.empty(); }
   std::optional<std::string> field() {
     auto len = u64();
     if (!len || *len > in_.size()) return std::nullopt;
@@ -69,6 +74,10 @@ std::string encodeConn(const std::string& instance, const PresenceConnection& c)
   putField(&out, c.user);
   putField(&out, c.device);
   putU64(&out, static_cast<uint64_t>(c.connected_at_ms));
+  // Last and optional: records written before addresses were kept still decode, and a
+  // reader that does not know the field ignores it (both may share an environment while
+  // the workers of a host are restarted one by one).
+  putField(&out, c.address);
   return out;
 }
 
@@ -89,6 +98,11 @@ std::optional<ConnRecord> decodeConn(std::string_view conn_id, std::string_view 
   rec.conn.user = std::move(*user);
   rec.conn.device = std::move(*device);
   rec.conn.connected_at_ms = static_cast<int64_t>(*connected_at);
+  if (!r.empty()) {
+    auto address = r.field();
+    if (!address) return std::nullopt;
+    rec.conn.address = std::move(*address);
+  }
   return rec;
 }
 
@@ -166,14 +180,50 @@ struct PresenceStore::Impl {
   uint64_t pid = 0;
   size_t max_key = 511;
   MDB_dbi conn_db = 0, user_db = 0, chan_db = 0, conn_chan_db = 0, inst_db = 0, inst_conn_db = 0;
+  MDB_dbi addr_db = 0;
   std::vector<Op> pending;
+  // What the pending adds and removals change in the counts, by address key and by
+  // tenant\0user; cleared with `pending`. Only keys with pending changes are here.
+  std::unordered_map<std::string, int64_t> address_delta;
+  std::unordered_map<std::string, int64_t> user_delta;
   bool needs_resync = false;
+
+  void clearPending() {
+    pending.clear();
+    address_delta.clear();
+    user_delta.clear();
+  }
+
+  void adjustCounts(const PresenceConnection& c, int64_t by) {
+    if (!c.address.empty()) address_delta[c.address] += by;
+    user_delta[join2(c.tenant, c.user)] += by;
+  }
+
+  // Flushed duplicates of `key` in `db` plus the pending change, never below zero (a
+  // removal whose add was flushed and then swept must not count negative).
+  Result<uint64_t> count(MDB_dbi db, const std::string& key,
+                         const std::unordered_map<std::string, int64_t>& delta) const {
+    int64_t n = 0;
+    if (fits(key)) {
+      WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginRead(*env));
+      WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, db));
+      if (cur.seekKey(key)) {
+        WSF_ASSIGN_OR_RETURN(uint64_t stored, cur.dupCount());
+        n = static_cast<int64_t>(stored);
+      }
+    }
+    if (auto it = delta.find(key); it != delta.end()) n += it->second;
+    return static_cast<uint64_t>(std::max<int64_t>(n, 0));
+  }
 
   bool fits(std::string_view key) const { return !key.empty() && key.size() <= max_key; }
 
   // Names are validated upstream (no NUL, bounded lengths); an op that would still break
   // a key is dropped here rather than failing the whole batch at flush time.
   void push(Op op) {
+    // An address too long for a key (not an IP address: ipLimitKey keys those in a few
+    // bytes) is not counted rather than failing the batch.
+    if (!op.conn.address.empty() && !fits(op.conn.address)) op.conn.address.clear();
     const PresenceConnection& c = op.conn;
     bool ok = validName(c.conn_id) && validName(c.tenant) && validName(c.user) &&
               validName(op.channel) && fits(c.conn_id);
@@ -200,10 +250,14 @@ struct PresenceStore::Impl {
         WSF_RETURN_IF_ERROR(
             toStatus(txn.delDup(user_db, join2(rec->conn.tenant, rec->conn.user), c.conn_id)));
         WSF_RETURN_IF_ERROR(toStatus(txn.delDup(inst_conn_db, rec->instance, c.conn_id)));
+        if (!rec->conn.address.empty()) {
+          WSF_RETURN_IF_ERROR(toStatus(txn.delDup(addr_db, rec->conn.address, c.conn_id)));
+        }
       }
     }
     WSF_RETURN_IF_ERROR(txn.put(conn_db, c.conn_id, encodeConn(instance_id, c)));
     WSF_RETURN_IF_ERROR(txn.put(user_db, user_key, c.conn_id));
+    if (!c.address.empty()) WSF_RETURN_IF_ERROR(txn.put(addr_db, c.address, c.conn_id));
     return txn.put(inst_conn_db, instance_id, c.conn_id);
   }
 
@@ -219,6 +273,9 @@ struct PresenceStore::Impl {
         WSF_RETURN_IF_ERROR(
             toStatus(txn.delDup(user_db, join2(rec->conn.tenant, rec->conn.user), conn_id)));
         WSF_RETURN_IF_ERROR(toStatus(txn.delDup(inst_conn_db, rec->instance, conn_id)));
+        if (!rec->conn.address.empty()) {
+          WSF_RETURN_IF_ERROR(toStatus(txn.delDup(addr_db, rec->conn.address, conn_id)));
+        }
       }
       WSF_RETURN_IF_ERROR(toStatus(txn.del(conn_db, conn_id)));
     }
@@ -325,6 +382,7 @@ Result<std::unique_ptr<PresenceStore>> PresenceStore::open(LmdbEnv& env, std::st
     WSF_ASSIGN_OR_RETURN(impl->conn_chan_db, txn.openDb("pconnchan", MDB_DUPSORT));
     WSF_ASSIGN_OR_RETURN(impl->inst_db, txn.openDb("pinst", 0));
     WSF_ASSIGN_OR_RETURN(impl->inst_conn_db, txn.openDb("pinstconn", MDB_DUPSORT));
+    WSF_ASSIGN_OR_RETURN(impl->addr_db, txn.openDb("paddr", MDB_DUPSORT));
     WSF_RETURN_IF_ERROR(txn.commit());
   }
   WSF_RETURN_IF_ERROR(impl->putInstance(now_mono_ms));
@@ -342,13 +400,22 @@ size_t PresenceStore::pendingOps() const {
 }
 
 void PresenceStore::addConnection(const PresenceConnection& conn) {
+  const size_t before = impl_->pending.size();
   impl_->push({Impl::Kind::kAdd, conn, {}});
+  if (impl_->pending.size() > before) impl_->adjustCounts(impl_->pending.back().conn, 1);
 }
 
 void PresenceStore::removeConnection(const std::string& conn_id) {
   PresenceConnection c;
   c.conn_id = conn_id;
   impl_->push({Impl::Kind::kRemove, std::move(c), {}});
+}
+
+void PresenceStore::removeConnection(const PresenceConnection& conn) {
+  removeConnection(conn.conn_id);
+  PresenceConnection counted = conn;
+  if (!counted.address.empty() && !impl_->fits(counted.address)) counted.address.clear();
+  impl_->adjustCounts(counted, -1);
 }
 
 void PresenceStore::joinChannel(const std::string& conn_id, const std::string& tenant,
@@ -375,6 +442,9 @@ Status PresenceStore::flush() {
   // bug) would fail the same way on every timer tick. What it lost is repaired by a
   // resync() from the worker's live state, which the caller is told to run.
   std::vector<Impl::Op> batch = std::exchange(impl_->pending, {});
+  // Committed or lost, the batch is no longer pending: the counts read it from the
+  // store now (or, when lost, miss it until the resync).
+  impl_->clearPending();
   Status s = [&]() -> Status {
     WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
     for (const Impl::Op& op : batch) WSF_RETURN_IF_ERROR(impl_->apply(txn, op));
@@ -389,7 +459,7 @@ bool PresenceStore::needsResync() const {
 }
 
 Status PresenceStore::resync(const std::vector<LiveConnection>& live, int64_t now_mono_ms) {
-  impl_->pending.clear();
+  impl_->clearPending();
   Status s = [&]() -> Status {
     WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
     WSF_RETURN_IF_ERROR(toStatus(impl_->sweepInstance(txn, impl_->instance_id)));
@@ -446,6 +516,16 @@ Result<std::vector<PresenceConnection>> PresenceStore::userConnections(const std
     if (auto rec = decodeConn(id, *raw)) out.push_back(std::move(rec->conn));
   }
   return out;
+}
+
+Result<uint64_t> PresenceStore::connectionsFromAddress(const std::string& address) {
+  if (address.empty()) return uint64_t{0};
+  return impl_->count(impl_->addr_db, address, impl_->address_delta);
+}
+
+Result<uint64_t> PresenceStore::connectionsOfUser(const std::string& tenant,
+                                                  const std::string& user) {
+  return impl_->count(impl_->user_db, join2(tenant, user), impl_->user_delta);
 }
 
 Result<bool> PresenceStore::heartbeat(int64_t now_mono_ms) {

@@ -1,8 +1,9 @@
 #pragma once
 // Host presence in LMDB, shared by every worker process on the host.
 //
-// Records: one per connection (tenant, user, device, conn id, instance, connected_at),
-// indexes user -> connections and channel -> (user, connection), and one heartbeat record
+// Records: one per connection (tenant, user, device, conn id, instance, connected_at,
+// client address key), indexes user -> connections, address -> connections and
+// channel -> (user, connection), and one heartbeat record
 // per instance (a worker process: its host boot id, pid and last heartbeat). Connection
 // liveness inside a live worker is enforced by WebSocket pings there; a record outlives
 // its connection only when its worker died, so the sweeper expires records by their
@@ -13,6 +14,11 @@
 // it on a short timer, never once per event). Queries flush first so a worker reads its
 // own writes. Time is CLOCK_MONOTONIC milliseconds (the same for all processes of one
 // boot; immune to wall-clock steps).
+//
+// Connection counts (per address, per tenant + user) for the host-wide connection caps are
+// derived from the connection records themselves, through their indexes: whatever removes
+// a record (a close, a sweep of a dead worker, a resync) removes it from the counts, so a
+// crashed worker cannot leak a count. Counting takes a read transaction only.
 
 #include <cstdint>
 #include <memory>
@@ -31,6 +37,9 @@ struct PresenceConnection {
   std::string user;
   std::string device;
   int64_t connected_at_ms = 0;  // wall clock, informational
+  // Opaque key of the client's address (ipLimitKey: the IPv4 address or IPv6 /64) that
+  // the per-address cap counts; empty: not counted per address. Any bytes.
+  std::string address;
 };
 
 struct SweepStats {
@@ -49,6 +58,10 @@ class PresenceStore {
   // Buffered (applied by the next flush()).
   void addConnection(const PresenceConnection& conn);
   void removeConnection(const std::string& conn_id);  // and all its channel memberships
+  // The same, for a connection this worker added: its tenant, user and address also take
+  // it out of the buffered counts at once (with only the id, the counts below keep it
+  // until the next flush).
+  void removeConnection(const PresenceConnection& conn);
   void joinChannel(const std::string& conn_id, const std::string& tenant,
                    const std::string& channel, const std::string& user);
   void leaveChannel(const std::string& conn_id, const std::string& tenant,
@@ -65,6 +78,14 @@ class PresenceStore {
                                                      const std::string& channel);
   Result<std::vector<PresenceConnection>> userConnections(const std::string& tenant,
                                                           const std::string& user);
+
+  // Live connections of the whole host from one address key / of one tenant + user:
+  // what every worker has flushed plus this worker's buffered adds and removals. Other
+  // workers' buffered changes are not seen (they are at most presence.flush_ms old). No
+  // flush, no write transaction: one read transaction and a constant-time count, so it
+  // can run for every handshake.
+  Result<uint64_t> connectionsFromAddress(const std::string& address);
+  Result<uint64_t> connectionsOfUser(const std::string& tenant, const std::string& user);
 
   // Writes this instance's heartbeat (its own small transaction). Returns true when the
   // instance record had been removed meanwhile: a sibling swept this worker (it was paused

@@ -195,8 +195,10 @@ def default_conf(ws_port, admin_port, storage_dir):
         "drain": {"window_ms": 1000, "grace_ms": 500},
         # Every test client comes from 127.0.0.1, so the per-address defences would treat
         # a test file's deliberate bad tokens and connection bursts as one abusive client.
-        # They are off here and exercised by test_rate_limits.py with explicit values.
-        "limits": {"handshakes_per_ip_per_s": 0, "auth_failures_threshold": 0},
+        # They are off here and exercised by test_rate_limits.py and
+        # test_connection_caps.py with explicit values.
+        "limits": {"handshakes_per_ip_per_s": 0, "auth_failures_threshold": 0,
+                   "max_connections_per_ip": 0},
         "tenants": {
             "demo": {
                 "api_keys": [DEMO_API_KEY], "default_subs": [">"], "default_pubs": [">"],

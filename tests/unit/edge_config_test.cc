@@ -183,6 +183,8 @@ TEST(EdgeConfigSample, ListsTheDefaults) {
   EXPECT_EQ(sl.auth_failures_threshold, bl.auth_failures_threshold);
   EXPECT_EQ(sl.auth_failures_decay_per_s, bl.auth_failures_decay_per_s);
   EXPECT_EQ(sl.ban_s, bl.ban_s);
+  EXPECT_EQ(sl.max_connections_per_ip, bl.max_connections_per_ip);
+  EXPECT_EQ(sl.max_connections_per_user, bl.max_connections_per_user);
   EXPECT_EQ(sl.tracked_keys, bl.tracked_keys);
   EXPECT_EQ(sl.exempt_ips.size(), bl.exempt_ips.size());
 }
@@ -429,15 +431,20 @@ TEST(EdgeConfigLimits, DefaultsAndOverrides) {
   EXPECT_EQ(bare->limits.handshakes_per_ip_per_s, 50u);
   EXPECT_EQ(bare->limits.auth_failures_threshold, 20u);
   EXPECT_EQ(bare->limits.ban_s, 60u);
+  EXPECT_EQ(bare->limits.max_connections_per_ip, 1000u);
+  EXPECT_EQ(bare->limits.max_connections_per_user, 100u);
   EXPECT_TRUE(bare->limits.exempt_ips.empty());
 
   Result<EdgeConfig> set =
       parseEdgeConfig(minimal("[limits]\ncommands_per_s = 0\nban_s = 5\n"
+                              "max_connections_per_ip = 0\nmax_connections_per_user = 3\n"
                               "exempt_ips = [\"10.0.0.0/8\", \"::1\", \"2001:db8::/32\"]\n"),
                       "cfg.toml");
   ASSERT_TRUE(set) << set.status().message();
   EXPECT_EQ(set->limits.commands_per_s, 0u);
   EXPECT_EQ(set->limits.ban_s, 5u);
+  EXPECT_EQ(set->limits.max_connections_per_ip, 0u);  // unlimited
+  EXPECT_EQ(set->limits.max_connections_per_user, 3u);
   ASSERT_EQ(set->limits.exempt_ips.size(), 3u);
   IpAddress inside;
   ASSERT_TRUE(parseIpAddress("10.1.2.3", &inside));
@@ -456,6 +463,12 @@ TEST(EdgeConfigLimits, BadValuesAreRefusedWithTheirPosition) {
       errorsOf(minimal("[limits]\nexempt_ips = [\"localhost\"]\n")).find("limits.exempt_ips[0]"),
       std::string::npos);
   EXPECT_NE(errorsOf(minimal("[limits]\nhandshake_per_ip = 5\n")).find("limits.handshake_per_ip"),
+            std::string::npos);
+  EXPECT_NE(errorsOf(minimal("[limits]\nmax_connections_per_user = -1\n"))
+                .find("cfg.toml:2:28: limits.max_connections_per_user"),
+            std::string::npos);
+  EXPECT_NE(errorsOf(minimal("[limits]\nmax_connections_per_ip = \"many\"\n"))
+                .find("cfg.toml:2:26: limits.max_connections_per_ip"),
             std::string::npos);
 }
 

@@ -342,3 +342,176 @@ TEST_F(PresenceStoreTest, ResyncReplacesOnlyOwnRecords) {
 
 }  // namespace
 }  // namespace wsfleet
+
+namespace wsfleet {
+namespace {
+
+// Address keys are binary, NUL bytes included (as ipLimitKey makes them).
+const std::string kAddrA("4\x7f\0\0\x01", 5);
+const std::string kAddrB("4\x7f\0\0\x02", 5);
+
+PresenceConnection from(const std::string& id, const std::string& user, const std::string& address,
+                        const std::string& tenant = "t1") {
+  PresenceConnection c = conn(id, tenant, user);
+  c.address = address;
+  return c;
+}
+
+uint64_t fromAddress(PresenceStore& store, const std::string& address) {
+  auto n = store.connectionsFromAddress(address);
+  EXPECT_TRUE(n.isOk()) << n.status().toString();
+  return n.isOk() ? *n : ~uint64_t{0};
+}
+
+uint64_t ofUser(PresenceStore& store, const std::string& tenant, const std::string& user) {
+  auto n = store.connectionsOfUser(tenant, user);
+  EXPECT_TRUE(n.isOk()) << n.status().toString();
+  return n.isOk() ? *n : ~uint64_t{0};
+}
+
+TEST_F(PresenceStoreTest, CountsIncludeThisWorkersBufferedChangesWithoutFlushing) {
+  a_->addConnection(from("c1", "bob", kAddrA));
+  a_->addConnection(from("c2", "carol", kAddrA));
+  a_->addConnection(from("c3", "bob", kAddrB));
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 2u);
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 2u);
+  EXPECT_EQ(ofUser(*a_, "t2", "bob"), 0u);  // per tenant
+  EXPECT_EQ(ofUser(*a_, "t1", "bo"), 0u);
+  EXPECT_EQ(a_->pendingOps(), 3u);  // counting wrote nothing
+
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 2u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 2u);
+
+  // A removal with the connection's keys counts at once...
+  a_->removeConnection(from("c1", "bob", kAddrA));
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 1u);
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 1u);
+
+  // ...one by id only from the next flush (the record knows its keys).
+  a_->removeConnection(std::string("c2"));
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 1u);
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 0u);
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 1u);
+
+  // An added-and-removed connection in one batch nets to zero, before and after flush.
+  a_->addConnection(from("c4", "dora", kAddrB));
+  a_->removeConnection(from("c4", "dora", kAddrB));
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "dora"), 0u);
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "dora"), 0u);
+
+  // No address: counted per user only.
+  a_->addConnection(from("c5", "erin", ""));
+  EXPECT_EQ(fromAddress(*a_, ""), 0u);
+  EXPECT_EQ(ofUser(*a_, "t1", "erin"), 1u);
+}
+
+TEST_F(PresenceStoreTest, CountsAddUpAcrossWorkersOnceFlushed) {
+  auto b = openStore("worker-b", 1000);
+  ASSERT_NE(b, nullptr);
+  a_->addConnection(from("a1", "bob", kAddrA));
+  a_->addConnection(from("a2", "bob", kAddrA));
+  ASSERT_TRUE(a_->flush().isOk());
+  b->addConnection(from("b1", "bob", kAddrA));
+  // b sees a's flushed records and its own buffered one; a does not see b's yet.
+  EXPECT_EQ(fromAddress(*b, kAddrA), 3u);
+  EXPECT_EQ(ofUser(*b, "t1", "bob"), 3u);
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 2u);
+  ASSERT_TRUE(b->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 3u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 3u);
+
+  // A removal buffered on one worker lowers only that worker's view until it flushes.
+  b->removeConnection(from("b1", "bob", kAddrA));
+  EXPECT_EQ(fromAddress(*b, kAddrA), 2u);
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 3u);
+  ASSERT_TRUE(b->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 2u);
+}
+
+TEST_F(PresenceStoreTest, SweptWorkersConnectionsStopCounting) {
+  const int64_t ttl = 30000;
+  auto b = openStore("worker-b", 1000);
+  ASSERT_NE(b, nullptr);
+  a_->addConnection(from("a1", "bob", kAddrA));
+  b->addConnection(from("b1", "bob", kAddrA));
+  b->addConnection(from("b2", "bob", kAddrB));
+  b->addConnection(from("b3", "carol", kAddrA));
+  ASSERT_TRUE(a_->flush().isOk());
+  ASSERT_TRUE(b->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 3u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 3u);
+
+  // b stops heartbeating (it died without closing anything): a sweeps it.
+  ASSERT_TRUE(a_->heartbeat(1000 + ttl).isOk());
+  auto stats = a_->sweep(1001 + ttl, ttl);
+  ASSERT_TRUE(stats.isOk()) << stats.status().toString();
+  ASSERT_EQ(stats->connections_removed, 3u);
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 1u);
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 0u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "carol"), 0u);
+}
+
+TEST_F(PresenceStoreTest, DeadProcessesConnectionsStopCountingAfterTheSweep) {
+  const int64_t now = 5000;
+  ASSERT_TRUE(a_->heartbeat(now).isOk());
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto env = LmdbEnv::open(tmp_.path(), smallOptions(4u << 20));
+    if (!env.isOk()) _exit(2);
+    auto store = PresenceStore::open(*env, "worker-dead", now);
+    if (!store.isOk()) _exit(3);
+    (*store)->addConnection(from("d1", "dave", kAddrA));
+    (*store)->addConnection(from("d2", "dave", kAddrA));
+    if (!(*store)->flush().isOk()) _exit(4);
+    _exit(0);  // killed, as far as the store knows: nothing was removed
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0);
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 2u);
+  EXPECT_EQ(ofUser(*a_, "t1", "dave"), 2u);
+
+  auto stats = a_->sweep(now, 60000);  // the pid is gone
+  ASSERT_TRUE(stats.isOk()) << stats.status().toString();
+  EXPECT_EQ(stats->connections_removed, 2u);
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 0u);
+  EXPECT_EQ(ofUser(*a_, "t1", "dave"), 0u);
+}
+
+TEST_F(PresenceStoreTest, ReAddAndResyncMoveTheCounts) {
+  a_->addConnection(from("c1", "bob", kAddrA));
+  ASSERT_TRUE(a_->flush().isOk());
+  a_->addConnection(from("c1", "carol", kAddrB));  // the same id again, elsewhere
+  ASSERT_TRUE(a_->flush().isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 0u);
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 1u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 0u);
+
+  a_->addConnection(from("c2", "bob", kAddrA));  // buffered, then replaced by the resync
+  PresenceStore::LiveConnection live{from("c3", "dora", kAddrA), {}};
+  ASSERT_TRUE(a_->resync({live}, 2000).isOk());
+  EXPECT_EQ(fromAddress(*a_, kAddrA), 1u);
+  EXPECT_EQ(fromAddress(*a_, kAddrB), 0u);
+  EXPECT_EQ(ofUser(*a_, "t1", "bob"), 0u);
+  EXPECT_EQ(ofUser(*a_, "t1", "dora"), 1u);
+  // The address survives the round trip through the record.
+  auto dora = a_->userConnections("t1", "dora");
+  ASSERT_TRUE(dora.isOk());
+  ASSERT_EQ(dora->size(), 1u);
+  EXPECT_EQ((*dora)[0].address, kAddrA);
+}
+
+}  // namespace
+}  // namespace wsfleet
