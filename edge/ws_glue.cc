@@ -75,6 +75,28 @@ bool queryArgument(lws* wsi, std::string_view name, std::string* out) {
   }
 }
 
+// libwebsockets 4.1.6 copies these headers into fixed buffers after the upgrade is
+// confirmed and hangs up without any HTTP response when one does not fit (measured: a
+// Sec-WebSocket-Protocol list over 126 bytes, a Sec-WebSocket-Extensions list over 254).
+// Refusing longer ones here turns that silent drop into a 400 the client can read.
+constexpr int kLwsMaxProtocolListBytes = 126;
+constexpr int kLwsMaxExtensionListBytes = 254;
+
+// The refusal for a header lws could not process (http_status 0 when both fit).
+HandshakeDecision checkNegotiationHeaders(lws* wsi) {
+  HandshakeDecision d;
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > kLwsMaxProtocolListBytes) {
+    d.http_status = 400;
+    d.reason = "subprotocol";
+    d.message = "the Sec-WebSocket-Protocol list is too long";
+  } else if (lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) > kLwsMaxExtensionListBytes) {
+    d.http_status = 400;
+    d.reason = "extensions";
+    d.message = "the Sec-WebSocket-Extensions list is too long";
+  }
+  return d;
+}
+
 std::string peerAddress(lws* wsi) {
   char buf[64] = {0};
   lws_get_peer_simple(wsi, buf, sizeof(buf));
@@ -153,6 +175,11 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
         other.message = "only Upgrade: websocket is served here";
         service_->metrics().handshakeRejected(other.reason);
         writeHttpResponse(wsi, refusal(other));
+        return 1;
+      }
+      if (HandshakeDecision too_long = checkNegotiationHeaders(wsi); too_long.http_status != 0) {
+        service_->metrics().handshakeRejected(too_long.reason);
+        writeHttpResponse(wsi, refusal(too_long));
         return 1;
       }
       std::string path, authorization, origin, protocols, query_token, connection, key, version;

@@ -290,6 +290,36 @@ void upgradeValueIsCaseInsensitive(void** state) {
   assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kMixed, 9), 0);
 }
 
+// lws 4.1.6 would hang up without a response on these lengths; the glue answers 400 first.
+void negotiationListsTooLongForLwsGet400(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();
+  static const char kWebSocket[] = "websocket";
+  {
+    WsClient c;
+    EdgeHarness::setUpgradeHeaders(c, h.mintToken());
+    c.wsi.headers[WSI_TOKEN_PROTOCOL] = "wsfleet.v1," + std::string(116, 'x');  // 127 bytes
+    assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kWebSocket, 9), 1);
+    assert_int_equal(c.wsi.http_status, 400);
+    assert_true(contains(c.wsi.httpBody(), R"("reason":"subprotocol")"));
+  }
+  {
+    WsClient c;
+    EdgeHarness::setUpgradeHeaders(c, h.mintToken());
+    c.wsi.headers[WSI_TOKEN_EXTENSIONS] = std::string(255, 'e');
+    assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kWebSocket, 9), 1);
+    assert_int_equal(c.wsi.http_status, 400);
+    assert_true(contains(c.wsi.httpBody(), R"("reason":"extensions")"));
+  }
+  {
+    WsClient c;
+    EdgeHarness::setUpgradeHeaders(c, h.mintToken());
+    c.wsi.headers[WSI_TOKEN_PROTOCOL] = "wsfleet.v1," + std::string(115, 'x');  // 126 bytes
+    c.wsi.headers[WSI_TOKEN_EXTENSIONS] = std::string(254, 'e');
+    assert_int_equal(h.ws(c, LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, kWebSocket, 9), 0);
+  }
+}
+
 void plainHttpOnTheWebSocketPortGets426(void** state) {
   EdgeHarness& h = harnessOf(state);
   h.mustStart();
@@ -531,7 +561,8 @@ int main() {
       cmocka_unit_test_setup_teardown(upgradeWithQueryTokenIsAccepted, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(nonWebSocketUpgradeIsRefused, harnessSetup, harnessTeardown),
-      cmocka_unit_test_setup_teardown(upgradeValueIsCaseInsensitive, harnessSetup,
+      cmocka_unit_test_setup_teardown(upgradeValueIsCaseInsensitive, harnessSetup, harnessTeardown),
+      cmocka_unit_test_setup_teardown(negotiationListsTooLongForLwsGet400, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(plainHttpOnTheWebSocketPortGets426, harnessSetup,
                                       harnessTeardown),
