@@ -327,7 +327,7 @@ def test_presence_and_join_leave_are_host_wide(edge_factory):
         bob.ok({"type": "subscribe", "channel": ch})
         join = alice.next_event("join")
         assert join == {"type": "join", "channel": ch, "user": bob_name}, join
-        bob.no_event("join", within=0.2)  # alice subscribed first: nobody to tell bob
+        # (bob may or may not get alice's join: it crosses the bus while bob subscribes.)
 
         def both_listed(client):
             r = client.ok({"type": "presence", "channel": ch})
