@@ -123,8 +123,10 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
       top = std::move(pos).value();
     }
   }
+  if ((*ns)->ordering == Ordering::kOwner) {
+    noteChannelPosition(*conn.tenant_config, **ns, cmd.channel, top);
+  }
   auto added = hub_.subscribe(&conn, cmd.channel);
-  if ((*ns)->ordering == Ordering::kOwner) noteChannelPosition(conn.tenant, cmd.channel, top);
   if (added.added && (*ns)->presence) {
     presence_->joinChannel(conn.session, conn.tenant, cmd.channel, conn.user);
   }

@@ -202,10 +202,11 @@ class EdgeService {
   void deliverSequenced(const TenantConfig& tenant, const std::string& channel,
                         const std::string& epoch, uint64_t offset, const FramePtr& frame,
                         int64_t origin_ts_ms);
-  // The newest position a first local subscriber starts from (subscribe), and forgetting
-  // it when the last local subscriber leaves.
-  void noteChannelPosition(const std::string& tenant, const std::string& channel,
-                           const StreamPosition& top);
+  // Called by subscribe before the new subscriber joins, with the position its reply
+  // (and replay) ends at: a first local subscriber starts there; older ones are caught up
+  // to it from history. Forgotten when the last local subscriber leaves.
+  void noteChannelPosition(const TenantConfig& tenant, const NamespaceConfig& ns,
+                           const std::string& channel, const StreamPosition& top);
   void forgetChannelPosition(const std::string& tenant, const std::string& channel);
   void unsubscribeAll(Connection& conn);
   // Unsubscribes with everything that goes with it: presence, leave event, gauges.

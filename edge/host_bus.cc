@@ -48,7 +48,7 @@ struct HostBus::Link {
   int peer = -1;  // sibling index (outbound links)
   UniqueFd fd;
   ev_io watcher{};
-  bool writing = false;    // watcher armed for EV_WRITE (outbound) / EV_READ (inbound)
+  bool writing = false;    // outbound: watcher armed for EV_WRITE as well as EV_READ
   std::string out;         // bytes accepted for sending, not yet written
   size_t out_sent = 0;     // prefix of `out` already written
   std::string in;          // inbound: bytes read, not yet a whole message
@@ -89,6 +89,10 @@ Result<std::unique_ptr<HostBus>> HostBus::open(struct ev_loop* loop, Options opt
     auto link = std::make_unique<Link>();
     link->bus = bus.get();
     link->peer = i;
+    // Connected now if the sibling listens: a restarted worker's connect is what tells
+    // its siblings (acceptAll) to stop waiting out their reconnect interval.
+    bus->connectPeer(*link);
+    link->retry_at_ms = 0;
     bus->peers_[static_cast<size_t>(i)] = std::move(link);
   }
   return bus;
@@ -124,6 +128,11 @@ void HostBus::acceptAll() {
   for (;;) {
     const int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
+    // A sibling (re)started and listens: links that are down may reconnect at once,
+    // before it serves clients, instead of dropping messages for up to the interval.
+    for (auto& peer : peers_) {
+      if (peer && !peer->fd.valid()) peer->retry_at_ms = 0;
+    }
     auto link = std::make_unique<Link>();
     link->bus = this;
     link->fd.reset(fd);
@@ -150,8 +159,12 @@ bool HostBus::connectPeer(Link& link) {
   link.out.clear();
   link.out_sent = 0;
   link.writing = false;
-  ev_io_init(&link.watcher, &HostBus::onLinkEvent, link.fd.get(), EV_WRITE);
+  // Read-armed for good: a sibling never writes here, so readable means it closed (died),
+  // and the link is dropped then rather than at the next send, which would lose that
+  // message even if the sibling was restarted meanwhile.
+  ev_io_init(&link.watcher, &HostBus::onLinkEvent, link.fd.get(), EV_READ);
   link.watcher.data = &link;
+  ev_io_start(loop_, &link.watcher);
   return true;
 }
 
@@ -207,7 +220,7 @@ void HostBus::sendTo(Link& link, std::string_view header, std::string_view messa
   }
   if (!link.writing) {
     link.writing = true;
-    ev_io_start(loop_, &link.watcher);
+    rearm(link, EV_READ | EV_WRITE);
   }
 }
 
@@ -227,13 +240,32 @@ void HostBus::flush(Link& link) {
   link.out.clear();
   link.out_sent = 0;
   link.writing = false;
+  rearm(link, EV_READ);
+}
+
+void HostBus::rearm(Link& link, int events) {
   ev_io_stop(loop_, &link.watcher);
+  ev_io_set(&link.watcher, link.fd.get(), events);
+  ev_io_start(loop_, &link.watcher);
+}
+
+bool HostBus::peerClosed(Link& link) {
+  char byte = 0;
+  const ssize_t got = ::recv(link.fd.get(), &byte, 1, MSG_DONTWAIT);
+  if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+    return false;
+  }
+  const bool lost = link.out.size() > link.out_sent;
+  closeLink(link);
+  if (lost) on_drop_("bus_peer_down");
+  return true;
 }
 
 void HostBus::onLinkEvent(struct ev_loop*, ev_io* watcher, int revents) {
   auto* link = static_cast<Link*>(watcher->data);
   HostBus* bus = link->bus;
   if (link->peer >= 0) {
+    if ((revents & EV_READ) && bus->peerClosed(*link)) return;
     if (revents & EV_WRITE) bus->flush(*link);
   } else {
     bus->readFrom(*link);

@@ -59,6 +59,9 @@ class HostBus {
   bool connectPeer(Link& link);
   void sendTo(Link& link, std::string_view header, std::string_view message);
   void flush(Link& link);
+  void rearm(Link& link, int events);
+  // Outbound link readable: true (and the link closed) when the sibling went away.
+  bool peerClosed(Link& link);
   void readFrom(Link& link);
   void closeLink(Link& link);
 

@@ -59,14 +59,29 @@ void EdgeService::deliverSequenced(const TenantConfig& tenant, const std::string
   last.offset = offset;
 }
 
-void EdgeService::noteChannelPosition(const std::string& tenant, const std::string& channel,
-                                      const StreamPosition& top) {
-  StreamPosition& last = delivered_[scopedKey(tenant, channel)];
-  // Within the epoch the position stays where the older local subscribers are: messages
-  // between it and `top` are still on their way from other workers (or get pulled from
-  // history by the next one), and the new subscriber got them in its replay at worst
-  // twice, which offsets let it detect.
-  if (last.epoch.empty() || last.epoch != top.epoch) last = top;
+void EdgeService::noteChannelPosition(const TenantConfig& tenant, const NamespaceConfig& ns,
+                                      const std::string& channel, const StreamPosition& top) {
+  StreamPosition& last = delivered_[scopedKey(tenant.name, channel)];
+  if (last.epoch.empty() || last.epoch != top.epoch) {
+    last = top;
+    return;
+  }
+  if (top.offset <= last.offset) return;
+  // Messages between the older local subscribers' position and `top` are committed but
+  // still on their way from other workers. The new subscriber's reply (and replay) ends
+  // at `top`, so they must not reach it when they arrive: the older subscribers get them
+  // now, from history, and the position moves to `top`.
+  auto missed = history_->replay(tenant.name, channel, last, nowWallMs(), historyLimits(ns));
+  if (!missed.isOk() || !missed->recovered) {
+    // Trimmed meanwhile: they still come over the bus; the new subscriber may then see
+    // offsets at or below its reply's (offsets let it tell).
+    return;
+  }
+  for (const StoredMessage& stored : missed->messages) {
+    if (stored.offset > top.offset) break;
+    fanOut(tenant.name, channel, makeFrame(stored.frame), stored.ts_ms);
+  }
+  last = top;
 }
 
 void EdgeService::forgetChannelPosition(const std::string& tenant, const std::string& channel) {

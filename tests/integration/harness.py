@@ -56,6 +56,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_block(n, attempts=50):
+    """A port p such that p .. p+n-1 are all free on 127.0.0.1 right now."""
+    for _ in range(attempts):
+        base = free_port()
+        if base + n - 1 > 65535:
+            continue
+        held = []
+        try:
+            for port in range(base + 1, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise AssertionError(f"no block of {n} free ports found")
+
+
 # ------------------------------------------------------------------------- keys, tokens
 class EsKey:
     """A P-256 key pair for ES256 tokens."""
@@ -333,6 +354,10 @@ class Edge:
         self.conf = default_conf(self.ws_port, self.admin_port, self.storage_dir)
         if overrides:
             deep_merge(self.conf, overrides)
+        if self.workers() > 1 and "listen" not in (overrides or {}).get("admin", {}):
+            # Worker i serves the admin API on the base port + i: all of them must be free.
+            self.admin_port = free_port_block(self.workers())
+            self.conf["admin"]["listen"] = f"127.0.0.1:{self.admin_port}"
         self.proc = None
         self.problems = []   # crash reports gathered across restarts
         self._sent_signal = None
@@ -379,10 +404,12 @@ class Edge:
                 raise EdgeFailure(f"{self.name} exited with {rc} before ready\n"
                                   f"{self.log_tail()}")
             try:
-                r = http(self.admin_port, "GET", "/readyz", timeout=0.5)
-                if r.status == 200:
+                # Every worker (admin port + i) answers: one ready worker is not a ready edge.
+                statuses = [http(port, "GET", "/readyz", timeout=0.5).status
+                            for port in self.admin_ports()]
+                if all(status == 200 for status in statuses):
                     return
-                last = f"HTTP {r.status}"
+                last = f"HTTP {statuses}"
             except OSError as e:
                 last = repr(e)
             except Exception as e:  # noqa: BLE001 - a half-started server may send garbage
@@ -457,6 +484,61 @@ class Edge:
 
     def url(self):
         return f"ws://127.0.0.1:{self.ws_port}/ws"
+
+    # ---- worker processes (node.workers > 1: a supervisor and its forked workers)
+    def workers(self):
+        return int(self.conf["node"].get("workers", 1)) or os.cpu_count() or 1
+
+    def admin_ports(self):
+        return [self.admin_port + i for i in range(self.workers())]
+
+    def worker_admin(self, index, method, path, body=None, api_key=DEMO_API_KEY, headers=None,
+                     timeout=5.0):
+        """Like admin(), on worker `index`'s admin listener."""
+        h = dict(headers or {})
+        if api_key is not None:
+            h.setdefault("Authorization", f"Bearer {api_key}")
+        return http(self.admin_port + index, method, path, body, h, timeout)
+
+    def worker_metrics(self, index):
+        r = http(self.admin_port + index, "GET", "/metrics")
+        assert r.status == 200, r
+        return Metrics(r.body.decode("utf-8"))
+
+    def child_pids(self):
+        """The supervisor's live children (Linux: /proc/PID/task/PID/children)."""
+        pid = self.proc.pid
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError:
+            return set()
+        return {int(x) for x in text.split()}
+
+    def log_events(self, event=None):
+        """The JSON log lines of the current run (since the last start), optionally of one
+        event."""
+        text = self.log_text()
+        marker = text.rfind("\n===== start ")
+        out = []
+        for line in text[marker + 1 if marker >= 0 else 0:].splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if event is None or rec.get("event") == event:
+                out.append(rec)
+        return out
+
+    def worker_pids(self):
+        """{worker index: pid} of the workers running now, from the supervisor's
+        worker_started log lines checked against its live children."""
+        children = self.child_pids()
+        latest = {}
+        for rec in self.log_events("worker_started"):
+            latest[rec["worker"]] = rec["pid"]
+        return {i: pid for i, pid in latest.items() if pid in children}
 
     def kill(self):
         """kill -9, as a host or worker crash would."""
@@ -549,3 +631,11 @@ def user(stem="u"):
     global _uniq
     _uniq += 1
     return f"{stem}{_uniq}"
+
+
+def session_pid(client):
+    """The pid of the worker process that serves `client` (sessions are
+    NODE-PID-COUNTER-HEX)."""
+    m = re.search(r"-(\d+)-\d+-[0-9a-f]+$", client.welcome["session"])
+    assert m, client.welcome
+    return int(m.group(1))

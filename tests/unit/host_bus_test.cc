@@ -137,6 +137,36 @@ TEST_F(HostBusTest, RestartedSiblingIsReconnected) {
   EXPECT_EQ(nodes_[1]->received.front(), "two");
 }
 
+TEST_F(HostBusTest, FirstMessageAfterAQuietRestartIsDelivered) {
+  ASSERT_TRUE(open(0, 2).isOk());
+  ASSERT_TRUE(open(1, 2).isOk());
+  nodes_[0]->bus->broadcast("one");
+  ASSERT_TRUE(runUntil([&] { return nodes_[1]->received.size() == 1; }));
+  // The sibling dies and comes back while nothing is sent: the old link must not take
+  // (and lose) the next message.
+  nodes_.erase(1);
+  ASSERT_TRUE(runUntil([&] { return nodes_[0]->bus->connectedPeers() == 0; }));
+  ASSERT_TRUE(open(1, 2).isOk());
+  ev_run(loop_, EVRUN_NOWAIT);  // node 0 accepts the restarted sibling's link
+  nodes_[0]->bus->broadcast("two");
+  ASSERT_TRUE(runUntil([&] { return !nodes_[1]->received.empty(); }));
+  EXPECT_EQ(nodes_[1]->received.front(), "two");
+  EXPECT_TRUE(nodes_[0]->drops.empty());
+}
+
+TEST_F(HostBusTest, SiblingRestartedAfterAFailedReconnectIsReachedAtOnce) {
+  ASSERT_TRUE(open(0, 2).isOk());
+  nodes_[0]->bus->broadcast("lost");  // sibling absent: the reconnect interval starts
+  EXPECT_EQ(nodes_[0]->drops["bus_peer_down"], 1);
+  // It starts: its own connect to node 0 ends node 0's wait for the interval.
+  ASSERT_TRUE(open(1, 2).isOk());
+  ev_run(loop_, EVRUN_NOWAIT);  // node 0 accepts its link
+  nodes_[0]->bus->broadcast("hello");
+  ASSERT_TRUE(runUntil([&] { return !nodes_[1]->received.empty(); }));
+  EXPECT_EQ(nodes_[1]->received.front(), "hello");
+  EXPECT_EQ(nodes_[0]->drops["bus_peer_down"], 1);
+}
+
 TEST_F(HostBusTest, SecondWorkerWithTheSameIndexIsRefused) {
   ASSERT_TRUE(open(0, 2).isOk());
   auto node = std::make_unique<Node>();
