@@ -65,6 +65,7 @@ EdgeServer::~EdgeServer() {
   listener_.reset();
   bus_.reset();
   context_.reset();
+  lingering_.reset();
   service_.reset();
   if (loop_) {
     ev_signal_stop(loop_.get(), &sigterm_watcher_);
@@ -135,6 +136,7 @@ Status EdgeServer::start() {
     return Status(Code::kInternal, "lws_context", "libwebsockets could not create its context");
   }
   context_.reset(ctx);
+  lingering_ = std::make_unique<LingeringClose>(loop_.get(), LingeringClose::Options{});
 
   // Client WebSocket listener.
   const std::string ws_host = bindAddress(config_.ws_listen.host);

@@ -15,6 +15,7 @@
 #include "edge/edge_config.h"
 #include "edge/edge_service.h"
 #include "edge/host_bus.h"
+#include "edge/lingering_close.h"
 #include "edge/ws_listener.h"
 
 namespace wsfleet {
@@ -102,6 +103,7 @@ class EdgeServer final : public Transport {
   LwsContextPtr context_;
   std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away
   std::unique_ptr<HostBus> bus_;          // to the host's other workers (count > 1)
+  std::unique_ptr<LingeringClose> lingering_;
   Gauge* bus_buffered_ = nullptr;
   Gauge* bus_peers_ = nullptr;
   // Tokens verified at the upgrade, waiting for ESTABLISHED: lws frees the per-session

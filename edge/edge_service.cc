@@ -198,6 +198,7 @@ Status EdgeService::init() {
     metrics_.presence_swept.inc(swept->connections_removed);
     logInfo("presence_swept",
             {{"instances", swept->instances_removed}, {"connections", swept->connections_removed}});
+    swept_memberships_ = std::move(swept->memberships);
   }
   last_flush_ms_ = last_heartbeat_ms_ = last_sweep_ms_ = last_trim_ms_ = now;
   if (!config_.sync_every_commit) {
@@ -593,6 +594,7 @@ void EdgeService::onTimer(TimerNode* node) {
 void EdgeService::tick() {
   const int64_t now = nowMonoMs();
   timers_.advance(static_cast<uint64_t>(now), [this](TimerNode* node) { onTimer(node); });
+  if (!swept_memberships_.empty()) emitSweptLeaves();
   if (connect_rate_.update(now)) {
     metrics_.connect_rate.set(std::llround(connect_rate_.rate() * 60));
     metrics_.connect_rate_baseline.set(std::llround(connect_rate_.baseline() * 60));
@@ -628,6 +630,7 @@ void EdgeService::tick() {
       metrics_.presence_swept.inc(swept->connections_removed);
       logInfo("presence_swept", {{"instances", swept->instances_removed},
                                  {"connections", swept->connections_removed}});
+      for (auto& m : swept->memberships) swept_memberships_.push_back(std::move(m));
     } else if (!swept.isOk()) {
       logWarn("presence_sweep_failed", {{"error", swept.status().toString()}});
     }

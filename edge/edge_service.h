@@ -208,6 +208,9 @@ class EdgeService {
   void noteChannelPosition(const TenantConfig& tenant, const NamespaceConfig& ns,
                            const std::string& channel, const StreamPosition& top);
   void forgetChannelPosition(const std::string& tenant, const std::string& channel);
+  // Leave events for the channel memberships of a dead worker's connections, sent to
+  // every worker's subscribers once the user has no other connection in the channel.
+  void emitSweptLeaves();
   void unsubscribeAll(Connection& conn);
   // Unsubscribes with everything that goes with it: presence, leave event, gauges.
   void leaveChannel(Connection& conn, const std::string& channel);
@@ -274,6 +277,8 @@ class EdgeService {
   Hub hub_;
   // Last offset delivered per durable channel with local subscribers (scopedKey).
   std::unordered_map<std::string, StreamPosition> delivered_;
+  // From sweeps of dead workers; sent by the next tick (the host bus is up by then).
+  std::vector<SweptMembership> swept_memberships_;
   TimerWheel timers_;
   InboundLimits inbound_;
   IpGuard ip_guard_;

@@ -1,4 +1,7 @@
 // EdgeService: deliveries that cross worker processes, and per-channel delivery order.
+#include <set>
+#include <tuple>
+
 #include "common/clock.h"
 #include "edge/edge_service.h"
 
@@ -86,6 +89,32 @@ void EdgeService::noteChannelPosition(const TenantConfig& tenant, const Namespac
 
 void EdgeService::forgetChannelPosition(const std::string& tenant, const std::string& channel) {
   if (hub_.subscribers(tenant, channel).empty()) delivered_.erase(scopedKey(tenant, channel));
+}
+
+void EdgeService::emitSweptLeaves() {
+  std::vector<SweptMembership> swept = std::move(swept_memberships_);
+  swept_memberships_.clear();
+  std::set<std::tuple<std::string, std::string, std::string>> done;
+  for (const SweptMembership& m : swept) {
+    if (!done.emplace(m.tenant, m.channel, m.user).second) continue;
+    auto tenant = config_.tenants.find(m.tenant);
+    if (tenant == config_.tenants.end()) continue;
+    const NamespaceConfig* ns = findNamespace(tenant->second, m.channel);
+    if (ns == nullptr || !ns->join_leave) continue;
+    // Still in the channel through a connection of a live worker: no leave.
+    auto members = presence_->channelMembers(m.tenant, m.channel);
+    if (!members.isOk()) continue;
+    bool still_there = false;
+    for (const PresenceMember& member : *members) still_there |= member.user == m.user;
+    if (still_there) continue;
+    const std::string payload = encodeLeave(m.channel, m.user);
+    FramePtr frame = makeLowFrame(payload, m.channel + '\n' + m.user);
+    for (Connection* target : hub_.subscribers(m.tenant, m.channel)) enqueue(*target, frame);
+    if (transport_.hasPeers()) {
+      transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, m.tenant, m.channel, "", 0,
+                                     nowWallMs(), payload, std::string(frame->coalescingKey())});
+    }
+  }
 }
 
 }  // namespace wsfleet

@@ -263,7 +263,8 @@ struct PresenceStore::Impl {
 
   // Removes the connection record, its indexes and every channel membership. Returns
   // whether a connection record existed.
-  Result<bool> removeConn(LmdbTxn& txn, const std::string& conn_id) {
+  Result<bool> removeConn(LmdbTxn& txn, const std::string& conn_id,
+                          std::vector<SweptMembership>* removed = nullptr) {
     bool existed = false;
     if (auto raw = txn.get(conn_db, conn_id)) {
       existed = true;
@@ -292,6 +293,11 @@ struct PresenceStore::Impl {
       if (second == std::string::npos) continue;
       WSF_RETURN_IF_ERROR(
           toStatus(txn.delDup(chan_db, m.substr(0, second), join2(m.substr(second + 1), conn_id))));
+      if (removed != nullptr) {
+        const size_t first = m.find('\0');
+        removed->push_back({m.substr(0, first), m.substr(first + 1, second - first - 1),
+                            m.substr(second + 1)});
+      }
     }
     if (!memberships.empty()) WSF_RETURN_IF_ERROR(toStatus(txn.del(conn_chan_db, conn_id)));
     return existed;
@@ -345,20 +351,21 @@ struct PresenceStore::Impl {
     return out;
   }
 
-  Result<uint64_t> sweepInstance(LmdbTxn& txn, const std::string& id) {
+  Result<uint64_t> sweepInstance(LmdbTxn& txn, const std::string& id,
+                                 std::vector<SweptMembership>* memberships = nullptr) {
     std::vector<std::string> conns;
     {
       WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, inst_conn_db));
       for (bool ok = cur.seekKey(id); ok; ok = cur.nextDup()) conns.emplace_back(cur.value());
     }
-    uint64_t removed = 0;
+    uint64_t count = 0;
     for (const std::string& conn_id : conns) {
-      WSF_ASSIGN_OR_RETURN(bool existed, removeConn(txn, conn_id));
-      if (existed) ++removed;
+      WSF_ASSIGN_OR_RETURN(bool existed, removeConn(txn, conn_id, memberships));
+      if (existed) ++count;
     }
     WSF_RETURN_IF_ERROR(toStatus(txn.del(inst_conn_db, id)));
     WSF_RETURN_IF_ERROR(toStatus(txn.del(inst_db, id)));
-    return removed;
+    return count;
   }
 };
 
@@ -554,7 +561,7 @@ Result<SweepStats> PresenceStore::sweep(int64_t now_mono_ms, int64_t ttl_ms) {
     // instance may have heartbeated since the read.
     auto raw = txn.get(impl_->inst_db, id);
     if (!raw || !impl_->isStale(id, *raw, now_mono_ms, ttl_ms)) continue;
-    WSF_ASSIGN_OR_RETURN(uint64_t removed, impl_->sweepInstance(txn, id));
+    WSF_ASSIGN_OR_RETURN(uint64_t removed, impl_->sweepInstance(txn, id, &stats.memberships));
     ++stats.instances_removed;
     stats.connections_removed += removed;
   }

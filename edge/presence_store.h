@@ -42,9 +42,17 @@ struct PresenceConnection {
   std::string address;
 };
 
+// A channel membership a sweep removed (its connection's worker died).
+struct SweptMembership {
+  std::string tenant;
+  std::string channel;
+  std::string user;
+};
+
 struct SweepStats {
   uint64_t instances_removed = 0;
   uint64_t connections_removed = 0;
+  std::vector<SweptMembership> memberships;  // for leave events
 };
 
 class PresenceStore {

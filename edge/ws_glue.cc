@@ -250,8 +250,14 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       // Refuse by the declared length, before buffering the body.
       if (conn->rx.size() + len + remaining > service_->config().max_message_bytes) {
         service_->metrics().dropped("message_too_large");
-        conn->close_code = 1009;
-        return closeNow(wsi, 1009, "message too big");
+        // Closed the queued way (close frame on the next WRITEABLE), with reading stopped:
+        // lws 4.1.6 drops a connection without its close frame when more data arrives
+        // while the frame waits to go out, and this peer is still sending. The rest of
+        // its message is discarded by the lingering close (edge/lingering_close.h).
+        conn->rx.clear();
+        lws_rx_flow_control(wsi, 0);
+        service_->requestClose(*conn, 1009, "message too big");
+        return 0;
       }
       conn->rx.append(static_cast<const char*>(in), len);
       if (remaining == 0 && lws_is_final_fragment(wsi)) {
@@ -323,6 +329,12 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
       Connection* conn = session->conn;
       if (conn == nullptr) return 0;
       session->conn = nullptr;
+      // A close we or lws started (1009, 1007, 1002...) may find the peer still sending:
+      // the socket lingers so that our close frame reaches it (edge/lingering_close.h).
+      // Slow consumers (4009) are reset on purpose; a peer that closed first is done.
+      if (conn->close_code != 4009 && conn->peer_close_code == 0) {
+        lingering_->adopt(lws_get_socket_fd(wsi));
+      }
       const int code = conn->close_code != 0        ? conn->close_code
                        : conn->peer_close_code != 0 ? conn->peer_close_code
                                                     : 1006;

@@ -121,6 +121,11 @@ void __wrap_lws_sul_schedule(lws_context* context, int, lws_sorted_usec_list_t* 
   ++state().ticks_scheduled;
 }
 
+int __wrap_lws_rx_flow_control(lws* wsi, int enable) {
+  reinterpret_cast<FakeWsi*>(wsi)->rx_paused = enable == 0;
+  return 0;
+}
+
 // The tests drive callbacks directly and never accept; an adopted socket is just closed.
 lws* __wrap_lws_adopt_socket_vhost(lws_vhost*, lws_sockfd_type fd) {
   close(fd);

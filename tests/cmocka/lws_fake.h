@@ -58,6 +58,7 @@ struct FakeWsi {
   lws* wsi() { return reinterpret_cast<lws*>(this); }
   // Body bytes written with an HTTP write protocol, concatenated.
   std::string httpBody() const;
+  bool rx_paused = false;  // lws_rx_flow_control(wsi, 0) was called
 };
 
 // Process-wide state of the fake context (one EdgeServer at a time).

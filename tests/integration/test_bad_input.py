@@ -144,9 +144,11 @@ def _bomb(inflated_bytes):
 
 
 @pytest.mark.parametrize("inflated_mb,codes", [
-    # 16 times max_message_bytes once inflated, 1 kB on the wire: read whole, so the
-    # close frame arrives.
-    (1, (1002,)),
+    # 16 times max_message_bytes once inflated, 1 kB on the wire. libwebsockets reads
+    # 528 bytes at a time (the edge's receive buffer) and drops the connection without
+    # its close frame when more of a refused frame arrives before the frame is out
+    # (docs/PROTOCOL.md): closed either way, nothing inflated.
+    (1, (1002, None)),
     # 64 MB from 64 kB: libwebsockets refuses at the frame header, and closing with most
     # of the frame still unread makes the kernel reset the connection, which can overtake
     # the close frame (docs/PROTOCOL.md): closed either way, nothing inflated.
