@@ -428,9 +428,6 @@ def test_killed_worker_is_restarted_swept_and_its_clients_resume(edge_factory):
         close_all(back + [pub, watcher])
 
 
-@pytest.mark.xfail(strict=True, raises=RecvTimeout, reason=(
-    "the presence sweep removes a dead worker's connections from LMDB but sends no leave "
-    "event to the channels' subscribers on the surviving workers"))
 def test_subscribers_of_a_killed_worker_leave_for_the_others(edge_factory):
     e = edge_factory(TWO)
     pids = e.worker_pids()
