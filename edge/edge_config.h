@@ -86,6 +86,7 @@ struct EdgeConfig {
   std::string public_url;                    // announced in welcome.regions; default derived
   uint64_t max_header_bytes = 8192;          // whole request head, 431 above
   uint64_t max_message_bytes = 65536;        // inbound frame/message cap, close 1009
+  uint64_t receive_buffer_bytes = 4096;      // lws per-connection receive buffer
   uint64_t ping_interval_ms = 25000;
   uint64_t handshake_timeout_ms = 10000;
   uint64_t resume_window_ms = 120000;

@@ -39,6 +39,7 @@ const std::vector<RestartOnly>& restartOnlyOptions() {
                   },
                   [](const EdgeConfig& from, EdgeConfig& to) { to.ws_listen = from.ws_listen; }},
       WSF_RESTART_ONLY("websocket.path", ws_path),
+      WSF_RESTART_ONLY("websocket.receive_buffer_bytes", receive_buffer_bytes),
       WSF_RESTART_ONLY("websocket.tls_cert", tls_cert_file),
       WSF_RESTART_ONLY("websocket.tls_key", tls_key_file),
       WSF_RESTART_ONLY("websocket.max_header_bytes", max_header_bytes),

@@ -38,7 +38,6 @@ void lwsLogEmit(int level, const char* line) {
 
 // lws binds every interface when given an IPv4 literal unless IPv6 is disabled on the
 // vhost (the address would land in the IPv6 flowinfo field).
-constexpr size_t kRxBufferBytes = 512;
 constexpr size_t kTxPacketBytes = 64 * 1024;
 
 // Connections the kernel queues for us before accept4(); capped by net.core.somaxconn.
@@ -86,16 +85,17 @@ Result<std::unique_ptr<EdgeServer>> EdgeServer::create(const EdgeConfig& config,
 Status EdgeServer::start() {
   lws_set_log_level(LLL_ERR | (logLevel() == LogLevel::kDebug ? LLL_WARN : 0), lwsLogEmit);
 
-  static const lws_protocols kWsProtocols[] = {
-      // rx 512: lws allocates this receive buffer for every connection for its whole
-      // life; inbound messages arrive in pieces this big and the glue reassembles them
-      // (client messages are small commands). tx 64 KiB: lws writes at most this much per
-      // send() (by default it would be the rx size), so one coalesced write of queued
-      // frames is one syscall.
-      {"wsfleet.v1", wsCallback, sizeof(WsSession), kRxBufferBytes, 0, nullptr,
-       kTxPacketBytes},
-      {nullptr, nullptr, 0, 0, 0, nullptr, 0},
-  };
+  // rx (websocket.receive_buffer_bytes): lws allocates this buffer for every connection
+  // for its whole life and reads at most this much per recv(); inbound messages arrive in
+  // pieces this big and the glue reassembles them. Small saves memory per idle
+  // connection; large lets one read take many publishes, so that a fan-out burst queues
+  // many frames per connection between writes (see docs/BENCHMARKS.md). tx 64 KiB: lws
+  // writes at most this much per send() (by default the rx size), so one coalesced write
+  // of queued frames is one syscall.
+  ws_protocols_[0] = {"wsfleet.v1", wsCallback, sizeof(WsSession),
+                      static_cast<size_t>(config_.receive_buffer_bytes), 0, nullptr,
+                      kTxPacketBytes};
+  ws_protocols_[1] = {nullptr, nullptr, 0, 0, 0, nullptr, 0};
   static const lws_protocols kAdminProtocols[] = {
       {"wsfleet-admin", adminCallback, sizeof(AdminSession), 0, 0, nullptr, 0},
       {nullptr, nullptr, 0, 0, 0, nullptr, 0},
@@ -147,7 +147,7 @@ Status EdgeServer::start() {
   // share the port between worker processes.
   ws.port = CONTEXT_PORT_NO_LISTEN_SERVER;
   ws.iface = ws_host.c_str();
-  ws.protocols = kWsProtocols;
+  ws.protocols = ws_protocols_;
   // No lws validity (ping/hangup) timers: lws keeps them in one sorted list, so every
   // connection established or pong received walked all the others (connection set-up
   // cost grew with the connections held). Our own timer wheel sends the pings.

@@ -100,6 +100,7 @@ class EdgeServer final : public Transport {
   ev_signal sigint_watcher_{};
   ev_signal sighup_watcher_{};
   ev_timer wakeup_timer_{};  // bounds each loop pass while stopping
+  lws_protocols ws_protocols_[2] = {};  // lws keeps a pointer: lives as long as the context
   LwsContextPtr context_;
   std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away
   std::unique_ptr<HostBus> bus_;          // to the host's other workers (count > 1)

@@ -144,6 +144,7 @@ TEST(EdgeConfigSample, ListsTheDefaults) {
   EXPECT_EQ(sample->log_level, bare->log_level);
   EXPECT_EQ(sample->max_header_bytes, bare->max_header_bytes);
   EXPECT_EQ(sample->max_message_bytes, bare->max_message_bytes);
+  EXPECT_EQ(sample->receive_buffer_bytes, bare->receive_buffer_bytes);
   EXPECT_EQ(sample->ping_interval_ms, bare->ping_interval_ms);
   EXPECT_EQ(sample->handshake_timeout_ms, bare->handshake_timeout_ms);
   EXPECT_EQ(sample->resume_window_ms, bare->resume_window_ms);
@@ -208,6 +209,7 @@ TEST(EdgeConfigDefaults, AppliedWhenKeysAreAbsent) {
   EXPECT_TRUE(c.allowed_origins.empty());
   EXPECT_EQ(c.max_header_bytes, 8192u);
   EXPECT_EQ(c.max_message_bytes, 65536u);
+  EXPECT_EQ(c.receive_buffer_bytes, 4096u);
   EXPECT_EQ(c.ping_interval_ms, 25000u);
   EXPECT_EQ(c.handshake_timeout_ms, 10000u);
   EXPECT_EQ(c.resume_window_ms, 120000u);
