@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -126,6 +127,9 @@ void WsListener::acceptBatch() {
       ev_timer_start(loop_, &retry_);
       return;
     }
+    // Frames are coalesced by us; Nagle would only hold small ones back for an ACK.
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     // lws owns the descriptor from here, also when adoption fails (it closes it then).
     if (lws_adopt_socket_vhost(vhost_, fd) == nullptr) {
       ++counters_.adopt_failed;
