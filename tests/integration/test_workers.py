@@ -438,6 +438,11 @@ def test_subscribers_of_a_killed_worker_leave_for_the_others(edge_factory):
         watcher.ok({"type": "subscribe", "channel": ch})
         victim.ok({"type": "subscribe", "channel": ch})
         assert watcher.next_event("join")["user"] == victim.user_name
+        # Killed once its membership is stored: a worker that dies within its presence
+        # flush interval leaves nothing behind to sweep (and so no leave to send).
+        wait_until(lambda: channel_members(e, 0, ch) == {watcher.user_name: 1,
+                                                         victim.user_name: 1}, 5,
+                   what="the victim stored in presence")
         os.kill(pids[1], signal.SIGKILL)
         gone(victim)
         wait_until(lambda: channel_members(e, 0, ch) == {watcher.user_name: 1}, 5,
