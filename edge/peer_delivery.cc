@@ -1,6 +1,7 @@
 // EdgeService: deliveries that cross worker processes, and per-channel delivery order.
+#include <map>
 #include <set>
-#include <tuple>
+#include <utility>
 
 #include "common/clock.h"
 #include "edge/edge_service.h"
@@ -92,27 +93,33 @@ void EdgeService::forgetChannelPosition(const std::string& tenant, const std::st
 }
 
 void EdgeService::emitSweptLeaves() {
-  std::vector<SweptMembership> swept = std::move(swept_memberships_);
+  // Grouped by channel: one presence query per channel, whatever the number of its
+  // members a crash took with it.
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> by_channel;
+  for (SweptMembership& m : swept_memberships_) {
+    by_channel[{std::move(m.tenant), std::move(m.channel)}].insert(std::move(m.user));
+  }
   swept_memberships_.clear();
-  std::set<std::tuple<std::string, std::string, std::string>> done;
-  for (const SweptMembership& m : swept) {
-    if (!done.emplace(m.tenant, m.channel, m.user).second) continue;
-    auto tenant = config_.tenants.find(m.tenant);
+  for (const auto& [key, users] : by_channel) {
+    const auto& [tenant_name, channel] = key;
+    auto tenant = config_.tenants.find(tenant_name);
     if (tenant == config_.tenants.end()) continue;
-    const NamespaceConfig* ns = findNamespace(tenant->second, m.channel);
+    const NamespaceConfig* ns = findNamespace(tenant->second, channel);
     if (ns == nullptr || !ns->join_leave) continue;
-    // Still in the channel through a connection of a live worker: no leave.
-    auto members = presence_->channelMembers(m.tenant, m.channel);
+    auto members = presence_->channelMembers(tenant_name, channel);
     if (!members.isOk()) continue;
-    bool still_there = false;
-    for (const PresenceMember& member : *members) still_there |= member.user == m.user;
-    if (still_there) continue;
-    const std::string payload = encodeLeave(m.channel, m.user);
-    FramePtr frame = makeLowFrame(payload, m.channel + '\n' + m.user);
-    for (Connection* target : hub_.subscribers(m.tenant, m.channel)) enqueue(*target, frame);
-    if (transport_.hasPeers()) {
-      transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, m.tenant, m.channel, "", 0,
-                                     nowWallMs(), payload, std::string(frame->coalescingKey())});
+    std::set<std::string> present;
+    for (const PresenceMember& member : *members) present.insert(member.user);
+    for (const std::string& user : users) {
+      if (present.count(user) != 0) continue;  // still in through a live worker
+      const std::string payload = encodeLeave(channel, user);
+      FramePtr frame = makeLowFrame(payload, channel + '\n' + user);
+      for (Connection* target : hub_.subscribers(tenant_name, channel)) enqueue(*target, frame);
+      if (transport_.hasPeers()) {
+        transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant_name, channel, "",
+                                       0, nowWallMs(), payload,
+                                       std::string(frame->coalescingKey())});
+      }
     }
   }
 }
