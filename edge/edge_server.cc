@@ -133,7 +133,9 @@ Status EdgeServer::start() {
   info.port = CONTEXT_PORT_NO_LISTEN;
   lws_context* ctx = lws_create_context(&info);
   if (ctx == nullptr) {
-    return Status(Code::kInternal, "lws_context", "libwebsockets could not create its context");
+    return Status(Code::kInternal, "lws_context",
+                  "libwebsockets could not create its context (its libev plugin comes with "
+                  "the Debian package libwebsockets-evlib-ev: is it installed?)");
   }
   context_.reset(ctx);
   lingering_ = std::make_unique<LingeringClose>(loop_.get(), LingeringClose::Options{});
