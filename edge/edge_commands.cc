@@ -138,7 +138,9 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
     if (!enqueue(conn, makeFrame(message.frame))) break;
     metrics_.messages_delivered.inc();
   }
-  if (added.first_of_user && (*ns)->join_leave) broadcastPresenceEvent(conn, cmd.channel, true);
+  if (added.first_of_user && (*ns)->join_leave) {
+    broadcastPresenceEvent(conn.tenant, cmd.channel, conn.user, true, &conn);
+  }
 }
 
 void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
@@ -148,20 +150,20 @@ void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
   leaveChannel(conn, cmd.channel);
 }
 
-void EdgeService::broadcastPresenceEvent(Connection& origin, const std::string& channel,
-                                         bool join) {
+void EdgeService::broadcastPresenceEvent(const std::string& tenant, const std::string& channel,
+                                         const std::string& user, bool join,
+                                         const Connection* skip) {
   // Low priority by nature: a lagging subscriber gets the latest join/leave of each user
   // (one key for both, so a leave replaces a queued join) or none.
-  const std::string payload =
-      join ? encodeJoin(channel, origin.user) : encodeLeave(channel, origin.user);
-  FramePtr frame = makeLowFrame(payload, channel + '\n' + origin.user);
+  const std::string payload = join ? encodeJoin(channel, user) : encodeLeave(channel, user);
+  FramePtr frame = makeLowFrame(payload, channel + '\n' + user);
   // enqueue never changes hub membership (a close it requests happens later, in the
   // connection's own callback), so the subscriber list can be walked in place.
-  for (Connection* target : hub_.subscribers(origin.tenant, channel)) {
-    if (target != &origin) enqueue(*target, frame);
+  for (Connection* target : hub_.subscribers(tenant, channel)) {
+    if (target != skip) enqueue(*target, frame);
   }
   if (transport_.hasPeers()) {
-    transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, origin.tenant, channel, "", 0,
+    transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant, channel, "", 0,
                                    nowWallMs(), payload, std::string(frame->coalescingKey())});
   }
 }
@@ -280,9 +282,10 @@ Result<std::string> EdgeService::sendDirect(const TenantConfig& tenant, const st
   const std::vector<Connection*>& targets = hub_.userConnections(tenant.name, user);
   bool online_elsewhere = false;
   if (targets.empty() && transport_.hasPeers()) {
-    // The host's presence (all workers) says whether another worker holds the user.
-    auto elsewhere = presence_->userConnections(tenant.name, user);
-    online_elsewhere = elsewhere.isOk() && !elsewhere->empty();
+    // The host's presence (all workers) says whether another worker holds the user: a
+    // read-only count, no flush (this is on every direct message).
+    auto elsewhere = presence_->connectionsOfUser(tenant.name, user);
+    online_elsewhere = elsewhere.isOk() && *elsewhere > 0;
   }
   if (targets.empty() && !online_elsewhere) {
     // Standalone mode has no inbox: an offline user's direct message is dropped, and the

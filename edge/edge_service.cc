@@ -485,7 +485,7 @@ void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
     presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);
   }
   if (result.last_of_user && ns != nullptr && ns->join_leave) {
-    broadcastPresenceEvent(conn, channel, false);
+    broadcastPresenceEvent(conn.tenant, channel, conn.user, false, &conn);
   }
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));

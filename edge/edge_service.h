@@ -195,7 +195,10 @@ class EdgeService {
                                  std::string_view from, std::string_view data_json);
   void fanOut(const std::string& tenant, const std::string& channel, const FramePtr& frame,
               int64_t origin_ts_ms);
-  void broadcastPresenceEvent(Connection& origin, const std::string& channel, bool join);
+  // join/leave of `user` to the channel's subscribers here (but `skip`) and on the other
+  // workers.
+  void broadcastPresenceEvent(const std::string& tenant, const std::string& channel,
+                              const std::string& user, bool join, const Connection* skip);
   // Delivers a durable channel's message at (epoch, offset) to local subscribers after
   // every earlier offset: a message that overtook another (they come from different
   // workers) first pulls the missing ones from history. Duplicates are skipped.

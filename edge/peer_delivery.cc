@@ -112,14 +112,7 @@ void EdgeService::emitSweptLeaves() {
     for (const PresenceMember& member : *members) present.insert(member.user);
     for (const std::string& user : users) {
       if (present.count(user) != 0) continue;  // still in through a live worker
-      const std::string payload = encodeLeave(channel, user);
-      FramePtr frame = makeLowFrame(payload, channel + '\n' + user);
-      for (Connection* target : hub_.subscribers(tenant_name, channel)) enqueue(*target, frame);
-      if (transport_.hasPeers()) {
-        transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant_name, channel, "",
-                                       0, nowWallMs(), payload,
-                                       std::string(frame->coalescingKey())});
-      }
+      broadcastPresenceEvent(tenant_name, channel, user, false, nullptr);
     }
   }
 }
