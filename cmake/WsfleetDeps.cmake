@@ -9,6 +9,8 @@ pkg_check_modules(LWS REQUIRED IMPORTED_TARGET libwebsockets)
 pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)
 pkg_check_modules(SIMDJSON REQUIRED IMPORTED_TARGET simdjson)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+# The NATS C client (cnats): its CMake package wants a static library Debian does not ship.
+pkg_check_modules(NATS REQUIRED IMPORTED_TARGET libnats)
 
 # mbedTLS 2.28 ships no pkg-config file or CMake package.
 find_path(MBEDTLS_INCLUDE_DIR mbedtls/version.h REQUIRED)

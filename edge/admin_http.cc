@@ -107,6 +107,18 @@ int writeHttpResponse(lws* wsi, const HttpResponse& response) {
   return 0;
 }
 
+int EdgeServer::answerOrWait(lws* wsi, AdminSession* session, HttpResponse response) {
+  if (response.deferred_ticket == 0) return finish(wsi, response);
+  // The answer comes later (answerHttp); until then the request only waits. lws would
+  // close an idle HTTP connection after its own timeout: keep it open a little longer
+  // than the region may take to answer.
+  session->deferred_ticket = response.deferred_ticket;
+  deferred_http_[response.deferred_ticket] = wsi;
+  lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                  static_cast<int>(service_->config().nats.request_timeout_ms / 1000 + 5));
+  return 0;
+}
+
 int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                              size_t len) {
   auto* session = static_cast<AdminSession*>(user);
@@ -143,7 +155,7 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
       }
       HttpResponse r = service_->handleHttp(request->method, request->path, request->query,
                                             request->authorization, {}, request->peer);
-      return finish(wsi, r);
+      return answerOrWait(wsi, session, std::move(r));
     }
 
     case LWS_CALLBACK_HTTP_BODY: {
@@ -168,12 +180,26 @@ int EdgeServer::onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, 
       HttpResponse r = service_->handleHttp(request->method, request->path, request->query,
                                             request->authorization, request->body, request->peer);
       dropRequest(session);
+      return answerOrWait(wsi, session, std::move(r));
+    }
+
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+      auto answer = http_answers_.find(wsi);
+      if (answer == http_answers_.end()) return 0;
+      HttpResponse r = std::move(answer->second);
+      http_answers_.erase(answer);
+      if (session != nullptr) session->deferred_ticket = 0;
       return finish(wsi, r);
     }
 
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
       dropRequest(session);
+      if (session != nullptr && session->deferred_ticket != 0) {
+        deferred_http_.erase(session->deferred_ticket);
+        session->deferred_ticket = 0;
+      }
+      http_answers_.erase(wsi);
       return 0;
 
     default:

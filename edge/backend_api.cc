@@ -41,6 +41,9 @@ HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view p
   if (path == "/healthz") return plain(200, "ok\n");
   if (path == "/readyz") {
     if (shutting_down_ || draining_) return plain(503, "draining\n");
+    // Without the region a durable publish or subscribe here would fail: let the load
+    // balancer send clients to an edge that has it.
+    if (region_ && !region_->ready()) return plain(503, "region unavailable\n");
     return plain(200, "ready\n");
   }
   if (path == "/metrics") {
@@ -100,15 +103,39 @@ HttpResponse EdgeService::apiPublish(std::string_view authorization, std::string
     r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds(limit)));
     return r;
   }
-  auto outcome = publish(**owner, req->channel, "", req->data_json, req->idempotency_key);
-  if (!outcome.isOk()) return jsonError(outcome.status());
-  HttpResponse r;
-  JsonWriter w(r.body);
-  w.beginObject().fieldUint("offset", outcome->position.offset);
-  if (!outcome->position.epoch.empty()) w.field("epoch", outcome->position.epoch);
-  w.endObject();
-  r.body.push_back('\n');
-  return r;
+  return answerWhenDone([&](HttpDone respond) {
+    publishAsync(**owner, req->channel, "", req->data_json, req->idempotency_key,
+                 [respond = std::move(respond)](Result<PublishOutcome> outcome) {
+                   if (!outcome.isOk()) return respond(jsonError(outcome.status()));
+                   HttpResponse r;
+                   JsonWriter w(r.body);
+                   w.beginObject().fieldUint("offset", outcome->position.offset);
+                   if (!outcome->position.epoch.empty()) w.field("epoch", outcome->position.epoch);
+                   w.endObject();
+                   r.body.push_back('\n');
+                   respond(std::move(r));
+                 });
+  });
+}
+
+HttpResponse EdgeService::answerWhenDone(const std::function<void(HttpDone)>& start) {
+  struct State {
+    std::optional<HttpResponse> now;
+    uint64_t ticket = 0;  // 0 while start() has not returned
+  };
+  auto state = std::make_shared<State>();
+  start([this, state](HttpResponse r) {
+    if (state->ticket == 0) {
+      state->now = std::move(r);
+    } else {
+      transport_.answerHttp(state->ticket, std::move(r));
+    }
+  });
+  if (state->now) return std::move(*state->now);
+  state->ticket = ++http_ticket_;
+  HttpResponse deferred;
+  deferred.deferred_ticket = state->ticket;
+  return deferred;
 }
 
 HttpResponse EdgeService::apiSend(std::string_view authorization, std::string_view body) {
@@ -120,13 +147,17 @@ HttpResponse EdgeService::apiSend(std::string_view authorization, std::string_vi
   if (!allowed.isOk()) return jsonError(allowed);
   Status valid = validateUserId(req->user);
   if (!valid.isOk()) return jsonError(valid);
-  auto delivered = sendDirect(**owner, req->user, "", req->data_json);
-  if (!delivered.isOk()) return jsonError(delivered.status());
-  HttpResponse r;
-  JsonWriter w(r.body);
-  w.beginObject().field("delivered", *delivered).endObject();
-  r.body.push_back('\n');
-  return r;
+  return answerWhenDone([&](HttpDone respond) {
+    sendDirectAsync(**owner, req->user, "", req->data_json,
+                    [respond = std::move(respond)](Result<std::string> delivered) {
+                      if (!delivered.isOk()) return respond(jsonError(delivered.status()));
+                      HttpResponse r;
+                      JsonWriter w(r.body);
+                      w.beginObject().field("delivered", *delivered).endObject();
+                      r.body.push_back('\n');
+                      respond(std::move(r));
+                    });
+  });
 }
 
 HttpResponse EdgeService::apiPresence(std::string_view authorization,

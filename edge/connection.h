@@ -59,6 +59,7 @@ class Connection {
 
   // Identity, stamped from the verified token; never from client frames.
   std::string session;  // unique id, also the presence record key
+  uint64_t serial = 0;  // unique within the worker: tells a reused address apart
   std::string tenant;
   std::string user;
   std::string device;

@@ -8,7 +8,17 @@
 
 namespace wsfleet {
 
-namespace {}  // namespace
+namespace {
+
+// Idempotency keys are scoped by publisher: one publisher's key can never swallow another's
+// message (the backend API publishes as ""). The length prefix keeps ("ab","c") and
+// ("a","bc") apart.
+std::string idempotencyScope(std::string_view from, const std::string& key) {
+  if (key.empty()) return {};
+  return std::to_string(from.size()) + ":" + std::string(from) + key;
+}
+
+}  // namespace
 
 bool EdgeService::replayFits(const Connection& conn,
                              const std::vector<StoredMessage>& missed) const {
@@ -96,6 +106,16 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
         Status(Code::kRateLimited, "too_many_channels", "channel limit per connection reached"));
   }
 
+  if (region_ && (*ns)->ordering == Ordering::kOwner) {
+    if (conn.channels.count(cmd.channel) != 0) {
+      // Already subscribed: answer with where the channel is, as standalone does.
+      auto it = region_channels_.find(scopedKey(conn.tenant, cmd.channel));
+      const uint64_t at = it != region_channels_.end() ? it->second->cursor : 0;
+      return reply(conn, encodeSubscribeReply(cmd.id, StreamPosition{region_->epoch(), at}, false));
+    }
+    return regionSubscribe(conn, cmd);
+  }
+
   // Replay and the subscription happen in the same loop turn, so no message published
   // in between can be missed or delivered twice.
   StreamPosition top;
@@ -130,6 +150,9 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
   if (added.added && (*ns)->presence) {
     presence_->joinChannel(conn.session, conn.tenant, cmd.channel, conn.user);
   }
+  if (added.added && hub_.subscribers(conn.tenant, cmd.channel).size() == 1) {
+    regionChannelJoined(conn.tenant, cmd.channel);
+  }
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
 
@@ -162,8 +185,8 @@ void EdgeService::broadcastPresenceEvent(const std::string& tenant, const std::s
   for (Connection* target : hub_.subscribers(tenant, channel)) {
     if (target != skip) enqueue(*target, frame);
   }
-  if (transport_.hasPeers()) {
-    transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant, channel, "", 0,
+  if (othersExist()) {
+    toOthers(PeerMessage{PeerMessage::Kind::kChannel, tenant, channel, "", 0,
                                    nowWallMs(), payload, std::string(frame->coalescingKey())});
   }
 }
@@ -177,10 +200,34 @@ void EdgeService::cmdPublish(Connection& conn, const ClientCommand& cmd) {
         Status(Code::kForbidden, "not_permitted", "not allowed to publish to " + cmd.channel));
   }
   if (!admitPublish(conn, cmd)) return;
-  auto outcome =
-      publish(*conn.tenant_config, cmd.channel, conn.user, cmd.data_json, cmd.idempotency_key);
-  if (!outcome.isOk()) return replyError(conn, cmd.id, outcome.status());
-  reply(conn, encodePublishReply(cmd.id, outcome->position.offset));
+  publishAsync(*conn.tenant_config, cmd.channel, conn.user, cmd.data_json, cmd.idempotency_key,
+               [this, ref = refOf(conn), id = cmd.id](Result<PublishOutcome> outcome) {
+                 Connection* c = live(ref);
+                 if (c == nullptr) return;  // gone before the region answered
+                 if (!outcome.isOk()) return replyError(*c, id, outcome.status());
+                 reply(*c, encodePublishReply(id, outcome->position.offset));
+               });
+}
+
+void EdgeService::publishAsync(const TenantConfig& tenant, const std::string& channel,
+                               std::string_view from, std::string_view data_json,
+                               const std::string& idempotency_key, PublishDone done) {
+  if (region_) {
+    auto ns = channelNamespace(tenant, channel);
+    if (!ns.isOk()) return done(ns.takeStatus());
+    if ((*ns)->ordering == Ordering::kOwner) {
+      const uint64_t max_bytes =
+          (*ns)->max_message_bytes != 0 ? (*ns)->max_message_bytes : config_.max_message_bytes;
+      if (data_json.size() > max_bytes) {
+        return done(Status(Code::kTooLarge, "message_too_large",
+                           "data is " + std::to_string(data_json.size()) +
+                               " bytes, the namespace allows " + std::to_string(max_bytes)));
+      }
+      return regionStore(tenant, channel, from, data_json,
+                         idempotencyScope(from, idempotency_key), std::move(done));
+    }
+  }
+  done(publish(tenant, channel, from, data_json, idempotency_key));
 }
 
 Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& tenant,
@@ -209,10 +256,7 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
     // Stored (and committed) before anyone sees it or the publisher is acknowledged.
     // Keys are scoped by publisher: one publisher's key can never swallow another's
     // message (the backend API publishes as "").
-    const std::string scoped_key =
-        idempotency_key.empty()
-            ? std::string()
-            : std::to_string(from.size()) + ":" + std::string(from) + idempotency_key;
+    const std::string scoped_key = idempotencyScope(from, idempotency_key);
     auto appended =
         history_->append(tenant.name, channel, scoped_key, ts, historyLimits(*ns),
                          [&](const std::string& epoch, uint64_t offset) {
@@ -239,8 +283,8 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
   frame = encoded(payload);
   metrics_.messages_received.inc();
   fanOut(tenant.name, channel, frame, ts);
-  if (transport_.hasPeers()) {
-    transport_.toPeers(PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel, "", 0, ts,
+  if (othersExist()) {
+    toOthers(PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel, "", 0, ts,
                                    std::move(payload), std::string(frame->coalescingKey())});
   }
   return outcome;
@@ -268,9 +312,31 @@ void EdgeService::cmdSend(Connection& conn, const ClientCommand& cmd) {
   }
   Status valid = validateUserId(cmd.user);
   if (!valid.isOk()) return replyError(conn, cmd.id, valid);
-  auto delivered = sendDirect(*conn.tenant_config, cmd.user, conn.user, cmd.data_json);
-  if (!delivered.isOk()) return replyError(conn, cmd.id, delivered.status());
-  reply(conn, encodeSendReply(cmd.id, *delivered));
+  sendDirectAsync(*conn.tenant_config, cmd.user, conn.user, cmd.data_json,
+                  [this, ref = refOf(conn), id = cmd.id](Result<std::string> delivered) {
+                    Connection* c = live(ref);
+                    if (c == nullptr) return;
+                    if (!delivered.isOk()) return replyError(*c, id, delivered.status());
+                    reply(*c, encodeSendReply(id, *delivered));
+                  });
+}
+
+void EdgeService::sendDirectAsync(const TenantConfig& tenant, const std::string& user,
+                                  std::string_view from, std::string_view data_json,
+                                  SendDone done) {
+  if (!region_) return done(sendDirect(tenant, user, from, data_json));
+  if (data_json.size() > config_.max_message_bytes) {
+    return done(Status(Code::kTooLarge, "message_too_large", "data is over max_message_bytes"));
+  }
+  const int64_t ts = nowWallMs();
+  std::string encoded = encodeDirect(from, data_json, ts);
+  FramePtr frame = makeFrame(encoded);
+  uint64_t delivered = 0;
+  const std::vector<Connection*>& targets = hub_.userConnections(tenant.name, user);
+  for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
+  metrics_.messages_received.inc();
+  metrics_.messages_delivered.inc(delivered);
+  regionSendDirect(tenant, user, std::move(encoded), ts, !targets.empty(), std::move(done));
 }
 
 Result<std::string> EdgeService::sendDirect(const TenantConfig& tenant, const std::string& user,
@@ -299,8 +365,8 @@ Result<std::string> EdgeService::sendDirect(const TenantConfig& tenant, const st
   for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
   metrics_.messages_received.inc();
   metrics_.messages_delivered.inc(delivered);
-  if (transport_.hasPeers()) {
-    transport_.toPeers(
+  if (othersExist()) {
+    toOthers(
         PeerMessage{PeerMessage::Kind::kUser, tenant.name, user, "", 0, ts, std::move(encoded)});
   }
   return std::string(delivered > 0 || online_elsewhere ? "online" : "dropped");

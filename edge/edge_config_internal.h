@@ -25,6 +25,8 @@ std::string checkNodeName(std::string_view text);
 std::string parseListen(std::string_view text, ListenAddress& out);
 std::string parseOrigin(std::string_view text, std::string& out);
 std::string checkPublicUrl(std::string_view text);
+// nats://host:port or tls://host:port (credentials belong in nats.token/user, not the URL).
+std::string parseNatsUrl(std::string_view text, std::string& out);
 std::string checkWsPath(std::string_view text);
 std::string checkNonEmpty(std::string_view text);
 std::string checkApiKey(std::string_view text, std::string& out);
@@ -79,6 +81,7 @@ struct Loader {
   void checkWebsocket();
   void checkTls();
   void checkOther();
+  void checkNats();
   void loadTenants();
   void checkOperatorToken();  // after loadTenants: compares with the API keys
   void loadTenant(const std::string& name, const toml::table& table, const toml::node& where);

@@ -220,6 +220,45 @@ std::string checkApiKey(std::string_view text, std::string& out) {
   return "";
 }
 
+std::string parseNatsUrl(std::string_view text, std::string& out) {
+  std::string_view rest;
+  if (text.rfind("nats://", 0) == 0) {
+    rest = text.substr(7);
+  } else if (text.rfind("tls://", 0) == 0) {
+    rest = text.substr(6);
+  } else {
+    return quoteForError(text) + " must start with nats:// or tls://";
+  }
+  if (rest.find('@') != std::string_view::npos) {
+    return "credentials do not belong in the URL (use nats.token or nats.user)";
+  }
+  const std::string shape = quoteForError(text) + " is not nats://host:port or tls://host:port";
+  std::string_view host;
+  std::string_view port_text;
+  if (!rest.empty() && rest.front() == '[') {
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+      return shape;
+    }
+    host = rest.substr(1, close - 1);
+    port_text = rest.substr(close + 2);
+    if (!isIpv6(std::string(host))) return quoteForError(host) + " is not an IPv6 address";
+  } else {
+    const size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return shape;
+    host = rest.substr(0, colon);
+    port_text = rest.substr(colon + 1);
+    for (char c : host) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-';
+      if (!ok) return shape;
+    }
+  }
+  if (!parsePort(port_text)) return shape;
+  out = std::string(text);
+  return "";
+}
+
 std::string checkOperatorToken(std::string_view text) {
   if (text.empty()) return "";
   std::string ignored;

@@ -65,6 +65,9 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       draining(r.gauge("wsfleet_draining", "1 while this edge drains (readiness 503)")),
       drain_hints_sent(
           r.counter("wsfleet_drain_hints_sent_total", "reconnect hints sent to clients by drains")),
+      region_caught_up(r.counter("wsfleet_region_caught_up_total",
+                                 "durable messages fetched from the region's history because "
+                                 "their live copy never arrived")),
       cap_refusals_ip(r.counter("wsfleet_connection_cap_refusals_total",
                                 "Handshakes refused by a host-wide connection cap, by cap",
                                 {{"cap", "ip"}})),

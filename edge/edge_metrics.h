@@ -52,6 +52,8 @@ class EdgeMetrics {
   Gauge& channels_active;
   Gauge& draining;            // 1 while a drain runs
   Counter& drain_hints_sent;  // `reconnect` frames queued by drains
+  // Durable messages fetched from the region's stream because the live copy was missed.
+  Counter& region_caught_up;
   // Handshakes refused by the host-wide connection caps (limits.max_connections_per_*).
   Counter& cap_refusals_ip;
   Counter& cap_refusals_user;

@@ -71,6 +71,7 @@ EdgeServer::~EdgeServer() {
     ev_signal_stop(loop_.get(), &sigint_watcher_);
     ev_signal_stop(loop_.get(), &sighup_watcher_);
     ev_timer_stop(loop_.get(), &wakeup_timer_);
+    ev_io_stop(loop_.get(), &region_watcher_);
   }
 }
 
@@ -221,6 +222,12 @@ Status EdgeServer::start() {
     bus_peers_ = &registry_.gauge("wsfleet_host_bus_peers_connected",
                                   "Other workers of the host this worker has a link to");
   }
+  WSF_RETURN_IF_ERROR(service_->startRegion(slot_.index));
+  if (service_->regionWakeFd() >= 0) {
+    ev_io_init(&region_watcher_, &EdgeServer::onRegionReadable, service_->regionWakeFd(), EV_READ);
+    region_watcher_.data = this;
+    ev_io_start(loop_.get(), &region_watcher_);
+  }
   // Per worker: each worker serves its own /metrics (admin port + index).
   const std::string worker = std::to_string(slot_.index);
   registry_.gauge("wsfleet_worker_info", "This worker's slot and the host's worker count",
@@ -236,6 +243,19 @@ Status EdgeServer::start() {
 void EdgeServer::drainHost() {
   // The supervisor forwards SIGTERM (a drain) to every other worker of the host.
   if (slot_.supervised) ::kill(getppid(), SIGUSR1);
+}
+
+void EdgeServer::onRegionReadable(struct ev_loop* /*loop*/, ev_io* watcher, int /*revents*/) {
+  static_cast<EdgeServer*>(watcher->data)->service_->onRegionWake();
+}
+
+void EdgeServer::answerHttp(uint64_t ticket, HttpResponse response) {
+  auto it = deferred_http_.find(ticket);
+  if (it == deferred_http_.end()) return;  // the client went away
+  lws* wsi = it->second;
+  deferred_http_.erase(it);
+  http_answers_[wsi] = std::move(response);
+  lws_callback_on_writable(wsi);
 }
 
 void EdgeServer::toPeers(const PeerMessage& message) {

@@ -40,6 +40,7 @@ struct WsSession {
 struct AdminRequest;
 struct AdminSession {
   AdminRequest* request;
+  uint64_t deferred_ticket;  // waiting for EdgeServer::answerHttp (0: not)
 };
 
 // Which of the host's worker processes this is. Worker i serves the admin listener on
@@ -73,11 +74,14 @@ class EdgeServer final : public Transport {
   void toPeers(const PeerMessage& message) override;
   bool hasPeers() const override { return bus_ != nullptr; }
   void drainHost() override;
+  void answerHttp(uint64_t ticket, HttpResponse response) override;
 
   // Called from the lws protocol callbacks (ws_glue.cc, admin_http.cc).
   EdgeService& service() { return *service_; }
   int onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  // Writes the response now, or (deferred) remembers the request until answerHttp.
+  int answerOrWait(lws* wsi, AdminSession* session, HttpResponse response);
 
  private:
   EdgeServer(const EdgeConfig& config, WorkerSlot slot);
@@ -87,6 +91,7 @@ class EdgeServer final : public Transport {
   static void onStopSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
   static void onReloadSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
   static void onWakeup(struct ev_loop* loop, ev_timer* watcher, int revents);
+  static void onRegionReadable(struct ev_loop* loop, ev_io* watcher, int revents);
 
   const EdgeConfig& config_;
   const WorkerSlot slot_;
@@ -100,6 +105,7 @@ class EdgeServer final : public Transport {
   ev_signal sigint_watcher_{};
   ev_signal sighup_watcher_{};
   ev_timer wakeup_timer_{};  // bounds each loop pass while stopping
+  ev_io region_watcher_{};   // the region's NATS link has something for this worker
   lws_protocols ws_protocols_[2] = {};  // lws keeps a pointer: lives as long as the context
   LwsContextPtr context_;
   std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away
@@ -110,6 +116,10 @@ class EdgeServer final : public Transport {
   // Tokens verified at the upgrade, waiting for ESTABLISHED: lws frees the per-session
   // memory when it binds the ws protocol, so they cannot wait there.
   std::unordered_map<lws*, TokenClaims> pending_claims_;
+  // Admin requests answered later (a region publish): ticket -> the request's wsi, and
+  // the answers waiting for their WRITEABLE.
+  std::unordered_map<uint64_t, lws*> deferred_http_;
+  std::unordered_map<lws*, HttpResponse> http_answers_;
   struct Tick {
     lws_sorted_usec_list_t sul;  // first member: the callback casts back to Tick
     EdgeServer* server;

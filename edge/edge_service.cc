@@ -410,8 +410,10 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   conn->tenant_config = &config_.tenants.at(claims.tnt);
   applyClaims(*conn, claims);
   inbound_.attach(conn->limits, nowMonoMs());
+  conn->serial = ++connection_serial_;
   connections_.emplace(conn, std::move(owned));
   hub_.addUserConnection(conn);
+  regionUserJoined(*conn);
   conn->connected_at_ms = nowWallMs();
   presence_->addConnection(presenceRecord(*conn));
 
@@ -458,6 +460,7 @@ void EdgeService::closed(Connection* conn, int close_code) {
   timers_.cancel(&conn->drain_timer);
   unsubscribeAll(*conn);
   hub_.removeUserConnection(conn);
+  regionUserLeft(*conn);
   presence_->removeConnection(presenceRecord(*conn));
   if (!conn->out.empty()) metrics_.dropped("disconnected", conn->out.size());
   metrics_.disconnect(close_code);
@@ -480,6 +483,7 @@ void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
   auto result = hub_.unsubscribe(&conn, channel);
   if (!result.removed) return;
   forgetChannelPosition(conn.tenant, channel);
+  regionChannelLeft(conn.tenant, channel);
   const NamespaceConfig* ns = findNamespace(*conn.tenant_config, channel);
   if (ns != nullptr && ns->presence) {
     presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);
@@ -594,6 +598,7 @@ void EdgeService::onTimer(TimerNode* node) {
 void EdgeService::tick() {
   const int64_t now = nowMonoMs();
   timers_.advance(static_cast<uint64_t>(now), [this](TimerNode* node) { onTimer(node); });
+  if (region_) region_->tick(now);
   if (!swept_memberships_.empty()) emitSweptLeaves();
   if (connect_rate_.update(now)) {
     metrics_.connect_rate.set(std::llround(connect_rate_.rate() * 60));

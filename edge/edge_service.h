@@ -6,6 +6,8 @@
 // Single-threaded: every method runs on the worker's event-loop thread.
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,8 +35,19 @@
 #include "edge/lmdb_syncer.h"
 #include "edge/peer_message.h"
 #include "edge/presence_store.h"
+#include "edge/region.h"
 
 namespace wsfleet {
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Non-zero: no answer yet. It comes later through Transport::answerHttp with this
+  // ticket (a region publish waits for the region's acknowledgement).
+  uint64_t deferred_ticket = 0;
+};
 
 // What the engine needs from the network layer.
 class Transport {
@@ -57,6 +70,9 @@ class Transport {
   // An operator asked this worker to drain (POST /admin/drain): the host's other workers
   // drain too.
   virtual void drainHost() {}
+  // The answer to a request handleHttp deferred (HttpResponse::deferred_ticket). The
+  // transport drops it when that request's connection is gone.
+  virtual void answerHttp(uint64_t /*ticket*/, HttpResponse /*response*/) {}
 };
 
 struct HandshakeRequest {
@@ -81,13 +97,6 @@ struct HandshakeDecision {
   TokenClaims claims;  // when accepted
   int retry_after_s = 0;
   bool upgrade_version_hint = false;  // answer with Sec-WebSocket-Version: 13 (426)
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::string content_type = "application/json";
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // {"error":{"code","reason","message"}} with `status`: the one shape of every HTTP refusal
@@ -133,6 +142,14 @@ class EdgeService {
   // A delivery published on another worker: fanned out to this worker's connections, in
   // offset order for durable channels (gaps are filled from the shared history).
   void onPeerMessage(const PeerMessage& message);
+
+  // ---- the region (region_delivery.cc); nothing happens without [nats] servers ----
+  // Connects this worker to the region's NATS cluster (in the background).
+  Status startRegion(int worker_index);
+  // Readable when the region has something for this worker (then call onRegionWake); -1
+  // in standalone mode.
+  int regionWakeFd() const { return region_ ? region_->wakeFd() : -1; }
+  void onRegionWake();
 
   // ---- drain (edge_drain.cc) ----
   // Refuses new upgrades (503 draining), turns /readyz 503, and sends every client one
@@ -188,6 +205,27 @@ class EdgeService {
   struct PublishOutcome {
     StreamPosition position;
   };
+  using PublishDone = std::function<void(Result<PublishOutcome>)>;
+  using SendDone = std::function<void(Result<std::string>)>;
+  // publish() and sendDirect(), or their region versions, which answer later: `done` runs
+  // exactly once, before returning or when the region answered.
+  void publishAsync(const TenantConfig& tenant, const std::string& channel, std::string_view from,
+                    std::string_view data_json, const std::string& idempotency_key,
+                    PublishDone done);
+  void sendDirectAsync(const TenantConfig& tenant, const std::string& user, std::string_view from,
+                       std::string_view data_json, SendDone done);
+  // A connection that may close before an answer arrives: serial tells a reused address
+  // from the original.
+  struct ConnRef {
+    Connection* conn = nullptr;
+    uint64_t serial = 0;
+  };
+  ConnRef refOf(Connection& conn) const { return {&conn, conn.serial}; }
+  Connection* live(const ConnRef& ref) const;
+  // Sends to the host's other workers (host bus), or in region mode to every other worker
+  // of the region with interest (NATS), which includes this host's.
+  void toOthers(const PeerMessage& message);
+  bool othersExist() const { return region_ != nullptr || transport_.hasPeers(); }
   Result<PublishOutcome> publish(const TenantConfig& tenant, const std::string& channel,
                                  std::string_view from, std::string_view data_json,
                                  const std::string& idempotency_key);
@@ -222,6 +260,58 @@ class EdgeService {
                                                   const std::string& channel);
   HistoryLimits historyLimits(const NamespaceConfig& ns) const;
   void applyClaims(Connection& conn, const TokenClaims& claims);
+
+  // Region mode (region_delivery.cc). One per durable channel with local subscribers (or
+  // subscribes waiting): the delivery cursor and what waits for it.
+  struct RegionChannel {
+    std::string key;  // scopedKey(tenant, channel)
+    std::string tenant;
+    std::string channel;
+    std::string history_subject;
+    bool positioned = false;  // cursor is known
+    bool busy = false;        // a fetch from the stream is running: live messages wait
+    uint64_t cursor = 0;      // the offset last delivered to the local subscribers
+    struct Live {
+      uint64_t seq;
+      uint64_t prev;  // the channel's previous offset (Nats-Last-Sequence)
+      FramePtr frame;
+      int64_t ts;
+    };
+    std::deque<Live> held;  // arrived while busy or before positioned
+    struct Waiter {
+      ConnRef ref;
+      std::optional<uint64_t> id;
+      std::optional<StreamPosition> since;
+    };
+    std::deque<Waiter> waiters;  // subscribes waiting for the channel to be idle
+  };
+  void onRegionDelivery(NatsInbound& message);
+  void onRegionReconnected();
+  void regionStore(const TenantConfig& tenant, const std::string& channel, std::string_view from,
+                   std::string_view data_json, const std::string& scoped_key, PublishDone done);
+  void regionSendDirect(const TenantConfig& tenant, const std::string& user, std::string encoded,
+                        int64_t ts, bool delivered_here, SendDone done);
+  // Subscribes to a durable channel once its position in the region's history is known
+  // (and, with `since`, the missed messages are fetched).
+  void regionSubscribe(Connection& conn, const ClientCommand& cmd);
+  // Interest in the channel's and the user's region subjects follows local membership.
+  void regionChannelJoined(const std::string& tenant, const std::string& channel);
+  void regionChannelLeft(const std::string& tenant, const std::string& channel);
+  void regionUserJoined(const Connection& conn);
+  void regionUserLeft(const Connection& conn);
+  RegionChannel& regionChannel(const std::string& tenant, const std::string& channel);
+  void regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame, int64_t ts);
+  void regionPosition(RegionChannel& rc);
+  void regionCatchUp(RegionChannel& rc);
+  void regionServeWaiters(RegionChannel& rc);
+  struct RegionReplay;
+  void regionReplayStep(const std::shared_ptr<RegionReplay>& replay);
+  void regionReplayDone(const std::shared_ptr<RegionReplay>& replay, bool recovered);
+  void regionIdle(RegionChannel& rc);  // not busy any more: next waiter, then held messages
+  void regionFinishSubscribe(RegionChannel& rc, Connection& conn, std::optional<uint64_t> id,
+                             bool recovered, std::vector<StoredMessage> missed);
+  void regionForgetIfUnused(const std::string& key);
+  FramePtr storedFrame(const PeerMessage& stored, uint64_t seq) const;
 
   // Drain and reload (edge_drain.cc, edge_reload.cc).
   HttpResponse adminDrain(std::string_view authorization, std::string_view peer,
@@ -260,6 +350,11 @@ class EdgeService {
   HttpResponse apiSend(std::string_view authorization, std::string_view body);
   HttpResponse apiPresence(std::string_view authorization,
                            const std::unordered_map<std::string, std::string>& query);
+  // Runs `start` with a completion: its response is returned when the completion ran
+  // before start() returned (standalone), otherwise a deferred response whose answer goes
+  // out later through Transport::answerHttp.
+  using HttpDone = std::function<void(HttpResponse)>;
+  HttpResponse answerWhenDone(const std::function<void(HttpDone)>& start);
   // The tenant owning the API key in `Authorization: Bearer …` (401 when none does).
   Result<const TenantConfig*> apiKeyOwner(std::string_view authorization);
 
@@ -286,6 +381,10 @@ class EdgeService {
   InboundLimits inbound_;
   IpGuard ip_guard_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  uint64_t connection_serial_ = 0;
+  uint64_t http_ticket_ = 0;
+  std::unique_ptr<Region> region_;  // region mode only
+  std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
   std::string instance_id_;
   std::string public_url_;  // announced in welcome.regions
   uint64_t session_counter_ = 0;

@@ -5,7 +5,7 @@ namespace wsfleet {
 namespace {
 
 constexpr uint8_t kMagic = 0xF1;
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;  // 2: kStored and `from`
 
 void putU32(std::string& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
@@ -54,7 +54,7 @@ class Reader {
 
 std::string encodePeerMessage(const PeerMessage& m) {
   std::string out;
-  out.reserve(32 + m.tenant.size() + m.target.size() + m.epoch.size() + m.frame.size());
+  out.reserve(36 + m.from.size() + m.tenant.size() + m.target.size() + m.epoch.size() + m.frame.size());
   out.push_back(static_cast<char>(kMagic));
   out.push_back(static_cast<char>(kVersion));
   out.push_back(static_cast<char>(m.kind));
@@ -65,6 +65,7 @@ std::string encodePeerMessage(const PeerMessage& m) {
   putU64(out, static_cast<uint64_t>(m.origin_ts_ms));
   putBytes(out, m.frame);
   putBytes(out, m.coalescing_key);
+  putBytes(out, m.from);
   return out;
 }
 
@@ -75,7 +76,8 @@ std::optional<PeerMessage> decodePeerMessage(std::string_view bytes) {
     return std::nullopt;
   }
   if (kind != static_cast<uint8_t>(PeerMessage::Kind::kChannel) &&
-      kind != static_cast<uint8_t>(PeerMessage::Kind::kUser)) {
+      kind != static_cast<uint8_t>(PeerMessage::Kind::kUser) &&
+      kind != static_cast<uint8_t>(PeerMessage::Kind::kStored)) {
     return std::nullopt;
   }
   PeerMessage m;
@@ -83,7 +85,7 @@ std::optional<PeerMessage> decodePeerMessage(std::string_view bytes) {
   uint64_t ts = 0;
   if (!r.bytes(m.tenant) || !r.bytes(m.target) || !r.bytes(m.epoch) || !r.u64(m.offset) ||
       !r.u64(ts) || !r.bytes(m.frame) ||
-      !r.bytes(m.coalescing_key) || !r.done()) {
+      !r.bytes(m.coalescing_key) || !r.bytes(m.from) || !r.done()) {
     return std::nullopt;
   }
   m.origin_ts_ms = static_cast<int64_t>(ts);

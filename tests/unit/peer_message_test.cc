@@ -15,6 +15,7 @@ PeerMessage sample() {
   m.origin_ts_ms = 1764300000000;
   m.frame = std::string("{\"type\":\"message\"}\0binary", 26);
   m.coalescing_key = "chat:room\nalice";
+  m.from = "bob";
   return m;
 }
 
@@ -30,6 +31,20 @@ TEST(PeerMessageTest, RoundTripsEveryField) {
   EXPECT_EQ(decoded->origin_ts_ms, m.origin_ts_ms);
   EXPECT_EQ(decoded->frame, m.frame);
   EXPECT_EQ(decoded->coalescing_key, m.coalescing_key);
+  EXPECT_EQ(decoded->from, m.from);
+}
+
+TEST(PeerMessageTest, StoredMessagesRoundTrip) {
+  PeerMessage m = sample();
+  m.kind = PeerMessage::Kind::kStored;
+  m.epoch.clear();
+  m.offset = 0;
+  m.frame = R"({"text":"hi"})";
+  auto decoded = decodePeerMessage(encodePeerMessage(m));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->kind, PeerMessage::Kind::kStored);
+  EXPECT_EQ(decoded->from, "bob");
+  EXPECT_EQ(decoded->frame, m.frame);
 }
 
 TEST(PeerMessageTest, UserMessagesRoundTrip) {

@@ -1,0 +1,63 @@
+#include "common/region_subjects.h"
+
+namespace wsfleet {
+
+namespace {
+
+bool keptAsIs(char c) {
+  // The channel alphabet of the protocol plus ':' and '_': everything a valid channel
+  // name may contain passes unchanged, which keeps subjects readable in monitoring.
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-' || c == '@' || c == '=' || c == '+' || c == ',' || c == ':';
+}
+
+std::string join(std::string_view region, std::string_view kind, std::string_view tenant,
+                 std::string_view name) {
+  std::string out;
+  out.reserve(8 + region.size() + kind.size() + tenant.size() + name.size());
+  out.append("wsf.").append(region).push_back('.');
+  out.append(kind).push_back('.');
+  out.append(subjectToken(tenant)).push_back('.');
+  out.append(subjectToken(name));
+  return out;
+}
+
+}  // namespace
+
+std::string subjectToken(std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  if (name.empty()) return "%";  // a token may not be empty; no escape is a lone '%'
+  std::string out;
+  out.reserve(name.size());
+  for (char c : name) {
+    if (keptAsIs(c)) {
+      out.push_back(c);
+      continue;
+    }
+    const auto byte = static_cast<unsigned char>(c);
+    out.push_back('%');
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xF]);
+  }
+  return out;
+}
+
+std::string channelSubject(std::string_view region, std::string_view tenant,
+                           std::string_view channel) {
+  return join(region, "ch", tenant, channel);
+}
+
+std::string userSubject(std::string_view region, std::string_view tenant, std::string_view user) {
+  return join(region, "user", tenant, user);
+}
+
+std::string historySubject(std::string_view region, std::string_view tenant,
+                           std::string_view channel) {
+  return join(region, "hist", tenant, channel);
+}
+
+std::string historyStreamName(std::string_view region) {
+  return "WSF_HIST_" + std::string(region);
+}
+
+}  // namespace wsfleet

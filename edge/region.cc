@@ -1,0 +1,228 @@
+#include "edge/region.h"
+
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/region_subjects.h"
+
+namespace wsfleet {
+
+namespace {
+
+constexpr int64_t kSetupRetryMs = 1000;
+
+// Stream limits cover every durable namespace: the longest history and the longest age
+// any of them asks for (an age of 0, none, wins). Narrower namespaces are not trimmed
+// separately in the stream; see docs/ARCHITECTURE.md.
+HistoryStreamSpec historySpec(const EdgeConfig& config) {
+  HistoryStreamSpec spec;
+  spec.name = historyStreamName(config.region);
+  spec.subjects = "wsf." + config.region + ".hist.>";
+  spec.republish_dest = "wsf." + config.region + ".ch.>";
+  spec.replicas = static_cast<int>(config.nats.history_replicas);
+  spec.duplicate_window_ms = static_cast<int64_t>(config.resume_window_ms);
+  uint64_t most = 1;
+  int64_t oldest = 1;
+  bool unbounded_age = false;
+  for (const auto& [tenant_name, tenant] : config.tenants) {
+    for (const auto& [ns_name, ns] : tenant.namespaces) {
+      if (ns.ordering != Ordering::kOwner) continue;
+      most = std::max(most, ns.history_size);
+      if (ns.history_ttl_ms == 0) unbounded_age = true;
+      oldest = std::max(oldest, ns.history_ttl_ms);
+    }
+  }
+  spec.max_msgs_per_subject = most;
+  spec.max_age_ms = unbounded_age ? 0 : oldest;
+  return spec;
+}
+
+// A short, stable rendering of the stream's creation time.
+std::string epochOf(const std::string& stream, const std::string& created) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : stream + "\n" + created) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<size_t>(i)] = kHex[h & 0xF];
+    h >>= 4;
+  }
+  return out;
+}
+
+}  // namespace
+
+Region::Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers handlers)
+    : name_(config.region),
+      spec_(historySpec(config)),
+      handlers_(std::move(handlers)),
+      request_timeout_ms_(static_cast<int64_t>(config.nats.request_timeout_ms)),
+      requests_timed_out_(registry.counter(
+          "wsfleet_nats_requests_timed_out_total",
+          "NATS requests (region publishes, history reads) that got no reply in time")),
+      stream_setup_failures_(registry.counter(
+          "wsfleet_history_stream_setup_failures_total",
+          "Failed attempts to find or create the region's history stream")) {}
+
+Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int worker_index,
+                                              MetricsRegistry& registry, Handlers handlers) {
+  NatsLinkOptions options;
+  options.servers = config.nats.servers;
+  options.name = "wsfleet-edge " + config.node_name + " worker " + std::to_string(worker_index);
+  options.token = config.nats.token;
+  options.user = config.nats.user;
+  options.password = config.nats.password;
+  options.creds_file = config.nats.creds_file;
+  options.tls = config.nats.tls;
+  options.tls_ca_file = config.nats.tls_ca_file;
+  options.tls_cert_file = config.nats.tls_cert_file;
+  options.tls_key_file = config.nats.tls_key_file;
+  options.reconnect_wait_ms = static_cast<int64_t>(config.nats.reconnect_wait_ms);
+  options.reconnect_wait_max_ms = static_cast<int64_t>(config.nats.reconnect_wait_max_ms);
+  options.reconnect_buffer_bytes = static_cast<int64_t>(config.nats.reconnect_buffer_bytes);
+  options.ping_interval_ms = static_cast<int64_t>(config.nats.ping_interval_ms);
+  options.max_outbound_ops = config.nats.max_pending_ops;
+  options.max_inbound_items = config.nats.max_pending_ops;
+  options.metric_labels = {{"worker", std::to_string(worker_index)}};
+
+  std::unique_ptr<Region> region(new Region(config, registry, std::move(handlers)));
+  WSF_ASSIGN_OR_RETURN(region->link_, NatsLink::start(std::move(options), registry));
+  return region;
+}
+
+bool Region::ready() const { return connected() && !epoch_.empty(); }
+
+void Region::onWake() {
+  inbound_.clear();
+  link_->takeInbound(inbound_);
+  for (NatsInbound& item : inbound_) {
+    switch (item.kind) {
+      case NatsInbound::Kind::kMessage:
+        handlers_.delivery(item);
+        break;
+      case NatsInbound::Kind::kReply: {
+        auto it = pending_.find(item.request_id);
+        if (it == pending_.end()) break;  // timed out already
+        ReplyFn done = std::move(it->second.done);
+        pending_.erase(it);
+        done(&item);
+        break;
+      }
+      case NatsInbound::Kind::kState:
+        onLinkState(item.state);
+        break;
+    }
+  }
+  inbound_.clear();
+}
+
+void Region::onLinkState(NatsLinkState state) {
+  logInfo("nats_link", {{"state", natsLinkStateName(state)}});
+  if (state != NatsLinkState::kConnected) return;
+  const bool again = was_connected_;
+  was_connected_ = true;
+  setUpHistory();
+  if (again && handlers_.reconnected) handlers_.reconnected();
+}
+
+void Region::tick(int64_t now_mono_ms) {
+  while (!deadlines_.empty() && deadlines_.front().first <= now_mono_ms) {
+    const uint64_t id = deadlines_.front().second;
+    deadlines_.pop_front();
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;  // answered
+    ReplyFn done = std::move(it->second.done);
+    pending_.erase(it);
+    requests_timed_out_.inc();
+    done(nullptr);
+  }
+  if (epoch_.empty() && !stream_setup_running_ && connected() && now_mono_ms >= retry_setup_at_ms_) {
+    setUpHistory();
+  }
+}
+
+void Region::watch(const std::string& subject) {
+  if (watched_.count(subject) != 0) return;
+  const uint64_t id = next_sub_id_++;
+  watched_.emplace(subject, id);
+  link_->subscribe(id, subject);
+}
+
+void Region::unwatch(const std::string& subject) {
+  auto it = watched_.find(subject);
+  if (it == watched_.end()) return;
+  link_->unsubscribe(it->second);
+  watched_.erase(it);
+}
+
+bool Region::publish(std::string subject, std::string data, std::vector<NatsHeader> headers) {
+  return link_->publish(std::move(subject), std::move(data), std::move(headers));
+}
+
+void Region::request(std::string subject, std::string data, std::vector<NatsHeader> headers,
+                     ReplyFn done) {
+  const uint64_t id = next_request_id_++;
+  if (!link_->request(id, std::move(subject), std::move(data), std::move(headers))) {
+    done(nullptr);  // the queue to the NATS thread is full (counted by the link)
+    return;
+  }
+  const int64_t deadline = nowMonoMs() + request_timeout_ms_;
+  pending_.emplace(id, Pending{deadline, std::move(done)});
+  deadlines_.emplace_back(deadline, id);
+}
+
+void Region::getMessage(std::string body, ReplyFn done) {
+  request(msgGetSubject(spec_.name), std::move(body), {}, std::move(done));
+}
+
+void Region::setUpHistory() {
+  if (stream_setup_running_) return;
+  stream_setup_running_ = true;
+  request(streamInfoSubject(spec_.name), "", {},
+          [this](const NatsInbound* reply) { onStreamInfo(reply, false); });
+}
+
+void Region::onStreamInfo(const NatsInbound* reply, bool created) {
+  auto fail = [this](const std::string& why) {
+    stream_setup_running_ = false;
+    stream_setup_failures_.inc();
+    retry_setup_at_ms_ = nowMonoMs() + kSetupRetryMs;
+    logWarn("history_stream_unavailable", {{"stream", spec_.name}, {"error", why}});
+  };
+  if (reply == nullptr) return fail("no reply from JetStream");
+  if (reply->status == "503") return fail("JetStream is not enabled or has no quorum");
+  JsError error;
+  auto info = parseStreamInfo(parser_, reply->data, &error);
+  if (!info.isOk()) {
+    if (!created && error.err_code == kJsStreamNotFound) {
+      // Several workers may race to create it: identical configs make that harmless
+      // (JetStream answers an identical create with the existing stream).
+      request(streamCreateSubject(spec_.name), streamConfigJson(spec_), {},
+              [this](const NatsInbound* r) { onStreamInfo(r, true); });
+      return;
+    }
+    return fail(info.status().message());
+  }
+  stream_setup_running_ = false;
+  history_first_seq_ = info->first_seq;
+  const std::string epoch = epochOf(spec_.name, info->created);
+  if (!info->has_republish) {
+    logWarn("history_stream_misconfigured",
+            {{"stream", spec_.name},
+             {"problem", "no republish: durable channels will not be delivered live"}});
+  }
+  if (epoch != epoch_) {
+    logInfo("history_stream_ready", {{"stream", spec_.name},
+                                     {"epoch", epoch},
+                                     {"created", created},
+                                     {"replicas", info->replicas},
+                                     {"last_seq", info->last_seq}});
+  }
+  epoch_ = epoch;
+}
+
+}  // namespace wsfleet

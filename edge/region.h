@@ -1,0 +1,117 @@
+#pragma once
+// One worker's side of the region: its NATS link, the subjects it listens on, the
+// requests waiting for replies, and the region's history stream (JetStream).
+//
+// Interest is exact: the worker listens on a channel's subject only while it has a local
+// subscriber of the channel, and on a user's subject only while it holds a connection of
+// the user, so NATS forwards a message only to the workers that deliver it.
+//
+// The history stream (one per region, WSF_HIST_<region>) stores durable channel messages
+// published on wsf.<region>.hist.<tenant>.<channel> and republishes each stored message on
+// the channel's live subject with its stream sequence (the channel offset) and the
+// sequence of the channel's previous message, so receivers see gaps (see
+// region_delivery.cc). The first worker to connect creates the stream; everyone reads its
+// creation time, which becomes the epoch: a recreated stream is a new epoch.
+//
+// Single-threaded: every method runs on the worker's event loop (NatsLink keeps cnats'
+// threads away from it).
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/jetstream_api.h"
+#include "common/json.h"
+#include "common/metrics.h"
+#include "common/nats_link.h"
+#include "common/status.h"
+#include "edge/edge_config.h"
+
+namespace wsfleet {
+
+class Region {
+ public:
+  // `reply` is null when none came within nats.request_timeout_ms (or the link dropped
+  // the request); otherwise it may still be a 503 "no responders" (reply->status).
+  using ReplyFn = std::function<void(const NatsInbound* reply)>;
+  struct Handlers {
+    std::function<void(NatsInbound& message)> delivery;  // on a watched subject
+    // The link is up again after losing its server: what was published meanwhile never
+    // reached this worker, so durable channels catch up from the stream.
+    std::function<void()> reconnected;
+  };
+
+  static Result<std::unique_ptr<Region>> start(const EdgeConfig& config, int worker_index,
+                                               MetricsRegistry& registry, Handlers handlers);
+
+  int wakeFd() const { return link_->wakeFd(); }
+  // Takes what the link received and dispatches it.
+  void onWake();
+  // Times out requests whose reply is late; retries a failed stream set-up.
+  void tick(int64_t now_mono_ms);
+
+  // Connected, and the history stream is known (durable channels can be served).
+  bool ready() const;
+  bool connected() const { return link_->state() == NatsLinkState::kConnected; }
+  const std::string& name() const { return name_; }
+  const std::string& epoch() const { return epoch_; }
+  const std::string& historyStream() const { return spec_.name; }
+  // Whether the stream had lost nothing when last looked at (first_seq == 1): a resume
+  // from offset 0 can only be complete then.
+  bool historyComplete() const { return history_first_seq_ <= 1; }
+
+  void watch(const std::string& subject);
+  void unwatch(const std::string& subject);
+  bool isWatched(const std::string& subject) const { return watched_.count(subject) != 0; }
+
+  bool publish(std::string subject, std::string data, std::vector<NatsHeader> headers = {});
+  void request(std::string subject, std::string data, std::vector<NatsHeader> headers,
+               ReplyFn done);
+  // A JetStream API request to the history stream ($JS.API.STREAM.MSG.GET).
+  void getMessage(std::string body, ReplyFn done);
+
+  JsonParser& parser() { return parser_; }
+  size_t pendingRequests() const { return pending_.size(); }
+
+ private:
+  Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers handlers);
+  void setUpHistory();
+  void onStreamInfo(const NatsInbound* reply, bool created);
+  void onLinkState(NatsLinkState state);
+
+  std::string name_;
+  HistoryStreamSpec spec_;
+  Handlers handlers_;
+  std::unique_ptr<NatsLink> link_;
+  JsonParser parser_;
+  int64_t request_timeout_ms_ = 5000;
+
+  std::unordered_map<std::string, uint64_t> watched_;  // subject -> subscription id
+  uint64_t next_sub_id_ = 1;
+
+  struct Pending {
+    int64_t deadline_ms;
+    ReplyFn done;
+  };
+  std::unordered_map<uint64_t, Pending> pending_;
+  // (deadline, id) in posting order: every request has the same timeout, so this is
+  // also deadline order and expiring is a pop from the front.
+  std::deque<std::pair<int64_t, uint64_t>> deadlines_;
+  uint64_t next_request_id_ = 1;
+
+  std::string epoch_;
+  uint64_t history_first_seq_ = 0;
+  bool stream_setup_running_ = false;
+  int64_t retry_setup_at_ms_ = 0;
+  bool was_connected_ = false;
+  std::vector<NatsInbound> inbound_;  // reused between wake-ups
+
+  Counter& requests_timed_out_;
+  Counter& stream_setup_failures_;
+};
+
+}  // namespace wsfleet

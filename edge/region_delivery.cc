@@ -1,0 +1,523 @@
+// EdgeService in region mode: what crosses edges over NATS, and the delivery order of
+// durable channels whose history is the region's JetStream stream.
+//
+// Durable channels, per worker and channel (RegionChannel):
+//  - `cursor` is the offset (stream sequence) last delivered to the local subscribers;
+//  - a live message carries its offset and the offset of the channel's previous message
+//    (Nats-Last-Sequence, set by the stream when it republishes). prev == cursor: deliver.
+//    Otherwise something is missing (lost while the link was down, or a republish lost in
+//    a leader change): the channel turns busy and catches up from the stream, one
+//    message at a time in offset order, holding live messages meanwhile;
+//  - subscribes wait while the channel is busy, so a new subscriber's reply, its replay
+//    and the live messages after it come in offset order without gaps or duplicates.
+#include <openssl/evp.h>
+
+#include <deque>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/region_subjects.h"
+#include "common/token.h"
+#include "edge/edge_service.h"
+
+namespace wsfleet {
+
+namespace {
+
+constexpr size_t kMaxHeld = 10000;
+
+uint64_t parseSeq(const std::string* text) {
+  if (text == nullptr) return 0;
+  uint64_t v = 0;
+  for (char c : *text) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+// The JetStream de-duplication id of a publish: a digest of who published what key where,
+// so a client-chosen key never reaches a header as is and one publisher's key cannot
+// swallow another's message.
+std::string messageId(const std::string& tenant, const std::string& channel,
+                      const std::string& scoped_key) {
+  std::string input = tenant;
+  input.push_back('\0');
+  input += channel;
+  input.push_back('\0');
+  input += scoped_key;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr);
+  return base64UrlEncode(std::string_view(reinterpret_cast<const char*>(digest), len));
+}
+
+}  // namespace
+
+Status EdgeService::startRegion(int worker_index) {
+  if (!config_.nats.enabled()) return Status::ok();
+  Region::Handlers handlers;
+  handlers.delivery = [this](NatsInbound& message) { onRegionDelivery(message); };
+  handlers.reconnected = [this] { onRegionReconnected(); };
+  WSF_ASSIGN_OR_RETURN(region_, Region::start(config_, worker_index, metrics_.registry(),
+                                              std::move(handlers)));
+  logInfo("region_link_started",
+          {{"region", config_.region}, {"servers", config_.nats.servers.size()}});
+  return Status::ok();
+}
+
+void EdgeService::onRegionWake() {
+  if (region_) region_->onWake();
+}
+
+Connection* EdgeService::live(const ConnRef& ref) const {
+  auto it = connections_.find(ref.conn);
+  if (it == connections_.end() || it->first->serial != ref.serial) return nullptr;
+  return ref.conn;
+}
+
+void EdgeService::toOthers(const PeerMessage& message) {
+  if (region_) {
+    const std::string subject =
+        message.kind == PeerMessage::Kind::kUser
+            ? userSubject(config_.region, message.tenant, message.target)
+            : channelSubject(config_.region, message.tenant, message.target);
+    region_->publish(subject, encodePeerMessage(message));
+    return;
+  }
+  if (transport_.hasPeers()) transport_.toPeers(message);
+}
+
+// ---- interest ----
+
+void EdgeService::regionChannelJoined(const std::string& tenant, const std::string& channel) {
+  if (region_) region_->watch(channelSubject(config_.region, tenant, channel));
+}
+
+void EdgeService::regionChannelLeft(const std::string& tenant, const std::string& channel) {
+  if (!region_ || !hub_.subscribers(tenant, channel).empty()) return;
+  const std::string key = scopedKey(tenant, channel);
+  auto it = region_channels_.find(key);
+  if (it != region_channels_.end() && (it->second->busy || !it->second->waiters.empty())) {
+    return;  // still needed; forgotten when idle
+  }
+  if (it != region_channels_.end()) region_channels_.erase(it);
+  region_->unwatch(channelSubject(config_.region, tenant, channel));
+}
+
+void EdgeService::regionForgetIfUnused(const std::string& key) {
+  auto it = region_channels_.find(key);
+  if (it == region_channels_.end()) return;
+  RegionChannel& rc = *it->second;
+  if (rc.busy || !rc.waiters.empty() || !hub_.subscribers(rc.tenant, rc.channel).empty()) return;
+  const std::string subject = channelSubject(config_.region, rc.tenant, rc.channel);
+  region_channels_.erase(it);
+  region_->unwatch(subject);
+}
+
+void EdgeService::regionUserJoined(const Connection& conn) {
+  if (region_ && hub_.userConnections(conn.tenant, conn.user).size() == 1) {
+    region_->watch(userSubject(config_.region, conn.tenant, conn.user));
+  }
+}
+
+void EdgeService::regionUserLeft(const Connection& conn) {
+  if (region_ && hub_.userConnections(conn.tenant, conn.user).empty()) {
+    region_->unwatch(userSubject(config_.region, conn.tenant, conn.user));
+  }
+}
+
+// ---- what arrives ----
+
+void EdgeService::onRegionDelivery(NatsInbound& message) {
+  auto decoded = decodePeerMessage(message.data);
+  if (!decoded) {
+    metrics_.dropped("region_malformed");
+    return;
+  }
+  auto tenant = config_.tenants.find(decoded->tenant);
+  if (tenant == config_.tenants.end()) {
+    metrics_.dropped("peer_unknown_tenant");
+    return;
+  }
+  switch (decoded->kind) {
+    case PeerMessage::Kind::kStored: {
+      const uint64_t seq = parseSeq(message.header("Nats-Sequence"));
+      if (seq == 0) {
+        metrics_.dropped("region_unsequenced");
+        return;
+      }
+      const uint64_t prev = parseSeq(message.header("Nats-Last-Sequence"));
+      auto it = region_channels_.find(scopedKey(decoded->tenant, decoded->target));
+      if (it == region_channels_.end()) return;  // nobody here any more
+      regionLive(*it->second, seq, prev, storedFrame(*decoded, seq), decoded->origin_ts_ms);
+      return;
+    }
+    case PeerMessage::Kind::kUser: {
+      const bool here = !hub_.userConnections(decoded->tenant, decoded->target).empty();
+      onPeerMessage(*decoded);
+      // The sender waits for one worker to say the user is online (region_->request).
+      if (here && !message.reply.empty()) region_->publish(message.reply, "online");
+      return;
+    }
+    case PeerMessage::Kind::kChannel:
+      onPeerMessage(*decoded);
+      return;
+  }
+}
+
+FramePtr EdgeService::storedFrame(const PeerMessage& stored, uint64_t seq) const {
+  return makeFrame(encodeMessage(stored.target, region_->epoch(), seq, stored.from, stored.frame,
+                                 stored.origin_ts_ms));
+}
+
+void EdgeService::onRegionReconnected() {
+  // Whatever was republished while the link was down never reached this worker.
+  for (auto& [key, rc] : region_channels_) {
+    if (rc->positioned && !rc->busy) regionCatchUp(*rc);
+  }
+}
+
+// ---- durable channels ----
+
+EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant,
+                                                       const std::string& channel) {
+  const std::string key = scopedKey(tenant, channel);
+  auto& slot = region_channels_[key];
+  if (!slot) {
+    slot = std::make_unique<RegionChannel>();
+    slot->key = key;
+    slot->tenant = tenant;
+    slot->channel = channel;
+    slot->history_subject = historySubject(config_.region, tenant, channel);
+    // Listening starts before the position is read, so nothing stored after that read
+    // can pass by unseen.
+    region_->watch(channelSubject(config_.region, tenant, channel));
+  }
+  return *slot;
+}
+
+void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame,
+                             int64_t ts) {
+  if (rc.busy || !rc.positioned) {
+    if (rc.held.size() >= kMaxHeld) {
+      metrics_.dropped("region_held_full");  // the catch-up fetches it from the stream
+      return;
+    }
+    rc.held.push_back({seq, prev, std::move(frame), ts});
+    return;
+  }
+  if (seq <= rc.cursor) return;  // delivered already (catch-up overtook it)
+  if (prev != rc.cursor) {
+    rc.held.push_back({seq, prev, std::move(frame), ts});
+    regionCatchUp(rc);
+    return;
+  }
+  fanOut(rc.tenant, rc.channel, frame, ts);
+  rc.cursor = seq;
+}
+
+void EdgeService::regionCatchUp(RegionChannel& rc) {
+  rc.busy = true;
+  const std::string key = rc.key;
+  region_->getMessage(
+      msgGetNextBySubject(rc.cursor + 1, rc.history_subject), [this, key](const NatsInbound* r) {
+        auto it = region_channels_.find(key);
+        if (it == region_channels_.end()) return;
+        RegionChannel& ch = *it->second;
+        JsError error;
+        auto got = r == nullptr || !r->status.empty()
+                       ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                       : parseMsgGet(region_->parser(), r->data, &error);
+        if (!got.isOk()) {
+          if (error.err_code != kJsNoMessageFound) {
+            // The stream is unreachable: deliver what is held (the subscribers see the
+            // gap in offsets and can resume) rather than stall the channel.
+            metrics_.dropped("region_catch_up_failed");
+            if (!ch.held.empty()) ch.cursor = std::max(ch.cursor, ch.held.front().prev);
+          }
+          ch.busy = false;
+          regionIdle(ch);
+          return;
+        }
+        auto stored = decodePeerMessage(got->data);
+        if (got->subject == ch.history_subject && stored &&
+            stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor) {
+          metrics_.region_caught_up.inc();
+          fanOut(ch.tenant, ch.channel, storedFrame(*stored, got->seq), stored->origin_ts_ms);
+        }
+        ch.cursor = std::max(ch.cursor, got->seq);
+        // Up to the newest held message: from there on the held ones are in order.
+        if (!ch.held.empty() && ch.cursor >= ch.held.back().seq) {
+          ch.busy = false;
+          regionIdle(ch);
+          return;
+        }
+        regionCatchUp(ch);
+      });
+}
+
+void EdgeService::regionIdle(RegionChannel& rc) {
+  const std::string key = rc.key;
+  regionServeWaiters(rc);
+  auto it = region_channels_.find(key);
+  if (it == region_channels_.end()) return;
+  RegionChannel& same = *it->second;
+  while (!same.busy && same.positioned && !same.held.empty()) {
+    RegionChannel::Live next = std::move(same.held.front());
+    same.held.pop_front();
+    regionLive(same, next.seq, next.prev, std::move(next.frame), next.ts);
+  }
+  regionForgetIfUnused(key);
+}
+
+void EdgeService::regionPosition(RegionChannel& rc) {
+  rc.busy = true;
+  const std::string key = rc.key;
+  region_->getMessage(msgGetLastBySubject(rc.history_subject), [this, key](const NatsInbound* r) {
+    auto it = region_channels_.find(key);
+    if (it == region_channels_.end()) return;
+    RegionChannel& ch = *it->second;
+    ch.busy = false;
+    JsError error;
+    auto got = r == nullptr || !r->status.empty()
+                   ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                   : parseMsgGet(region_->parser(), r->data, &error);
+    if (got.isOk() || error.err_code == kJsNoMessageFound) {
+      ch.positioned = true;
+      ch.cursor = got.isOk() ? got->seq : 0;
+      regionIdle(ch);
+      return;
+    }
+    // No position, no subscription: every waiting subscribe is refused.
+    metrics_.dropped("region_position_failed");
+    std::deque<RegionChannel::Waiter> waiters = std::move(ch.waiters);
+    ch.waiters.clear();
+    ch.held.clear();
+    for (auto& w : waiters) {
+      if (Connection* conn = live(w.ref)) {
+        replyError(*conn, w.id,
+                   Status(Code::kUnavailable, "region_unavailable",
+                          "the channel's history is unreachable, try again"));
+      }
+    }
+    regionForgetIfUnused(key);
+  });
+}
+
+void EdgeService::regionSubscribe(Connection& conn, const ClientCommand& cmd) {
+  if (!region_->ready()) {
+    return replyError(conn, cmd.id,
+                      Status(Code::kUnavailable, "region_unavailable",
+                             "the region's history is unreachable, try again"));
+  }
+  RegionChannel& rc = regionChannel(conn.tenant, cmd.channel);
+  rc.waiters.push_back({refOf(conn), cmd.id, cmd.since});
+  if (rc.busy) return;
+  if (!rc.positioned) return regionPosition(rc);
+  regionServeWaiters(rc);
+}
+
+struct EdgeService::RegionReplay {
+  std::string key;
+  RegionChannel::Waiter waiter;
+  uint64_t next;   // fetch from this offset on
+  uint64_t until;  // the cursor when the replay began: the reply's offset
+  std::vector<StoredMessage> missed;
+};
+
+void EdgeService::regionServeWaiters(RegionChannel& rc) {
+  while (!rc.busy && rc.positioned && !rc.waiters.empty()) {
+    RegionChannel::Waiter w = std::move(rc.waiters.front());
+    rc.waiters.pop_front();
+    Connection* conn = live(w.ref);
+    if (conn == nullptr || conn->close_code != 0) continue;
+    const bool resumable = w.since && w.since->epoch == region_->epoch() &&
+                           w.since->offset <= rc.cursor;
+    if (w.since && !resumable) {
+      metrics_.resumes_not_recovered.inc();
+      regionFinishSubscribe(rc, *conn, w.id, false, {});
+      continue;
+    }
+    if (!w.since || w.since->offset == rc.cursor) {
+      if (w.since) metrics_.resumes_recovered.inc();
+      regionFinishSubscribe(rc, *conn, w.id, w.since.has_value(), {});
+      continue;
+    }
+    // A replay: the channel stays busy (live messages held) until the missed messages
+    // are fetched, one by one in offset order, up to the cursor.
+    rc.busy = true;
+    const uint64_t first = w.since->offset + 1;
+    auto replay =
+        std::make_shared<RegionReplay>(RegionReplay{rc.key, std::move(w), first, rc.cursor, {}});
+    if (replay->waiter.since->offset == 0) {
+      // From the very beginning: complete only if the stream never lost a message.
+      if (!region_->historyComplete()) return regionReplayDone(replay, false);
+      return regionReplayStep(replay);
+    }
+    // The client's last message must still be stored: then everything after it is (the
+    // stream trims a channel oldest first, and wsfleet never deletes single messages).
+    region_->getMessage(msgGetBySeq(replay->waiter.since->offset),
+                        [this, replay](const NatsInbound* r) {
+                          auto it = region_channels_.find(replay->key);
+                          if (it == region_channels_.end()) return;
+                          auto got = r == nullptr || !r->status.empty()
+                                         ? Result<JsStoredMessage>(
+                                               Status(Code::kUnavailable, "no_reply", ""))
+                                         : parseMsgGet(region_->parser(), r->data);
+                          if (!got.isOk() || got->subject != it->second->history_subject) {
+                            return regionReplayDone(replay, false);
+                          }
+                          regionReplayStep(replay);
+                        });
+    return;
+  }
+}
+
+void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) {
+  auto it = region_channels_.find(replay->key);
+  if (it == region_channels_.end()) return;
+  region_->getMessage(
+      msgGetNextBySubject(replay->next, it->second->history_subject),
+      [this, replay](const NatsInbound* r) {
+        if (region_channels_.count(replay->key) == 0) return;
+        auto got = r == nullptr || !r->status.empty()
+                       ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                       : parseMsgGet(region_->parser(), r->data);
+        // Nothing more before the cursor was reached, or the stream is unreachable.
+        if (!got.isOk()) return regionReplayDone(replay, false);
+        if (got->seq > replay->until) return regionReplayDone(replay, true);
+        auto stored = decodePeerMessage(got->data);
+        if (stored && stored->kind == PeerMessage::Kind::kStored) {
+          replay->missed.push_back({got->seq, stored->origin_ts_ms,
+                                    encodeMessage(stored->target, region_->epoch(), got->seq,
+                                                  stored->from, stored->frame,
+                                                  stored->origin_ts_ms)});
+        }
+        replay->next = got->seq + 1;
+        if (got->seq == replay->until) return regionReplayDone(replay, true);
+        regionReplayStep(replay);
+      });
+}
+
+void EdgeService::regionReplayDone(const std::shared_ptr<RegionReplay>& replay, bool recovered) {
+  auto it = region_channels_.find(replay->key);
+  if (it == region_channels_.end()) return;
+  RegionChannel& rc = *it->second;
+  rc.busy = false;
+  if (Connection* conn = live(replay->waiter.ref)) {
+    if (recovered && !replayFits(*conn, replay->missed)) {
+      // Queueing it would trip the slow-consumer cap on the client's own resume.
+      metrics_.dropped("replay_too_large", replay->missed.size());
+      recovered = false;
+    }
+    if (!recovered) replay->missed.clear();
+    (recovered ? metrics_.resumes_recovered : metrics_.resumes_not_recovered).inc();
+    regionFinishSubscribe(rc, *conn, replay->waiter.id, recovered, std::move(replay->missed));
+  }
+  regionIdle(rc);
+}
+
+void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
+                                        std::optional<uint64_t> id, bool recovered,
+                                        std::vector<StoredMessage> missed) {
+  const TenantConfig& tenant = *conn.tenant_config;
+  const NamespaceConfig* ns = findNamespace(tenant, rc.channel);
+  if (ns == nullptr || !conn.subs.allows(rc.channel)) {
+    // A reload or a refreshed token took it away meanwhile.
+    return replyError(conn, id,
+                      Status(Code::kForbidden, "not_permitted", "not allowed to subscribe"));
+  }
+  auto added = hub_.subscribe(&conn, rc.channel);
+  if (added.added && ns->presence) {
+    presence_->joinChannel(conn.session, conn.tenant, rc.channel, conn.user);
+  }
+  metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
+  metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
+  reply(conn, encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, recovered));
+  for (auto& message : missed) {
+    if (!enqueue(conn, makeFrame(message.frame))) break;
+    metrics_.messages_delivered.inc();
+  }
+  if (added.first_of_user && ns->join_leave) {
+    broadcastPresenceEvent(conn.tenant, rc.channel, conn.user, true, &conn);
+  }
+}
+
+// ---- publishing into the region ----
+
+void EdgeService::regionStore(const TenantConfig& tenant, const std::string& channel,
+                              std::string_view from, std::string_view data_json,
+                              const std::string& scoped_key, PublishDone done) {
+  if (!region_->ready()) {
+    metrics_.dropped("region_unavailable");
+    return done(Status(Code::kUnavailable, "region_unavailable",
+                       "the region's history is unreachable, try again"));
+  }
+  PeerMessage stored;
+  stored.kind = PeerMessage::Kind::kStored;
+  stored.tenant = tenant.name;
+  stored.target = channel;
+  stored.origin_ts_ms = nowWallMs();
+  stored.frame = std::string(data_json);
+  stored.from = std::string(from);
+  std::vector<NatsHeader> headers;
+  if (!scoped_key.empty()) {
+    headers.push_back({"Nats-Msg-Id", messageId(tenant.name, channel, scoped_key)});
+  }
+  metrics_.messages_received.inc();
+  region_->request(
+      historySubject(config_.region, tenant.name, channel), encodePeerMessage(stored),
+      std::move(headers), [this, done = std::move(done)](const NatsInbound* r) {
+        if (r == nullptr) {
+          metrics_.dropped("region_store_timeout");
+          return done(Status(Code::kUnavailable, "region_store_timeout",
+                             "the region did not confirm the store in time; retry with the "
+                             "same idempotency_key"));
+        }
+        if (!r->status.empty()) {
+          metrics_.dropped("region_store_unavailable");
+          return done(Status(Code::kUnavailable, "region_store_unavailable",
+                             "the region's history is unavailable"));
+        }
+        auto ack = parsePubAck(region_->parser(), r->data);
+        if (!ack.isOk()) {
+          metrics_.dropped(ack.status().reason());
+          logWarn("region_store_refused", {{"error", ack.status().message()}});
+          return done(ack.takeStatus());
+        }
+        metrics_.history_appends.inc();
+        PublishOutcome outcome;
+        outcome.position = StreamPosition{region_->epoch(), ack->seq};
+        done(std::move(outcome));
+      });
+}
+
+void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string& user,
+                                   std::string encoded, int64_t ts, bool delivered_here,
+                                   SendDone done) {
+  PeerMessage message{PeerMessage::Kind::kUser, tenant.name, user, "", 0, ts, std::move(encoded)};
+  const std::string subject = userSubject(config_.region, tenant.name, user);
+  if (delivered_here) {
+    // Online here already; the user's other workers get it without anyone waiting.
+    region_->publish(subject, encodePeerMessage(message));
+    return done(std::string("online"));
+  }
+  // Only workers holding a connection of the user listen on its subject: any answer means
+  // online; "no responders" means offline in the whole region.
+  region_->request(subject, encodePeerMessage(message), {},
+                   [this, done = std::move(done)](const NatsInbound* r) {
+                     if (r == nullptr) {
+                       return done(Status(Code::kUnavailable, "region_unavailable",
+                                          "no answer from the region"));
+                     }
+                     if (r->status == "503") {
+                       metrics_.dropped("user_offline");
+                       return done(std::string("dropped"));
+                     }
+                     done(std::string("online"));
+                   });
+}
+
+}  // namespace wsfleet
