@@ -5,6 +5,11 @@
 - edge: one default edge shared by the tests of a module (cheap), checked after every
   test: if a test killed it, that test fails and the edge is started again so the next
   tests still run against a live process.
+- nats_cluster_factory(n=3, start=True, **opts) -> NatsCluster: nats-servers of one
+  region in this test's tmp dir (opts: region, token, user, password, max_file_store,
+  self_route, extra_conf, ...), stopped at the end.
+- nats_cluster: a fresh, started 3-server region "eu" with JetStream.
+Both fail the test when a nats-server died without the test killing it.
 """
 
 import sys
@@ -16,6 +21,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import nats_cluster as natsc  # noqa: E402
 
 
 def _finish(edges):
@@ -84,3 +90,39 @@ def cx():
     yield connect
     for c in opened:
         c.close(timeout=0.5)
+
+
+def _finish_nats(clusters):
+    problems = []
+    for c in clusters:
+        for s in c.servers:
+            try:
+                s.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                problems.append(f"{s.name}: stop failed: {exc!r}")
+            if s.problems:
+                problems.append("; ".join(s.problems) + "\n" + s.log_tail())
+    if problems:
+        pytest.fail("nats-server problem(s):\n" + "\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def nats_cluster_factory(tmp_path):
+    if not natsc.nats_server_available():
+        pytest.skip(f"{natsc.NATS_SERVER} not installed (Debian package nats-server)")
+    clusters = []
+
+    def make(n=3, start=True, **opts):
+        c = natsc.NatsCluster(tmp_path / f"nats{len(clusters) + 1}", n=n, **opts)
+        clusters.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield make
+    _finish_nats(clusters)
+
+
+@pytest.fixture
+def nats_cluster(nats_cluster_factory):
+    return nats_cluster_factory()
