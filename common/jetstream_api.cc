@@ -55,7 +55,17 @@ std::string msgGetSubject(std::string_view stream) {
   return "$JS.API.STREAM.MSG.GET." + std::string(stream);
 }
 
-std::string streamConfigJson(const HistoryStreamSpec& spec) {
+std::string streamPurgeSubject(std::string_view stream) {
+  return "$JS.API.STREAM.PURGE." + std::string(stream);
+}
+
+std::string purgeSubjectBelow(std::string_view subject, uint64_t below_seq) {
+  std::string out;
+  JsonWriter(out).beginObject().field("filter", subject).fieldUint("seq", below_seq).endObject();
+  return out;
+}
+
+std::string streamConfigJson(const StreamSpec& spec) {
   std::string out;
   JsonWriter j(out);
   j.beginObject()
@@ -74,13 +84,15 @@ std::string streamConfigJson(const HistoryStreamSpec& spec) {
       .fieldInt("max_consumers", -1);
   appendNanos(j, "max_age", spec.max_age_ms);
   appendNanos(j, "duplicate_window", spec.duplicate_window_ms);
-  j.fieldBool("allow_direct", true)
-      .key("republish")
-      .beginObject()
-      .field("src", spec.subjects)
-      .field("dest", spec.republish_dest)
-      .endObject()
-      .endObject();
+  j.fieldBool("allow_direct", true);
+  if (!spec.republish_dest.empty()) {
+    j.key("republish")
+        .beginObject()
+        .field("src", spec.subjects)
+        .field("dest", spec.republish_dest)
+        .endObject();
+  }
+  j.endObject();
   return out;
 }
 

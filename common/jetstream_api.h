@@ -18,10 +18,10 @@ namespace wsfleet {
 inline constexpr int kJsStreamNotFound = 10059;
 inline constexpr int kJsNoMessageFound = 10037;
 
-struct HistoryStreamSpec {
+struct StreamSpec {
   std::string name;              // WSF_HIST_<region>
   std::string subjects;          // wsf.<region>.hist.>
-  std::string republish_dest;    // wsf.<region>.ch.>
+  std::string republish_dest;    // wsf.<region>.ch.> ("" = no republish)
   uint64_t max_msgs_per_subject = 100;
   int64_t max_age_ms = 0;        // 0 = no age limit
   int64_t max_bytes = -1;        // -1 = no limit
@@ -33,12 +33,15 @@ std::string streamInfoSubject(std::string_view stream);
 std::string streamCreateSubject(std::string_view stream);
 std::string streamUpdateSubject(std::string_view stream);
 std::string msgGetSubject(std::string_view stream);
+std::string streamPurgeSubject(std::string_view stream);
 
-std::string streamConfigJson(const HistoryStreamSpec& spec);
+std::string streamConfigJson(const StreamSpec& spec);
 // {"seq":N} / {"last_by_subj":S} / {"seq":N,"next_by_subj":S}
 std::string msgGetBySeq(uint64_t seq);
 std::string msgGetLastBySubject(std::string_view subject);
 std::string msgGetNextBySubject(uint64_t from_seq, std::string_view subject);
+// Removes the messages of `subject` below `below_seq`.
+std::string purgeSubjectBelow(std::string_view subject, uint64_t below_seq);
 
 // An `{"error":{...}}` answer of the JetStream API.
 struct JsError {

@@ -56,6 +56,12 @@ std::string historySubject(std::string_view region, std::string_view tenant,
   return join(region, "hist", tenant, channel);
 }
 
+std::string inboxSubject(std::string_view region, std::string_view tenant, std::string_view user) {
+  return join(region, "inbox", tenant, user);
+}
+
+std::string inboxStreamName(std::string_view region) { return "WSF_INBOX_" + std::string(region); }
+
 std::string historyStreamName(std::string_view region) {
   return "WSF_HIST_" + std::string(region);
 }

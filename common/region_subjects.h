@@ -7,6 +7,8 @@
 //   wsf.<region>.hist.<tenant>.<channel>  durable publishes, stored by the history stream,
 //                                         which republishes each stored message (with its
 //                                         sequence) on the channel's `ch` subject
+//   wsf.<region>.inbox.<tenant>.<user>    direct messages kept for an offline user (the
+//                                         inbox stream) until the user's next connect
 //
 // Tenant, channel and user names become single subject tokens through subjectToken(),
 // which keeps a safe set of bytes and escapes everything else as %HH: no name a client or
@@ -25,7 +27,9 @@ std::string channelSubject(std::string_view region, std::string_view tenant,
 std::string userSubject(std::string_view region, std::string_view tenant, std::string_view user);
 std::string historySubject(std::string_view region, std::string_view tenant,
                            std::string_view channel);
-// The JetStream stream holding the region's channel history.
+std::string inboxSubject(std::string_view region, std::string_view tenant, std::string_view user);
+// The JetStream streams holding the region's channel history and offline inboxes.
 std::string historyStreamName(std::string_view region);
+std::string inboxStreamName(std::string_view region);
 
 }  // namespace wsfleet

@@ -282,6 +282,12 @@ const std::vector<ConfigOption<TenantConfig>>& tenantOptions() {
           "patterns a token without `pubs` may publish to", convertPattern),
       boolOption<TenantConfig>("client_send", WSF_FIELD(TenantConfig, client_send), true,
                                "clients may send direct messages to users"),
+      intOption<TenantConfig>("inbox_ttl_ms", WSF_FIELD(TenantConfig, inbox_ttl_ms), 86400000, 0,
+                              30 * kDayMs,
+                              "region mode: how long an offline user's direct messages wait "
+                              "(0 = no inbox)"),
+      intOption<TenantConfig>("inbox_max_messages", WSF_FIELD(TenantConfig, inbox_max_messages),
+                              100, 1, 100000, "direct messages kept per offline user"),
   };
   return options;
 }

@@ -42,6 +42,10 @@ struct TenantConfig {
   std::vector<ChannelPattern> default_subs;  // when the token has no `subs`
   std::vector<ChannelPattern> default_pubs;  // when the token has no `pubs`
   bool client_send = true;                   // clients may use `send`
+  // Region mode: direct messages to a user offline in the whole region are kept this long
+  // (0: no inbox, they are dropped), at most inbox_max_messages per user.
+  uint64_t inbox_ttl_ms = 86400000;
+  uint64_t inbox_max_messages = 100;
   std::map<std::string, NamespaceConfig> namespaces;
 };
 

@@ -68,6 +68,10 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       region_caught_up(r.counter("wsfleet_region_caught_up_total",
                                  "durable messages fetched from the region's history because "
                                  "their live copy never arrived")),
+      inbox_queued(r.counter("wsfleet_inbox_queued_total",
+                             "direct messages kept in the inbox of a user offline in the region")),
+      inbox_delivered(r.counter("wsfleet_inbox_delivered_total",
+                                "queued direct messages delivered on the user's next connect")),
       cap_refusals_ip(r.counter("wsfleet_connection_cap_refusals_total",
                                 "Handshakes refused by a host-wide connection cap, by cap",
                                 {{"cap", "ip"}})),

@@ -299,6 +299,8 @@ class EdgeService {
   void regionChannelLeft(const std::string& tenant, const std::string& channel);
   void regionUserJoined(const Connection& conn);
   void regionUserLeft(const Connection& conn);
+  // Delivers the user's queued direct messages from offset `from` on, then removes them.
+  void regionFetchInbox(const std::string& tenant, const std::string& user, uint64_t from);
   RegionChannel& regionChannel(const std::string& tenant, const std::string& channel);
   void regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame, int64_t ts);
   void regionPosition(RegionChannel& rc);

@@ -15,8 +15,8 @@ constexpr int64_t kSetupRetryMs = 1000;
 // Stream limits cover every durable namespace: the longest history and the longest age
 // any of them asks for (an age of 0, none, wins). Narrower namespaces are not trimmed
 // separately in the stream; see docs/ARCHITECTURE.md.
-HistoryStreamSpec historySpec(const EdgeConfig& config) {
-  HistoryStreamSpec spec;
+StreamSpec historySpec(const EdgeConfig& config) {
+  StreamSpec spec;
   spec.name = historyStreamName(config.region);
   spec.subjects = "wsf." + config.region + ".hist.>";
   spec.republish_dest = "wsf." + config.region + ".ch.>";
@@ -35,6 +35,25 @@ HistoryStreamSpec historySpec(const EdgeConfig& config) {
   }
   spec.max_msgs_per_subject = most;
   spec.max_age_ms = unbounded_age ? 0 : oldest;
+  return spec;
+}
+
+// Inboxes: the largest count and the longest age any tenant keeps.
+StreamSpec inboxSpec(const EdgeConfig& config, bool& enabled) {
+  StreamSpec spec;
+  spec.name = inboxStreamName(config.region);
+  spec.subjects = "wsf." + config.region + ".inbox.>";
+  spec.replicas = static_cast<int>(config.nats.history_replicas);
+  spec.duplicate_window_ms = static_cast<int64_t>(config.resume_window_ms);
+  spec.max_msgs_per_subject = 1;
+  spec.max_age_ms = 1;
+  enabled = false;
+  for (const auto& [name, tenant] : config.tenants) {
+    if (tenant.inbox_ttl_ms == 0) continue;
+    enabled = true;
+    spec.max_msgs_per_subject = std::max(spec.max_msgs_per_subject, tenant.inbox_max_messages);
+    spec.max_age_ms = std::max(spec.max_age_ms, static_cast<int64_t>(tenant.inbox_ttl_ms));
+  }
   return spec;
 }
 
@@ -58,7 +77,6 @@ std::string epochOf(const std::string& stream, const std::string& created) {
 
 Region::Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers handlers)
     : name_(config.region),
-      spec_(historySpec(config)),
       handlers_(std::move(handlers)),
       request_timeout_ms_(static_cast<int64_t>(config.nats.request_timeout_ms)),
       requests_timed_out_(registry.counter(
@@ -66,7 +84,10 @@ Region::Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers han
           "NATS requests (region publishes, history reads) that got no reply in time")),
       stream_setup_failures_(registry.counter(
           "wsfleet_history_stream_setup_failures_total",
-          "Failed attempts to find or create the region's history stream")) {}
+          "Failed attempts to find or create the region's JetStream streams")) {
+  history_.spec = historySpec(config);
+  inbox_.spec = inboxSpec(config, inbox_enabled_);
+}
 
 Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int worker_index,
                                               MetricsRegistry& registry, Handlers handlers) {
@@ -94,7 +115,9 @@ Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int work
   return region;
 }
 
-bool Region::ready() const { return connected() && !epoch_.empty(); }
+bool Region::ready() const {
+  return connected() && history_.known && (!inbox_enabled_ || inbox_.known);
+}
 
 void Region::onWake() {
   inbound_.clear();
@@ -125,7 +148,11 @@ void Region::onLinkState(NatsLinkState state) {
   if (state != NatsLinkState::kConnected) return;
   const bool again = was_connected_;
   was_connected_ = true;
-  setUpHistory();
+  // Looked at again after every reconnect: the stream may have been recreated meanwhile
+  // (a new epoch).
+  history_.known = false;
+  inbox_.known = false;
+  setUpStreams(nowMonoMs());
   if (again && handlers_.reconnected) handlers_.reconnected();
 }
 
@@ -140,9 +167,7 @@ void Region::tick(int64_t now_mono_ms) {
     requests_timed_out_.inc();
     done(nullptr);
   }
-  if (epoch_.empty() && !stream_setup_running_ && connected() && now_mono_ms >= retry_setup_at_ms_) {
-    setUpHistory();
-  }
+  if (connected()) setUpStreams(now_mono_ms);
 }
 
 void Region::watch(const std::string& subject) {
@@ -176,22 +201,38 @@ void Region::request(std::string subject, std::string data, std::vector<NatsHead
 }
 
 void Region::getMessage(std::string body, ReplyFn done) {
-  request(msgGetSubject(spec_.name), std::move(body), {}, std::move(done));
+  getMessageFrom(history_.spec.name, std::move(body), std::move(done));
 }
 
-void Region::setUpHistory() {
-  if (stream_setup_running_) return;
-  stream_setup_running_ = true;
-  request(streamInfoSubject(spec_.name), "", {},
-          [this](const NatsInbound* reply) { onStreamInfo(reply, false); });
+void Region::getMessageFrom(const std::string& stream, std::string body, ReplyFn done) {
+  request(msgGetSubject(stream), std::move(body), {}, std::move(done));
 }
 
-void Region::onStreamInfo(const NatsInbound* reply, bool created) {
-  auto fail = [this](const std::string& why) {
-    stream_setup_running_ = false;
+void Region::purge(const std::string& stream, std::string body, ReplyFn done) {
+  request(streamPurgeSubject(stream), std::move(body), {}, std::move(done));
+}
+
+void Region::setUpStreams(int64_t now_mono_ms) {
+  for (Stream* stream : {&history_, &inbox_}) {
+    if (stream == &inbox_ && !inbox_enabled_) continue;
+    if (!stream->known && !stream->setup_running && now_mono_ms >= stream->retry_at_ms) {
+      setUp(*stream);
+    }
+  }
+}
+
+void Region::setUp(Stream& stream) {
+  stream.setup_running = true;
+  request(streamInfoSubject(stream.spec.name), "", {},
+          [this, &stream](const NatsInbound* reply) { onStreamInfo(stream, reply, false); });
+}
+
+void Region::onStreamInfo(Stream& stream, const NatsInbound* reply, bool created) {
+  auto fail = [this, &stream](const std::string& why) {
+    stream.setup_running = false;
+    stream.retry_at_ms = nowMonoMs() + kSetupRetryMs;
     stream_setup_failures_.inc();
-    retry_setup_at_ms_ = nowMonoMs() + kSetupRetryMs;
-    logWarn("history_stream_unavailable", {{"stream", spec_.name}, {"error", why}});
+    logWarn("stream_unavailable", {{"stream", stream.spec.name}, {"error", why}});
   };
   if (reply == nullptr) return fail("no reply from JetStream");
   if (reply->status == "503") return fail("JetStream is not enabled or has no quorum");
@@ -201,28 +242,28 @@ void Region::onStreamInfo(const NatsInbound* reply, bool created) {
     if (!created && error.err_code == kJsStreamNotFound) {
       // Several workers may race to create it: identical configs make that harmless
       // (JetStream answers an identical create with the existing stream).
-      request(streamCreateSubject(spec_.name), streamConfigJson(spec_), {},
-              [this](const NatsInbound* r) { onStreamInfo(r, true); });
+      request(streamCreateSubject(stream.spec.name), streamConfigJson(stream.spec), {},
+              [this, &stream](const NatsInbound* r) { onStreamInfo(stream, r, true); });
       return;
     }
     return fail(info.status().message());
   }
-  stream_setup_running_ = false;
-  history_first_seq_ = info->first_seq;
-  const std::string epoch = epochOf(spec_.name, info->created);
-  if (!info->has_republish) {
-    logWarn("history_stream_misconfigured",
-            {{"stream", spec_.name},
+  stream.setup_running = false;
+  stream.known = true;
+  stream.first_seq = info->first_seq;
+  if (&stream == &history_ && !info->has_republish) {
+    logWarn("stream_misconfigured",
+            {{"stream", stream.spec.name},
              {"problem", "no republish: durable channels will not be delivered live"}});
   }
-  if (epoch != epoch_) {
-    logInfo("history_stream_ready", {{"stream", spec_.name},
-                                     {"epoch", epoch},
-                                     {"created", created},
-                                     {"replicas", info->replicas},
-                                     {"last_seq", info->last_seq}});
+  if (info->created != stream.created) {
+    logInfo("stream_ready", {{"stream", stream.spec.name},
+                             {"created", created},
+                             {"replicas", info->replicas},
+                             {"last_seq", info->last_seq}});
   }
-  epoch_ = epoch;
+  stream.created = info->created;
+  if (&stream == &history_) epoch_ = epochOf(stream.spec.name, info->created);
 }
 
 }  // namespace wsfleet

@@ -12,6 +12,8 @@
 // sequence of the channel's previous message, so receivers see gaps (see
 // region_delivery.cc). The first worker to connect creates the stream; everyone reads its
 // creation time, which becomes the epoch: a recreated stream is a new epoch.
+// The inbox stream (WSF_INBOX_<region>, when a tenant keeps inboxes) holds direct messages
+// for users offline in the whole region, per user at most the tenant's count and age.
 //
 // Single-threaded: every method runs on the worker's event loop (NatsLink keeps cnats'
 // threads away from it).
@@ -59,10 +61,12 @@ class Region {
   bool connected() const { return link_->state() == NatsLinkState::kConnected; }
   const std::string& name() const { return name_; }
   const std::string& epoch() const { return epoch_; }
-  const std::string& historyStream() const { return spec_.name; }
+  const std::string& historyStream() const { return history_.spec.name; }
+  const std::string& inboxStream() const { return inbox_.spec.name; }
+  bool hasInbox() const { return inbox_enabled_; }
   // Whether the stream had lost nothing when last looked at (first_seq == 1): a resume
   // from offset 0 can only be complete then.
-  bool historyComplete() const { return history_first_seq_ <= 1; }
+  bool historyComplete() const { return history_.first_seq <= 1; }
 
   void watch(const std::string& subject);
   void unwatch(const std::string& subject);
@@ -71,20 +75,34 @@ class Region {
   bool publish(std::string subject, std::string data, std::vector<NatsHeader> headers = {});
   void request(std::string subject, std::string data, std::vector<NatsHeader> headers,
                ReplyFn done);
-  // A JetStream API request to the history stream ($JS.API.STREAM.MSG.GET).
+  // JetStream API requests: $JS.API.STREAM.MSG.GET on the history stream (getMessage) or
+  // any stream, and $JS.API.STREAM.PURGE.
   void getMessage(std::string body, ReplyFn done);
+  void getMessageFrom(const std::string& stream, std::string body, ReplyFn done);
+  void purge(const std::string& stream, std::string body, ReplyFn done);
 
   JsonParser& parser() { return parser_; }
   size_t pendingRequests() const { return pending_.size(); }
 
  private:
   Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers handlers);
-  void setUpHistory();
-  void onStreamInfo(const NatsInbound* reply, bool created);
+  struct Stream {
+    StreamSpec spec;
+    bool known = false;
+    bool setup_running = false;
+    int64_t retry_at_ms = 0;
+    uint64_t first_seq = 0;
+    std::string created;
+  };
+  void setUpStreams(int64_t now_mono_ms);
+  void setUp(Stream& stream);
+  void onStreamInfo(Stream& stream, const NatsInbound* reply, bool created);
   void onLinkState(NatsLinkState state);
 
   std::string name_;
-  HistoryStreamSpec spec_;
+  Stream history_;
+  Stream inbox_;
+  bool inbox_enabled_ = false;
   Handlers handlers_;
   std::unique_ptr<NatsLink> link_;
   JsonParser parser_;
@@ -104,9 +122,6 @@ class Region {
   uint64_t next_request_id_ = 1;
 
   std::string epoch_;
-  uint64_t history_first_seq_ = 0;
-  bool stream_setup_running_ = false;
-  int64_t retry_setup_at_ms_ = 0;
   bool was_connected_ = false;
   std::vector<NatsInbound> inbound_;  // reused between wake-ups
 

@@ -119,7 +119,45 @@ void EdgeService::regionForgetIfUnused(const std::string& key) {
 void EdgeService::regionUserJoined(const Connection& conn) {
   if (region_ && hub_.userConnections(conn.tenant, conn.user).size() == 1) {
     region_->watch(userSubject(config_.region, conn.tenant, conn.user));
+    if (region_->hasInbox() && conn.tenant_config->inbox_ttl_ms > 0) {
+      regionFetchInbox(conn.tenant, conn.user, 1);
+    }
   }
+}
+
+void EdgeService::regionFetchInbox(const std::string& tenant, const std::string& user,
+                                   uint64_t from) {
+  const std::string subject = inboxSubject(config_.region, tenant, user);
+  region_->getMessageFrom(
+      region_->inboxStream(), msgGetNextBySubject(from, subject),
+      [this, tenant, user, subject, from](const NatsInbound* r) {
+        JsError error;
+        auto got = r == nullptr || !r->status.empty()
+                       ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                       : parseMsgGet(region_->parser(), r->data, &error);
+        if (!got.isOk()) {
+          if (error.err_code == kJsNoMessageFound && from > 1) {
+            // Everything below `from` was delivered: remove it. A message queued since
+            // has a higher sequence and stays.
+            region_->purge(region_->inboxStream(), purgeSubjectBelow(subject, from),
+                           [](const NatsInbound*) {});
+          } else if (error.err_code != kJsNoMessageFound) {
+            metrics_.dropped("inbox_unreachable");  // it stays queued for the next connect
+          }
+          return;
+        }
+        const auto& targets = hub_.userConnections(tenant, user);
+        if (targets.empty()) return;  // gone again: the rest waits for the next connect
+        auto stored = decodePeerMessage(got->data);
+        if (stored && stored->kind == PeerMessage::Kind::kUser) {
+          FramePtr frame = makeFrame(stored->frame);
+          uint64_t delivered = 0;
+          for (Connection* target : targets) delivered += enqueue(*target, frame) ? 1 : 0;
+          metrics_.messages_delivered.inc(delivered);
+          metrics_.inbox_delivered.inc();
+        }
+        regionFetchInbox(tenant, user, got->seq + 1);
+      });
 }
 
 void EdgeService::regionUserLeft(const Connection& conn) {
@@ -506,18 +544,37 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
   }
   // Only workers holding a connection of the user listen on its subject: any answer means
   // online; "no responders" means offline in the whole region.
-  region_->request(subject, encodePeerMessage(message), {},
-                   [this, done = std::move(done)](const NatsInbound* r) {
-                     if (r == nullptr) {
-                       return done(Status(Code::kUnavailable, "region_unavailable",
-                                          "no answer from the region"));
-                     }
-                     if (r->status == "503") {
-                       metrics_.dropped("user_offline");
-                       return done(std::string("dropped"));
-                     }
-                     done(std::string("online"));
-                   });
+  std::string bytes = encodePeerMessage(message);
+  const bool keep = region_->hasInbox() && tenant.inbox_ttl_ms > 0;
+  std::string inbox = inboxSubject(config_.region, tenant.name, user);
+  region_->request(
+      subject, bytes, {},
+      [this, keep, bytes, inbox = std::move(inbox), done = std::move(done)](const NatsInbound* r) {
+        if (r == nullptr) {
+          return done(
+              Status(Code::kUnavailable, "region_unavailable", "no answer from the region"));
+        }
+        if (r->status != "503") return done(std::string("online"));
+        if (!keep) {
+          metrics_.dropped("user_offline");
+          return done(std::string("dropped"));
+        }
+        // Offline everywhere: into the user's inbox, acknowledged once stored.
+        region_->request(inbox, bytes, {}, [this, done](const NatsInbound* stored) {
+          if (stored == nullptr || !stored->status.empty()) {
+            metrics_.dropped("inbox_unavailable");
+            return done(Status(Code::kUnavailable, "inbox_unavailable",
+                               "the user is offline and the inbox is unreachable"));
+          }
+          auto ack = parsePubAck(region_->parser(), stored->data);
+          if (!ack.isOk()) {
+            metrics_.dropped(ack.status().reason());
+            return done(ack.takeStatus());
+          }
+          metrics_.inbox_queued.inc();
+          done(std::string("queued"));
+        });
+      });
 }
 
 }  // namespace wsfleet

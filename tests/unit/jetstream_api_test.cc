@@ -6,7 +6,7 @@ namespace wsfleet {
 namespace {
 
 TEST(JetStreamApi, StreamConfigCarriesLimitsAndRepublish) {
-  HistoryStreamSpec spec;
+  StreamSpec spec;
   spec.name = "WSF_HIST_eu";
   spec.subjects = "wsf.eu.hist.>";
   spec.republish_dest = "wsf.eu.ch.>";
@@ -24,6 +24,17 @@ TEST(JetStreamApi, StreamConfigCarriesLimitsAndRepublish) {
   EXPECT_EQ(int64_t((*doc)["duplicate_window"]), 120000LL * 1000000);
   EXPECT_EQ(std::string_view((*doc)["republish"]["dest"]), "wsf.eu.ch.>");
   EXPECT_EQ(std::string_view((*doc)["discard"]), "old");
+  spec.republish_dest.clear();
+  auto plain = parser.parse(streamConfigJson(spec));
+  ASSERT_TRUE(plain.isOk());
+  simdjson::dom::element republish;
+  EXPECT_NE((*plain)["republish"].get(republish), simdjson::SUCCESS);
+}
+
+TEST(JetStreamApi, PurgeBelowASequence) {
+  EXPECT_EQ(purgeSubjectBelow("wsf.eu.inbox.demo.bob", 7),
+            R"({"filter":"wsf.eu.inbox.demo.bob","seq":7})");
+  EXPECT_EQ(streamPurgeSubject("S"), "$JS.API.STREAM.PURGE.S");
 }
 
 TEST(JetStreamApi, PubAckAndDuplicate) {
