@@ -553,6 +553,10 @@ void NatsLink::run() {
   for (auto& [id, sub] : conn_->subs) natsSubscription_Destroy(sub);
   conn_->subs.clear();
   if (conn_->inbox_sub != nullptr) natsSubscription_Destroy(conn_->inbox_sub);
+  // What the loop published last (a goodbye) should reach the server before the close.
+  if (natsConnection_Status(conn_->nc) == NATS_CONN_STATUS_CONNECTED) {
+    natsConnection_FlushTimeout(conn_->nc, 500);
+  }
   natsConnection_Close(conn_->nc);
   natsConnection_Destroy(conn_->nc);
   conn_->nc = nullptr;

@@ -148,7 +148,7 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
   }
   auto added = hub_.subscribe(&conn, cmd.channel);
   if (added.added && (*ns)->presence) {
-    presence_->joinChannel(conn.session, conn.tenant, cmd.channel, conn.user);
+    presenceJoin(conn, cmd.channel);
   }
   if (added.added && hub_.subscribers(conn.tenant, cmd.channel).size() == 1) {
     regionChannelJoined(conn.tenant, cmd.channel);
@@ -175,7 +175,7 @@ void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
 
 void EdgeService::broadcastPresenceEvent(const std::string& tenant, const std::string& channel,
                                          const std::string& user, bool join,
-                                         const Connection* skip) {
+                                         const Connection* skip, bool host_only) {
   // Low priority by nature: a lagging subscriber gets the latest join/leave of each user
   // (one key for both, so a leave replaces a queued join) or none.
   const std::string payload = join ? encodeJoin(channel, user) : encodeLeave(channel, user);
@@ -185,9 +185,12 @@ void EdgeService::broadcastPresenceEvent(const std::string& tenant, const std::s
   for (Connection* target : hub_.subscribers(tenant, channel)) {
     if (target != skip) enqueue(*target, frame);
   }
-  if (othersExist()) {
-    toOthers(PeerMessage{PeerMessage::Kind::kChannel, tenant, channel, "", 0,
-                                   nowWallMs(), payload, std::string(frame->coalescingKey())});
+  PeerMessage event{PeerMessage::Kind::kChannel, tenant, channel, "", 0,
+                    nowWallMs(), payload, std::string(frame->coalescingKey())};
+  if (host_only) {
+    if (transport_.hasPeers()) transport_.toPeers(event);
+  } else if (othersExist()) {
+    toOthers(event);
   }
 }
 

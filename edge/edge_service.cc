@@ -415,7 +415,7 @@ Connection* EdgeService::open(void* transport, TokenClaims claims, std::string p
   hub_.addUserConnection(conn);
   regionUserJoined(*conn);
   conn->connected_at_ms = nowWallMs();
-  presence_->addConnection(presenceRecord(*conn));
+  presenceAdd(*conn);
 
   metrics_.connections_accepted.inc();
   metrics_.connections_active.set(static_cast<int64_t>(connections_.size()));
@@ -461,7 +461,7 @@ void EdgeService::closed(Connection* conn, int close_code) {
   unsubscribeAll(*conn);
   hub_.removeUserConnection(conn);
   regionUserLeft(*conn);
-  presence_->removeConnection(presenceRecord(*conn));
+  presenceRemove(*conn);
   if (!conn->out.empty()) metrics_.dropped("disconnected", conn->out.size());
   metrics_.disconnect(close_code);
   logDebug("conn_closed", {{"session", conn->session}, {"code", close_code}});
@@ -486,7 +486,7 @@ void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
   regionChannelLeft(conn.tenant, channel);
   const NamespaceConfig* ns = findNamespace(*conn.tenant_config, channel);
   if (ns != nullptr && ns->presence) {
-    presence_->leaveChannel(conn.session, conn.tenant, channel, conn.user);
+    presenceLeave(conn, channel);
   }
   if (result.last_of_user && ns != nullptr && ns->join_leave) {
     broadcastPresenceEvent(conn.tenant, channel, conn.user, false, &conn);
@@ -519,6 +519,7 @@ void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
     live.push_back(std::move(l));
   }
   Status s = presence_->resync(live, now_mono_ms);
+  if (replication_) replication_->rewritten();
   metrics_.presence_resyncs.inc();
   if (s.isOk()) {
     logWarn("presence_resynced", {{"reason", why}, {"connections", live.size()}});
@@ -528,6 +529,7 @@ void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
 }
 
 void EdgeService::flushNow() {
+  if (replication_) replication_->goodbye();
   Status s = presence_->flush();
   if (!s.isOk()) logWarn("presence_flush_failed", {{"error", s.toString()}});
   s = env_.sync();
@@ -599,6 +601,7 @@ void EdgeService::tick() {
   const int64_t now = nowMonoMs();
   timers_.advance(static_cast<uint64_t>(now), [this](TimerNode* node) { onTimer(node); });
   if (region_) region_->tick(now);
+  if (replication_) replication_->tick(now, static_cast<int64_t>(config_.presence_heartbeat_ms));
   if (!swept_memberships_.empty()) emitSweptLeaves();
   if (connect_rate_.update(now)) {
     metrics_.connect_rate.set(std::llround(connect_rate_.rate() * 60));
@@ -636,6 +639,10 @@ void EdgeService::tick() {
       logInfo("presence_swept", {{"instances", swept->instances_removed},
                                  {"connections", swept->connections_removed}});
       for (auto& m : swept->memberships) swept_memberships_.push_back(std::move(m));
+      // The region's other hosts drop this host's dead workers now, not a TTL later.
+      if (replication_) {
+        for (const std::string& dead : swept->local_instances) replication_->announceGone(dead);
+      }
     } else if (!swept.isOk()) {
       logWarn("presence_sweep_failed", {{"error", swept.status().toString()}});
     }

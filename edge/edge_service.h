@@ -34,6 +34,7 @@
 #include "edge/ip_guard.h"
 #include "edge/lmdb_syncer.h"
 #include "edge/peer_message.h"
+#include "edge/presence_replication.h"
 #include "edge/presence_store.h"
 #include "edge/region.h"
 
@@ -235,8 +236,11 @@ class EdgeService {
               int64_t origin_ts_ms);
   // join/leave of `user` to the channel's subscribers here (but `skip`) and on the other
   // workers.
+  // `host_only`: not to the region's other edges (a sweep: each host sends the leaves of
+  // what its own view lost).
   void broadcastPresenceEvent(const std::string& tenant, const std::string& channel,
-                              const std::string& user, bool join, const Connection* skip);
+                              const std::string& user, bool join, const Connection* skip,
+                              bool host_only = false);
   // Delivers a durable channel's message at (epoch, offset) to local subscribers after
   // every earlier offset: a message that overtook another (they come from different
   // workers) first pulls the missing ones from history. Duplicates are skipped.
@@ -327,6 +331,15 @@ class EdgeService {
   // Ends subscriptions the reloaded config no longer allows, with a notice each.
   void dropStaleSubscriptions(Connection& conn, const TenantConfig& next);
 
+  // This worker's presence changes: into the host's LMDB, and in region mode to the
+  // region's other hosts.
+  void presenceAdd(const Connection& conn);
+  void presenceRemove(const Connection& conn);
+  void presenceJoin(const Connection& conn, const std::string& channel);
+  void presenceLeave(const Connection& conn, const std::string& channel);
+  // A page of this worker's presence for another host's replica (PresenceReplication).
+  PresenceMessage presenceSnapshot(uint64_t cursor, size_t max_bytes) const;
+
   // Rewrites this worker's presence records from its live connections.
   void resyncPresence(const char* why, int64_t now_mono_ms);
   // Presence record of a live connection (its address keyed as the caps count it).
@@ -386,6 +399,7 @@ class EdgeService {
   uint64_t connection_serial_ = 0;
   uint64_t http_ticket_ = 0;
   std::unique_ptr<Region> region_;  // region mode only
+  std::unique_ptr<PresenceReplication> replication_;  // region mode only
   std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
   std::string instance_id_;
   std::string public_url_;  // announced in welcome.regions

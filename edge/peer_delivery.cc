@@ -112,7 +112,7 @@ void EdgeService::emitSweptLeaves() {
     for (const PresenceMember& member : *members) present.insert(member.user);
     for (const std::string& user : users) {
       if (present.count(user) != 0) continue;  // still in through a live worker
-      broadcastPresenceEvent(tenant_name, channel, user, false, nullptr);
+      broadcastPresenceEvent(tenant_name, channel, user, false, nullptr, /*host_only=*/true);
     }
   }
 }

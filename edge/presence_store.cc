@@ -24,6 +24,9 @@ namespace {
 //   pconnchan  conn_id            -> tenant\0channel\0user     (dup; to drop memberships)
 //   pinst      instance_id        -> InstanceRecord
 //   pinstconn  instance_id        -> conn_id                   (dup; to sweep an instance)
+//   pruser     tenant\0user       -> conn_id                   (dup; remote connections:
+//                                                               apart from puser, which
+//                                                               the host's caps count)
 // Records are length-prefixed fields, so names may hold any byte but NUL. Address keys
 // are binary (they may hold NUL) and are only ever whole keys, never part of one.
 
@@ -159,6 +162,9 @@ std::string readBootId() {
   return id;
 }
 
+// The boot id of remote instance records: their liveness is the replica's last contact.
+constexpr std::string_view kRemoteBoot = "remote";
+
 bool pidIsGone(uint64_t pid) {
   if (pid == 0 || pid > static_cast<uint64_t>(INT32_MAX)) return true;
   return kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
@@ -173,6 +179,15 @@ struct PresenceStore::Impl {
     PresenceConnection conn;  // kRemove: conn_id only; kJoin/kLeave: conn_id, tenant, user
     std::string channel;
   };
+  static Kind kindOf(PresenceOp::Kind k) {
+    switch (k) {
+      case PresenceOp::Kind::kAdd: return Kind::kAdd;
+      case PresenceOp::Kind::kRemove: return Kind::kRemove;
+      case PresenceOp::Kind::kJoin: return Kind::kJoin;
+      case PresenceOp::Kind::kLeave: return Kind::kLeave;
+    }
+    return Kind::kRemove;
+  }
 
   LmdbEnv* env = nullptr;
   std::string instance_id;
@@ -180,7 +195,7 @@ struct PresenceStore::Impl {
   uint64_t pid = 0;
   size_t max_key = 511;
   MDB_dbi conn_db = 0, user_db = 0, chan_db = 0, conn_chan_db = 0, inst_db = 0, inst_conn_db = 0;
-  MDB_dbi addr_db = 0;
+  MDB_dbi addr_db = 0, remote_user_db = 0;
   std::vector<Op> pending;
   // What the pending adds and removals change in the counts, by address key and by
   // tenant\0user; cleared with `pending`. Only keys with pending changes are here.
@@ -242,23 +257,30 @@ struct PresenceStore::Impl {
     return txn.commit();
   }
 
-  Status applyAdd(LmdbTxn& txn, const PresenceConnection& c) {
+  MDB_dbi userIndex(std::string_view instance) const {
+    return isRemoteInstance(instance) ? remote_user_db : user_db;
+  }
+
+  Status applyAdd(LmdbTxn& txn, const PresenceConnection& c) { return applyAdd(txn, c, instance_id); }
+
+  Status applyAdd(LmdbTxn& txn, const PresenceConnection& c, const std::string& owner) {
     const std::string user_key = join2(c.tenant, c.user);
     // A re-add replaces the record; its old indexes must not keep pointing at it.
     if (auto old = txn.get(conn_db, c.conn_id)) {
       if (auto rec = decodeConn(c.conn_id, *old)) {
-        WSF_RETURN_IF_ERROR(
-            toStatus(txn.delDup(user_db, join2(rec->conn.tenant, rec->conn.user), c.conn_id)));
+        WSF_RETURN_IF_ERROR(toStatus(txn.delDup(userIndex(rec->instance),
+                                                join2(rec->conn.tenant, rec->conn.user),
+                                                c.conn_id)));
         WSF_RETURN_IF_ERROR(toStatus(txn.delDup(inst_conn_db, rec->instance, c.conn_id)));
         if (!rec->conn.address.empty()) {
           WSF_RETURN_IF_ERROR(toStatus(txn.delDup(addr_db, rec->conn.address, c.conn_id)));
         }
       }
     }
-    WSF_RETURN_IF_ERROR(txn.put(conn_db, c.conn_id, encodeConn(instance_id, c)));
-    WSF_RETURN_IF_ERROR(txn.put(user_db, user_key, c.conn_id));
+    WSF_RETURN_IF_ERROR(txn.put(conn_db, c.conn_id, encodeConn(owner, c)));
+    WSF_RETURN_IF_ERROR(txn.put(userIndex(owner), user_key, c.conn_id));
     if (!c.address.empty()) WSF_RETURN_IF_ERROR(txn.put(addr_db, c.address, c.conn_id));
-    return txn.put(inst_conn_db, instance_id, c.conn_id);
+    return txn.put(inst_conn_db, owner, c.conn_id);
   }
 
   // Removes the connection record, its indexes and every channel membership. Returns
@@ -271,8 +293,9 @@ struct PresenceStore::Impl {
       // Copied before any write: the view points into a page the writes may move.
       std::optional<ConnRecord> rec = decodeConn(conn_id, *raw);
       if (rec) {
-        WSF_RETURN_IF_ERROR(
-            toStatus(txn.delDup(user_db, join2(rec->conn.tenant, rec->conn.user), conn_id)));
+        WSF_RETURN_IF_ERROR(toStatus(txn.delDup(userIndex(rec->instance),
+                                                join2(rec->conn.tenant, rec->conn.user),
+                                                conn_id)));
         WSF_RETURN_IF_ERROR(toStatus(txn.delDup(inst_conn_db, rec->instance, conn_id)));
         if (!rec->conn.address.empty()) {
           WSF_RETURN_IF_ERROR(toStatus(txn.delDup(addr_db, rec->conn.address, conn_id)));
@@ -333,6 +356,7 @@ struct PresenceStore::Impl {
     if (id == instance_id) return false;
     std::optional<InstanceRecord> rec = decodeInstance(raw);
     if (!rec) return true;  // unreadable: nobody can ever refresh it
+    if (rec->boot_id == kRemoteBoot) return now_mono_ms - rec->heartbeat_mono_ms > ttl_ms;
     // Monotonic time and pids mean nothing across a reboot.
     if (rec->boot_id != boot_id) return true;
     if (now_mono_ms - rec->heartbeat_mono_ms > ttl_ms) return true;
@@ -390,6 +414,7 @@ Result<std::unique_ptr<PresenceStore>> PresenceStore::open(LmdbEnv& env, std::st
     WSF_ASSIGN_OR_RETURN(impl->inst_db, txn.openDb("pinst", 0));
     WSF_ASSIGN_OR_RETURN(impl->inst_conn_db, txn.openDb("pinstconn", MDB_DUPSORT));
     WSF_ASSIGN_OR_RETURN(impl->addr_db, txn.openDb("paddr", MDB_DUPSORT));
+    WSF_ASSIGN_OR_RETURN(impl->remote_user_db, txn.openDb("pruser", MDB_DUPSORT));
     WSF_RETURN_IF_ERROR(txn.commit());
   }
   WSF_RETURN_IF_ERROR(impl->putInstance(now_mono_ms));
@@ -513,8 +538,8 @@ Result<std::vector<PresenceConnection>> PresenceStore::userConnections(const std
   if (!impl_->fits(key)) return out;
   WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginRead(*impl_->env));
   std::vector<std::string> conn_ids;
-  {
-    WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, impl_->user_db));
+  for (MDB_dbi db : {impl_->user_db, impl_->remote_user_db}) {
+    WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, db));
     for (bool ok = cur.seekKey(key); ok; ok = cur.nextDup()) conn_ids.emplace_back(cur.value());
   }
   for (const std::string& id : conn_ids) {
@@ -563,9 +588,75 @@ Result<SweepStats> PresenceStore::sweep(int64_t now_mono_ms, int64_t ttl_ms) {
     if (!raw || !impl_->isStale(id, *raw, now_mono_ms, ttl_ms)) continue;
     WSF_ASSIGN_OR_RETURN(uint64_t removed, impl_->sweepInstance(txn, id, &stats.memberships));
     ++stats.instances_removed;
+    if (!isRemoteInstance(id)) stats.local_instances.push_back(id);
     stats.connections_removed += removed;
   }
   WSF_RETURN_IF_ERROR(txn.commit());
+  return stats;
+}
+
+bool isRemoteInstance(std::string_view instance_id) {
+  return instance_id.substr(0, 2) == "r:";
+}
+
+Status PresenceStore::applyRemote(const std::string& instance, const std::vector<PresenceOp>& ops,
+                                  int64_t now_mono_ms) {
+  if (!isRemoteInstance(instance) || !validName(instance) || !impl_->fits(instance)) {
+    return Status(Code::kBadRequest, "presence_bad_instance", "not a remote instance id");
+  }
+  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
+  WSF_RETURN_IF_ERROR(txn.put(impl_->inst_db, instance,
+                              encodeInstance({std::string(kRemoteBoot), 0, now_mono_ms})));
+  for (const PresenceOp& remote : ops) {
+    Impl::Op op{Impl::kindOf(remote.kind), remote.conn, remote.channel};
+    op.conn.address.clear();  // never counted by this host's caps
+    const PresenceConnection& c = op.conn;
+    // What another edge sends is checked like any input: a record that would break a key
+    // is skipped, never written.
+    bool ok = validName(c.conn_id) && validName(c.tenant) && validName(c.user) &&
+              validName(op.channel) && impl_->fits(c.conn_id);
+    if (op.kind == Impl::Kind::kAdd) ok = ok && impl_->fits(join2(c.tenant, c.user));
+    if (op.kind == Impl::Kind::kJoin || op.kind == Impl::Kind::kLeave) {
+      ok = ok && impl_->fits(join2(c.tenant, op.channel)) &&
+           impl_->fits(join2(c.user, c.conn_id)) && impl_->fits(join3(c.tenant, op.channel, c.user));
+    }
+    if (!ok) continue;
+    // An instance may change only its own connections: never this host's, nor another
+    // edge's (connection ids are unique per edge, so a clash is a bug or an attack).
+    if (auto existing = txn.get(impl_->conn_db, c.conn_id)) {
+      auto rec = decodeConn(c.conn_id, *existing);
+      if (!rec || rec->instance != instance) continue;
+    } else if (op.kind != Impl::Kind::kAdd) {
+      continue;
+    }
+    if (op.kind == Impl::Kind::kAdd) {
+      WSF_RETURN_IF_ERROR(impl_->applyAdd(txn, op.conn, instance));
+    } else {
+      WSF_RETURN_IF_ERROR(impl_->apply(txn, op));
+    }
+  }
+  return txn.commit();
+}
+
+Result<std::vector<std::string>> PresenceStore::instanceConnections(const std::string& instance) {
+  std::vector<std::string> out;
+  if (!impl_->fits(instance)) return out;
+  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginRead(*impl_->env));
+  WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, impl_->inst_conn_db));
+  for (bool ok = cur.seekKey(instance); ok; ok = cur.nextDup()) out.emplace_back(cur.value());
+  return out;
+}
+
+Result<SweepStats> PresenceStore::removeInstance(const std::string& instance) {
+  SweepStats stats;
+  if (!isRemoteInstance(instance) || !impl_->fits(instance)) return stats;
+  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
+  if (!txn.get(impl_->inst_db, instance)) return stats;
+  WSF_ASSIGN_OR_RETURN(uint64_t removed,
+                       impl_->sweepInstance(txn, instance, &stats.memberships));
+  WSF_RETURN_IF_ERROR(txn.commit());
+  stats.instances_removed = 1;
+  stats.connections_removed = removed;
   return stats;
 }
 

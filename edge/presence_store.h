@@ -15,6 +15,13 @@
 // own writes. Time is CLOCK_MONOTONIC milliseconds (the same for all processes of one
 // boot; immune to wall-clock steps).
 //
+// Region mode adds the region view: the records of other edges' workers ("remote
+// instances", ids starting with "r:"), written only by the host's presence replica
+// (presence_replication.cc) through applyRemote(). They answer presence queries
+// (channelMembers, userConnections) region-wide, but never count for the host's
+// connection caps (their users are indexed apart and they carry no address). A remote
+// instance is stale when the replica has not heard from it within the TTL.
+//
 // Connection counts (per address, per tenant + user) for the host-wide connection caps are
 // derived from the connection records themselves, through their indexes: whatever removes
 // a record (a close, a sweep of a dead worker, a resync) removes it from the counts, so a
@@ -49,8 +56,20 @@ struct SweptMembership {
   std::string user;
 };
 
+// One change of another edge's presence, as replicated (presence_replication.h).
+struct PresenceOp {
+  enum class Kind : uint8_t { kAdd = 1, kRemove = 2, kJoin = 3, kLeave = 4 };
+  Kind kind = Kind::kAdd;
+  PresenceConnection conn;  // kRemove: conn_id only; kJoin/kLeave: conn_id, tenant, user
+  std::string channel;      // kJoin/kLeave
+};
+
+// Remote instance ids: "r:" + the other edge's own instance id.
+bool isRemoteInstance(std::string_view instance_id);
+
 struct SweepStats {
   uint64_t instances_removed = 0;
+  std::vector<std::string> local_instances;  // the removed instances of this host
   uint64_t connections_removed = 0;
   std::vector<SweptMembership> memberships;  // for leave events
 };
@@ -117,6 +136,18 @@ class PresenceStore {
   Result<SweepStats> sweep(int64_t now_mono_ms, int64_t ttl_ms);
 
   const std::string& instanceId() const;
+
+  // ---- the region view (region mode) ----
+  // Applies a remote instance's changes in one write transaction and records that it was
+  // heard from now (creating its instance record). `instance` must be remote. A kAdd
+  // replaces the connection's record; removing something unknown is not an error.
+  Status applyRemote(const std::string& instance, const std::vector<PresenceOp>& ops,
+                     int64_t now_mono_ms);
+  // Connection ids stored for an instance (the replica reconciles a full snapshot).
+  Result<std::vector<std::string>> instanceConnections(const std::string& instance);
+  // Removes a remote instance and all its records now (its edge said it is gone);
+  // memberships removed are reported for leave events.
+  Result<SweepStats> removeInstance(const std::string& instance);
 
  private:
   struct Impl;

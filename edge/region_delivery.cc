@@ -62,6 +62,13 @@ Status EdgeService::startRegion(int worker_index) {
   handlers.reconnected = [this] { onRegionReconnected(); };
   WSF_ASSIGN_OR_RETURN(region_, Region::start(config_, worker_index, metrics_.registry(),
                                               std::move(handlers)));
+  // Worker 0 is the host's presence replica (one writer of the region view per host).
+  replication_ = std::make_unique<PresenceReplication>(
+      *region_, *presence_, config_.node_name, instance_id_, worker_index == 0,
+      [this](uint64_t cursor, size_t max_bytes) { return presenceSnapshot(cursor, max_bytes); },
+      [this](std::vector<SweptMembership> gone) {
+        for (auto& m : gone) swept_memberships_.push_back(std::move(m));
+      });
   logInfo("region_link_started",
           {{"region", config_.region}, {"servers", config_.nats.servers.size()}});
   return Status::ok();
@@ -169,6 +176,7 @@ void EdgeService::regionUserLeft(const Connection& conn) {
 // ---- what arrives ----
 
 void EdgeService::onRegionDelivery(NatsInbound& message) {
+  if (replication_ && replication_->onMessage(message, nowMonoMs())) return;
   auto decoded = decodePeerMessage(message.data);
   if (!decoded) {
     metrics_.dropped("region_malformed");
@@ -469,7 +477,7 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
   }
   auto added = hub_.subscribe(&conn, rc.channel);
   if (added.added && ns->presence) {
-    presence_->joinChannel(conn.session, conn.tenant, rc.channel, conn.user);
+    presenceJoin(conn, rc.channel);
   }
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));

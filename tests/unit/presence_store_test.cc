@@ -513,5 +513,88 @@ TEST_F(PresenceStoreTest, ReAddAndResyncMoveTheCounts) {
   EXPECT_EQ((*dora)[0].address, kAddrA);
 }
 
+PresenceOp op(PresenceOp::Kind kind, const std::string& id, const std::string& user,
+              const std::string& channel = "") {
+  PresenceOp o;
+  o.kind = kind;
+  o.conn = conn(id, "t1", user);
+  o.conn.address = "1.2.3.4";
+  o.channel = channel;
+  return o;
+}
+
+TEST_F(PresenceStoreTest, RemoteInstancesJoinTheRegionViewButNotTheHostCounts) {
+  a_->addConnection(conn("a1", "t1", "alice"));
+  a_->joinChannel("a1", "t1", "room", "alice");
+  ASSERT_TRUE(a_->flush().isOk());
+  const std::string far = "r:edge-2/77/ab";
+  ASSERT_TRUE(a_->applyRemote(far,
+                              {op(PresenceOp::Kind::kAdd, "e2-1", "alice"),
+                               op(PresenceOp::Kind::kAdd, "e2-2", "bob"),
+                               op(PresenceOp::Kind::kJoin, "e2-1", "alice", "room"),
+                               op(PresenceOp::Kind::kJoin, "e2-2", "bob", "room")},
+                              2000)
+                  .isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"alice", 2}, {"bob", 1}}));
+  EXPECT_EQ(connIds(*a_, "t1", "alice"), (std::vector<std::string>{"a1", "e2-1"}));
+  // The caps count this host only: remote connections and their addresses are not in it.
+  EXPECT_EQ(*a_->connectionsOfUser("t1", "alice"), 1u);
+  EXPECT_EQ(*a_->connectionsOfUser("t1", "bob"), 0u);
+  EXPECT_EQ(*a_->connectionsFromAddress("1.2.3.4"), 0u);
+  EXPECT_EQ(a_->instanceConnections(far)->size(), 2u);
+
+  ASSERT_TRUE(a_->applyRemote(far, {op(PresenceOp::Kind::kLeave, "e2-2", "bob", "room"),
+                                    op(PresenceOp::Kind::kRemove, "e2-1", "alice")},
+                              3000)
+                  .isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"alice", 1}}));
+  EXPECT_EQ(connIds(*a_, "t1", "bob"), (std::vector<std::string>{"e2-2"}));
+}
+
+TEST_F(PresenceStoreTest, ARemoteInstanceCannotTouchOtherInstancesConnections) {
+  a_->addConnection(conn("a1", "t1", "alice"));
+  a_->joinChannel("a1", "t1", "room", "alice");
+  ASSERT_TRUE(a_->flush().isOk());
+  ASSERT_TRUE(a_->applyRemote("r:x", {op(PresenceOp::Kind::kAdd, "x1", "xavier")}, 2000).isOk());
+  ASSERT_TRUE(a_->applyRemote("r:y",
+                              {op(PresenceOp::Kind::kRemove, "a1", "alice"),
+                               op(PresenceOp::Kind::kLeave, "a1", "alice", "room"),
+                               op(PresenceOp::Kind::kAdd, "x1", "mallory"),
+                               op(PresenceOp::Kind::kJoin, "x1", "mallory", "room")},
+                              2000)
+                  .isOk());
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"alice", 1}}));
+  EXPECT_EQ(connIds(*a_, "t1", "xavier"), (std::vector<std::string>{"x1"}));
+  EXPECT_TRUE(connIds(*a_, "t1", "mallory").empty());
+  // Local ids are refused as remote instances.
+  EXPECT_FALSE(a_->applyRemote("worker-a", {}, 2000).isOk());
+}
+
+TEST_F(PresenceStoreTest, RemoteInstancesExpireByLastContactAndCanBeRemovedAtOnce) {
+  const int64_t ttl = 30000;
+  ASSERT_TRUE(a_->applyRemote("r:far", {op(PresenceOp::Kind::kAdd, "f1", "fay"),
+                                        op(PresenceOp::Kind::kJoin, "f1", "fay", "room")},
+                              1000)
+                  .isOk());
+  ASSERT_TRUE(a_->applyRemote("r:gone", {op(PresenceOp::Kind::kAdd, "g1", "gus"),
+                                         op(PresenceOp::Kind::kJoin, "g1", "gus", "room")},
+                              1000)
+                  .isOk());
+  // A heartbeat is an empty batch: it refreshes the contact time only.
+  ASSERT_TRUE(a_->applyRemote("r:far", {}, 20000).isOk());
+  auto stats = a_->sweep(1001 + ttl, ttl);
+  ASSERT_TRUE(stats.isOk());
+  EXPECT_EQ(stats->instances_removed, 1u);  // r:gone, not r:far (no pid, no boot id check)
+  ASSERT_EQ(stats->memberships.size(), 1u);
+  EXPECT_EQ(stats->memberships[0].user, "gus");
+  EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"fay", 1}}));
+
+  auto removed = a_->removeInstance("r:far");
+  ASSERT_TRUE(removed.isOk());
+  EXPECT_EQ(removed->connections_removed, 1u);
+  EXPECT_TRUE(members(*a_, "t1", "room").empty());
+  EXPECT_EQ(a_->removeInstance("r:far")->instances_removed, 0u);
+}
+
 }  // namespace
 }  // namespace wsfleet

@@ -1,0 +1,309 @@
+#include "edge/presence_replication.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/region_subjects.h"
+
+namespace wsfleet {
+
+namespace {
+
+constexpr uint8_t kMagic = 0xF3;
+constexpr uint8_t kVersion = 1;
+constexpr size_t kPageBytes = 256 * 1024;  // well under NATS' default 1 MB payload cap
+constexpr size_t kMaxBatchOps = 2000;      // a batch is published early when this big
+
+void putU64(std::string& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+void putBytes(std::string& out, std::string_view bytes) {
+  putU64(out, bytes.size());
+  out.append(bytes);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool u8(uint8_t& v) {
+    if (in_.empty()) return false;
+    v = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool u64(uint64_t& v) {
+    if (in_.size() < 8) return false;
+    v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in_[i]);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool bytes(std::string& v) {
+    uint64_t n = 0;
+    if (!u64(n) || n > in_.size()) return false;
+    v.assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+}  // namespace
+
+std::string encodePresenceMessage(const PresenceMessage& m) {
+  std::string out;
+  out.push_back(static_cast<char>(kMagic));
+  out.push_back(static_cast<char>(kVersion));
+  out.push_back(static_cast<char>(m.type));
+  putBytes(out, m.instance);
+  putU64(out, m.seq);
+  putU64(out, m.cursor);
+  out.push_back(m.last ? 1 : 0);
+  putU64(out, m.ops.size());
+  for (const PresenceOp& op : m.ops) {
+    out.push_back(static_cast<char>(op.kind));
+    putBytes(out, op.conn.conn_id);
+    putBytes(out, op.conn.tenant);
+    putBytes(out, op.conn.user);
+    putBytes(out, op.conn.device);
+    putU64(out, static_cast<uint64_t>(op.conn.connected_at_ms));
+    putBytes(out, op.channel);
+  }
+  return out;
+}
+
+std::optional<PresenceMessage> decodePresenceMessage(std::string_view bytes) {
+  Reader r(bytes);
+  uint8_t magic = 0, version = 0, type = 0, last = 0;
+  if (!r.u8(magic) || magic != kMagic || !r.u8(version) || version != kVersion || !r.u8(type) ||
+      type < 1 || type > 5) {
+    return std::nullopt;
+  }
+  PresenceMessage m;
+  m.type = static_cast<PresenceMessage::Type>(type);
+  uint64_t count = 0;
+  if (!r.bytes(m.instance) || !r.u64(m.seq) || !r.u64(m.cursor) || !r.u8(last) ||
+      !r.u64(count)) {
+    return std::nullopt;
+  }
+  m.last = last != 0;
+  // Each op takes at least 49 bytes: a count beyond what is left is a lie.
+  if (count > bytes.size() / 49) return std::nullopt;
+  m.ops.resize(count);
+  for (PresenceOp& op : m.ops) {
+    uint8_t kind = 0;
+    uint64_t at = 0;
+    if (!r.u8(kind) || kind < 1 || kind > 4 || !r.bytes(op.conn.conn_id) ||
+        !r.bytes(op.conn.tenant) || !r.bytes(op.conn.user) || !r.bytes(op.conn.device) ||
+        !r.u64(at) || !r.bytes(op.channel)) {
+      return std::nullopt;
+    }
+    op.kind = static_cast<PresenceOp::Kind>(kind);
+    op.conn.connected_at_ms = static_cast<int64_t>(at);
+  }
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+
+PresenceReplication::PresenceReplication(Region& region, PresenceStore& store, std::string node,
+                                         std::string instance, bool replica, SnapshotFn snapshot,
+                                         SweptFn swept)
+    : region_(region),
+      store_(store),
+      node_(std::move(node)),
+      instance_(std::move(instance)),
+      replica_(replica),
+      snapshot_(std::move(snapshot)),
+      swept_(std::move(swept)) {
+  const std::string base = "wsf." + region_.name() + ".";
+  publish_subject_ = base + "presence." + subjectToken(node_);
+  sync_subject_ = base + "psync." + subjectToken(instance_);
+  all_subject_ = base + "presence.*";
+  region_.watch(sync_subject_);
+  if (replica_) region_.watch(all_subject_);
+}
+
+PresenceReplication::~PresenceReplication() {
+  region_.unwatch(sync_subject_);
+  if (replica_) region_.unwatch(all_subject_);
+}
+
+void PresenceReplication::record(PresenceOp op) {
+  op.conn.address.clear();  // addresses stay on the host
+  batch_.push_back(std::move(op));
+  if (batch_.size() >= kMaxBatchOps) {
+    PresenceMessage m{PresenceMessage::Type::kOps, instance_, ++seq_, std::move(batch_), 0, false};
+    batch_.clear();
+    region_.publish(publish_subject_, encodePresenceMessage(m));
+  }
+}
+
+void PresenceReplication::rewritten() {
+  // Skipping a number makes every replica see a gap and take a snapshot.
+  batch_.clear();
+  seq_ += 2;
+}
+
+void PresenceReplication::tick(int64_t now_mono_ms, int64_t heartbeat_ms) {
+  if (!batch_.empty()) {
+    PresenceMessage m{PresenceMessage::Type::kOps, instance_, ++seq_, std::move(batch_), 0, false};
+    batch_.clear();
+    region_.publish(publish_subject_, encodePresenceMessage(m));
+  }
+  if (now_mono_ms - last_heartbeat_ms_ >= heartbeat_ms) {
+    last_heartbeat_ms_ = now_mono_ms;
+    PresenceMessage m{PresenceMessage::Type::kHeartbeat, instance_, seq_, {}, 0, false};
+    region_.publish(publish_subject_, encodePresenceMessage(m));
+  }
+}
+
+void PresenceReplication::goodbye() { announceGone(instance_); }
+
+void PresenceReplication::announceGone(const std::string& instance) {
+  PresenceMessage m{PresenceMessage::Type::kGone, instance, 0, {}, 0, false};
+  region_.publish(publish_subject_, encodePresenceMessage(m));
+}
+
+bool PresenceReplication::onMessage(NatsInbound& message, int64_t now_mono_ms) {
+  if (message.subject == sync_subject_) {
+    auto request = decodePresenceMessage(message.data);
+    if (!request || request->type != PresenceMessage::Type::kPageRequest ||
+        message.reply.empty()) {
+      return true;
+    }
+    PresenceMessage page = snapshot_(request->cursor, kPageBytes);
+    page.type = PresenceMessage::Type::kPage;
+    page.instance = instance_;
+    page.seq = seq_;
+    region_.publish(message.reply, encodePresenceMessage(page));
+    return true;
+  }
+  const std::string prefix = "wsf." + region_.name() + ".presence.";
+  if (message.subject.compare(0, prefix.size(), prefix) != 0) return false;
+  if (!replica_) return true;
+  // This host's own workers write the host's LMDB themselves.
+  if (message.subject == publish_subject_) return true;
+  auto decoded = decodePresenceMessage(message.data);
+  if (!decoded || decoded->instance.empty()) return true;
+  onPresence(std::move(*decoded), now_mono_ms);
+  return true;
+}
+
+void PresenceReplication::onPresence(PresenceMessage m, int64_t now) {
+  switch (m.type) {
+    case PresenceMessage::Type::kGone:
+      remove(m.instance);
+      return;
+    case PresenceMessage::Type::kOps: {
+      Peer& peer = peers_[m.instance];
+      apply(m.instance, m.ops, now);
+      if (peer.syncing) {
+        for (const PresenceOp& op : m.ops) {
+          if (op.kind == PresenceOp::Kind::kAdd) peer.seen.insert(op.conn.conn_id);
+          if (op.kind == PresenceOp::Kind::kRemove) peer.seen.erase(op.conn.conn_id);
+        }
+        peer.applied = m.seq;
+        return;
+      }
+      const bool in_order = peer.applied + 1 == m.seq;
+      peer.applied = m.seq;
+      if (!in_order) startSync(m.instance, now);
+      return;
+    }
+    case PresenceMessage::Type::kHeartbeat: {
+      auto it = peers_.find(m.instance);
+      apply(m.instance, {}, now);  // refreshes the last contact
+      if (it == peers_.end() || (!it->second.syncing && it->second.applied != m.seq)) {
+        startSync(m.instance, now);
+      }
+      return;
+    }
+    case PresenceMessage::Type::kPage:
+    case PresenceMessage::Type::kPageRequest:
+      return;  // only ever sent as requests and replies
+  }
+}
+
+void PresenceReplication::apply(const std::string& instance, const std::vector<PresenceOp>& ops,
+                                int64_t now) {
+  Status s = store_.applyRemote(remoteId(instance), ops, now);
+  if (!s.isOk()) logWarn("presence_replica_failed", {{"instance", instance}, {"error", s.toString()}});
+}
+
+void PresenceReplication::remove(const std::string& instance) {
+  peers_.erase(instance);
+  auto removed = store_.removeInstance(remoteId(instance));
+  if (!removed.isOk()) return;
+  if (!removed->memberships.empty()) swept_(std::move(removed->memberships));
+}
+
+void PresenceReplication::startSync(const std::string& instance, int64_t now) {
+  Peer& peer = peers_[instance];
+  if (peer.syncing) return;
+  peer.syncing = true;
+  peer.seen.clear();
+  ++syncs_;
+  apply(instance, {}, now);
+  requestPage(instance, 0);
+}
+
+void PresenceReplication::requestPage(const std::string& instance, uint64_t cursor) {
+  PresenceMessage request{PresenceMessage::Type::kPageRequest, instance_, 0, {}, cursor, false};
+  region_.request("wsf." + region_.name() + ".psync." + subjectToken(instance),
+                  encodePresenceMessage(request), {},
+                  [this, instance](const NatsInbound* reply) { onPage(instance, reply); });
+}
+
+void PresenceReplication::onPage(const std::string& instance, const NatsInbound* reply) {
+  auto it = peers_.find(instance);
+  if (it == peers_.end()) return;  // gone meanwhile
+  Peer& peer = it->second;
+  std::optional<PresenceMessage> page;
+  if (reply != nullptr && reply->status.empty()) page = decodePresenceMessage(reply->data);
+  if (!page || page->type != PresenceMessage::Type::kPage) {
+    // No answer (it may be dying: its heartbeats stop and the sweep removes it) or a
+    // broken one: try again at its next heartbeat.
+    peer.syncing = false;
+    peer.applied = 0;
+    return;
+  }
+  // A page is a fresh truth about the connections it names: each is replaced whole.
+  std::vector<PresenceOp> ops;
+  ops.reserve(page->ops.size() * 2);
+  for (const PresenceOp& op : page->ops) {
+    if (op.kind == PresenceOp::Kind::kAdd) {
+      PresenceOp drop;
+      drop.kind = PresenceOp::Kind::kRemove;
+      drop.conn.conn_id = op.conn.conn_id;
+      ops.push_back(std::move(drop));
+      peer.seen.insert(op.conn.conn_id);
+    }
+    ops.push_back(op);
+  }
+  apply(instance, ops, nowMonoMs());
+  if (!page->last) return requestPage(instance, page->cursor);
+  // Complete: what the store still has beyond the snapshot (and the batches since) is
+  // gone from that worker.
+  auto stored = store_.instanceConnections(remoteId(instance));
+  if (stored.isOk()) {
+    std::vector<PresenceOp> stale;
+    for (const std::string& id : *stored) {
+      if (peer.seen.count(id) != 0) continue;
+      PresenceOp drop;
+      drop.kind = PresenceOp::Kind::kRemove;
+      drop.conn.conn_id = id;
+      stale.push_back(std::move(drop));
+    }
+    if (!stale.empty()) apply(instance, stale, nowMonoMs());
+  }
+  peer.syncing = false;
+  peer.seen.clear();
+  peer.applied = std::max(peer.applied, page->seq);
+}
+
+}  // namespace wsfleet
