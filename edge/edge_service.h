@@ -274,6 +274,7 @@ class EdgeService {
     std::string history_subject;
     bool positioned = false;  // cursor is known
     bool busy = false;        // a fetch from the stream is running: live messages wait
+    bool reposition = false;  // the epoch changed while busy: read the position again
     uint64_t cursor = 0;      // the offset last delivered to the local subscribers
     struct Live {
       uint64_t seq;
@@ -291,6 +292,7 @@ class EdgeService {
   };
   void onRegionDelivery(NatsInbound& message);
   void onRegionReconnected();
+  void onRegionEpochChanged();
   void regionStore(const TenantConfig& tenant, const std::string& channel, std::string_view from,
                    std::string_view data_json, const std::string& scoped_key, PublishDone done);
   void regionSendDirect(const TenantConfig& tenant, const std::string& user, std::string encoded,

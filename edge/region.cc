@@ -212,6 +212,10 @@ void Region::purge(const std::string& stream, std::string body, ReplyFn done) {
   request(streamPurgeSubject(stream), std::move(body), {}, std::move(done));
 }
 
+void Region::recheckHistory() {
+  if (!history_.setup_running) setUp(history_);
+}
+
 void Region::setUpStreams(int64_t now_mono_ms) {
   for (Stream* stream : {&history_, &inbox_}) {
     if (stream == &inbox_ && !inbox_enabled_) continue;
@@ -263,7 +267,14 @@ void Region::onStreamInfo(Stream& stream, const NatsInbound* reply, bool created
                              {"last_seq", info->last_seq}});
   }
   stream.created = info->created;
-  if (&stream == &history_) epoch_ = epochOf(stream.spec.name, info->created);
+  if (&stream != &history_) return;
+  const std::string epoch = epochOf(stream.spec.name, info->created);
+  const bool changed = !epoch_.empty() && epoch != epoch_;
+  epoch_ = epoch;
+  if (changed) {
+    logWarn("history_epoch_changed", {{"stream", stream.spec.name}, {"epoch", epoch_}});
+    if (handlers_.epoch_changed) handlers_.epoch_changed();
+  }
 }
 
 }  // namespace wsfleet

@@ -45,6 +45,9 @@ class Region {
     // The link is up again after losing its server: what was published meanwhile never
     // reached this worker, so durable channels catch up from the stream.
     std::function<void()> reconnected;
+    // The history stream was recreated (deleted and created again): a new epoch, every
+    // channel's offsets start over.
+    std::function<void()> epoch_changed;
   };
 
   static Result<std::unique_ptr<Region>> start(const EdgeConfig& config, int worker_index,
@@ -67,6 +70,10 @@ class Region {
   // Whether the stream had lost nothing when last looked at (first_seq == 1): a resume
   // from offset 0 can only be complete then.
   bool historyComplete() const { return history_.first_seq <= 1; }
+
+  // Looks at the history stream again (a store found no one listening: the stream may be
+  // gone, and is then created again with a new epoch). Readiness does not change meanwhile.
+  void recheckHistory();
 
   void watch(const std::string& subject);
   void unwatch(const std::string& subject);

@@ -60,6 +60,7 @@ Status EdgeService::startRegion(int worker_index) {
   Region::Handlers handlers;
   handlers.delivery = [this](NatsInbound& message) { onRegionDelivery(message); };
   handlers.reconnected = [this] { onRegionReconnected(); };
+  handlers.epoch_changed = [this] { onRegionEpochChanged(); };
   WSF_ASSIGN_OR_RETURN(region_, Region::start(config_, worker_index, metrics_.registry(),
                                               std::move(handlers)));
   // Worker 0 is the host's presence replica (one writer of the region view per host).
@@ -225,6 +226,20 @@ void EdgeService::onRegionReconnected() {
   }
 }
 
+void EdgeService::onRegionEpochChanged() {
+  // Offsets of the old stream mean nothing in the new one: every channel reads its
+  // position again (subscribers see the new epoch on the next message).
+  for (auto& [key, rc] : region_channels_) {
+    rc->held.clear();
+    if (rc->busy) {
+      rc->reposition = true;
+      continue;
+    }
+    rc->positioned = false;
+    regionPosition(*rc);
+  }
+}
+
 // ---- durable channels ----
 
 EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant,
@@ -252,6 +267,8 @@ void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, Fra
       return;
     }
     rc.held.push_back({seq, prev, std::move(frame), ts});
+    // A position read that failed is tried again when the channel has news.
+    if (!rc.busy) regionPosition(rc);
     return;
   }
   if (seq <= rc.cursor) return;  // delivered already (catch-up overtook it)
@@ -306,6 +323,12 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
 
 void EdgeService::regionIdle(RegionChannel& rc) {
   const std::string key = rc.key;
+  if (rc.reposition) {
+    rc.reposition = false;
+    rc.positioned = false;
+    rc.held.clear();
+    return regionPosition(rc);
+  }
   regionServeWaiters(rc);
   auto it = region_channels_.find(key);
   if (it == region_channels_.end()) return;
@@ -523,6 +546,9 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
                              "same idempotency_key"));
         }
         if (!r->status.empty()) {
+          // No one stores this subject: no quorum, or the stream is gone (then it is
+          // created again, with a new epoch).
+          region_->recheckHistory();
           metrics_.dropped("region_store_unavailable");
           return done(Status(Code::kUnavailable, "region_store_unavailable",
                              "the region's history is unavailable"));
