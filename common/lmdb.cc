@@ -290,6 +290,21 @@ bool LmdbCursor::seekKey(std::string_view key) {
   return op(MDB_SET_KEY, &k);
 }
 
+bool LmdbCursor::seekDup(std::string_view key, std::string_view value_prefix_or_greater) {
+  assert(cur_ != nullptr);
+  MDB_val k = toVal(key);
+  MDB_val v = toVal(value_prefix_or_greater);
+  int rc = mdb_cursor_get(cur_, &k, &v, MDB_GET_BOTH_RANGE);
+  if (rc != MDB_SUCCESS) {
+    key_ = {};
+    value_ = {};
+    return false;
+  }
+  key_ = toView(k);
+  value_ = toView(v);
+  return true;
+}
+
 Result<uint64_t> LmdbCursor::dupCount() const {
   assert(cur_ != nullptr);
   size_t count = 0;

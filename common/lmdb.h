@@ -95,6 +95,8 @@ class LmdbCursor {
   bool prev();        // MDB_PREV
   bool nextDup();     // MDB_NEXT_DUP
   bool seekKey(std::string_view key);  // MDB_SET_KEY, exact
+  // The first duplicate of `key` at or after `value` (MDB_GET_BOTH_RANGE, DUPSORT only).
+  bool seekDup(std::string_view key, std::string_view value_prefix_or_greater);
   // Duplicates of the current key (MDB_DUPSORT databases; the cursor must be positioned).
   // Constant time: LMDB keeps the count, so counting does not walk the values.
   Result<uint64_t> dupCount() const;

@@ -202,11 +202,20 @@ struct NatsCallbacks {
   static void disconnected(natsConnection* nc, void* closure) {
     // Also called once when a connection that never came up is closed.
     if (natsConnection_IsClosed(nc)) return;
+    const char* why = nullptr;
+    if (natsConnection_GetLastError(nc, &why) != NATS_OK && why != nullptr && *why != '\0') {
+      logWarn("nats_error", {{"error", why}});
+    }
     auto& shared = sharedOf(closure);
     shared->disconnects->inc();
     shared->setState(NatsLinkState::kReconnecting);
   }
-  static void closed(natsConnection*, void* closure) {
+  static void closed(natsConnection* nc, void* closure) {
+    const char* why = nullptr;
+    natsStatus s = natsConnection_GetLastError(nc, &why);
+    if (s != NATS_OK) {
+      logWarn("nats_error", {{"error", why != nullptr && *why != '\0' ? why : natsStatus_GetText(s)}});
+    }
     auto* holder = static_cast<std::shared_ptr<NatsLink::Shared>*>(closure);
     (*holder)->setState(NatsLinkState::kClosed);
     delete holder;  // the last connection callback cnats makes
@@ -433,6 +442,7 @@ Status NatsLink::connect() {
 
   conn_ = std::make_unique<Conn>();
   conn_->conn_closure = closure;
+  shared_->setState(NatsLinkState::kConnecting);
   s = natsConnection_Connect(&conn_->nc, opts.get());
   // NOT_YET_CONNECTED: no server answered yet; cnats keeps trying in the background.
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
@@ -516,22 +526,77 @@ void NatsLink::apply(Op& op) {
   }
 }
 
-void NatsLink::run() {
-  Status connected = connect();
-  if (!connected) {
-    logError("nats_link_failed", {{"error", connected.toString()}});
-    shared_->setState(NatsLinkState::kClosed);
+void NatsLink::closeConnection() {
+  if (!conn_) return;
+  if (conn_->nc != nullptr) {
+    for (auto& [id, sub] : conn_->subs) natsSubscription_Destroy(sub);
+    if (conn_->inbox_sub != nullptr) natsSubscription_Destroy(conn_->inbox_sub);
+    // What the loop published last (a goodbye) should reach the server before the close.
+    if (natsConnection_Status(conn_->nc) == NATS_CONN_STATUS_CONNECTED) {
+      natsConnection_FlushTimeout(conn_->nc, 500);
+    }
+    natsConnection_Close(conn_->nc);
+    natsConnection_Destroy(conn_->nc);
   }
+  conn_.reset();
+}
+
+bool NatsLink::openConnection() {
+  Status connected = connect();
+  if (!connected.isOk()) {
+    logError("nats_link_failed", {{"error", connected.toString()}});
+    closeConnection();
+    shared_->setState(NatsLinkState::kClosed);
+    return false;
+  }
+  // A new connection (not a cnats reconnect, which keeps its subscriptions): everything
+  // the loop subscribed is subscribed again.
+  for (const auto& [id, subject] : desired_) {
+    Op op{Op::Kind::kSubscribe, id, subject, {}, {}};
+    apply(op);
+  }
+  return true;
+}
+
+void NatsLink::run() {
+  openConnection();
   std::deque<Op> batch;
+  int64_t retry_delay_ms = options_.reconnect_wait_ms;
+  auto next_attempt = std::chrono::steady_clock::now();
   for (;;) {
     {
       std::unique_lock lock(out_mu_);
-      out_cv_.wait_for(lock, std::chrono::milliseconds(500),
+      out_cv_.wait_for(lock, std::chrono::milliseconds(200),
                        [&] { return stopping_ || !out_queue_.empty(); });
       if (stopping_) break;
       batch.swap(out_queue_);
     }
-    if (conn_ && conn_->nc != nullptr) {
+    // cnats gives up on a connection for good in some cases (every server refused the
+    // credentials, say). The link does not: it starts over with a fresh connection,
+    // backing off like a reconnect, so fixing the servers is enough to recover.
+    const bool dead = !conn_ || conn_->nc == nullptr || natsConnection_IsClosed(conn_->nc);
+    if (dead && std::chrono::steady_clock::now() >= next_attempt) {
+      if (conn_ && conn_->nc != nullptr) {
+        const char* why = nullptr;
+        natsConnection_GetLastError(conn_->nc, &why);
+        logWarn("nats_link_closed",
+                {{"error", why != nullptr ? why : "unknown"},
+                 {"hint", "no listed server took the connection: check nats.servers, the "
+                          "credentials and TLS (the servers' logs say which)"},
+                 {"retry_in_ms", retry_delay_ms}});
+      }
+      closeConnection();
+      next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(retry_delay_ms);
+      retry_delay_ms = std::min(retry_delay_ms * 2, options_.reconnect_wait_max_ms);
+      openConnection();
+    } else if (!dead) {
+      retry_delay_ms = options_.reconnect_wait_ms;
+    }
+    for (auto& op : batch) {
+      if (op.kind == Op::Kind::kSubscribe) desired_[op.id] = op.subject;
+      if (op.kind == Op::Kind::kUnsubscribe) desired_.erase(op.id);
+    }
+    if (conn_ && conn_->nc != nullptr && !natsConnection_IsClosed(conn_->nc)) {
       for (auto& op : batch) apply(op);
       shared_->pending_bytes.store(natsConnection_Buffered(conn_->nc), std::memory_order_relaxed);
     } else {
@@ -549,17 +614,7 @@ void NatsLink::run() {
     }
     batch.clear();
   }
-  if (!conn_ || conn_->nc == nullptr) return;
-  for (auto& [id, sub] : conn_->subs) natsSubscription_Destroy(sub);
-  conn_->subs.clear();
-  if (conn_->inbox_sub != nullptr) natsSubscription_Destroy(conn_->inbox_sub);
-  // What the loop published last (a goodbye) should reach the server before the close.
-  if (natsConnection_Status(conn_->nc) == NATS_CONN_STATUS_CONNECTED) {
-    natsConnection_FlushTimeout(conn_->nc, 500);
-  }
-  natsConnection_Close(conn_->nc);
-  natsConnection_Destroy(conn_->nc);
-  conn_->nc = nullptr;
+  closeConnection();
 }
 
 }  // namespace wsfleet

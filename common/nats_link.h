@@ -123,6 +123,8 @@ class NatsLink {
   void run();
   void apply(Op& op);
   Status connect();
+  bool openConnection();
+  void closeConnection();
 
   NatsLinkOptions options_;
   std::shared_ptr<Shared> shared_;
@@ -136,6 +138,7 @@ class NatsLink {
   // Link thread only.
   struct Conn;
   std::unique_ptr<Conn> conn_;
+  std::unordered_map<uint64_t, std::string> desired_;  // what the loop subscribed
 
   Counter& dropped_queue_full_;
   Counter& dropped_publish_failed_;

@@ -161,7 +161,8 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
     if (!enqueue(conn, makeFrame(message.frame))) break;
     metrics_.messages_delivered.inc();
   }
-  if (added.first_of_user && (*ns)->join_leave) {
+  if (added.added && (*ns)->join_leave &&
+      userCountInChannelIs(conn.tenant, cmd.channel, conn.user, 1, added.first_of_user, **ns)) {
     broadcastPresenceEvent(conn.tenant, cmd.channel, conn.user, true, &conn);
   }
 }

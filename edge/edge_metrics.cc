@@ -68,6 +68,10 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       region_caught_up(r.counter("wsfleet_region_caught_up_total",
                                  "durable messages fetched from the region's history because "
                                  "their live copy never arrived")),
+      region_catch_up_retries(
+          r.counter("wsfleet_region_catch_up_retries_total",
+                    "catch-ups of durable channels that found the history unreachable and "
+                    "wait to try again (the channel's delivery waits meanwhile)")),
       inbox_queued(r.counter("wsfleet_inbox_queued_total",
                              "direct messages kept in the inbox of a user offline in the region")),
       inbox_delivered(r.counter("wsfleet_inbox_delivered_total",

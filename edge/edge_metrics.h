@@ -54,6 +54,7 @@ class EdgeMetrics {
   Counter& drain_hints_sent;  // `reconnect` frames queued by drains
   // Durable messages fetched from the region's stream because the live copy was missed.
   Counter& region_caught_up;
+  Counter& region_catch_up_retries;  // a catch-up found the stream unreachable
   Counter& inbox_queued;     // direct messages kept for a user offline in the region
   Counter& inbox_delivered;  // ... and delivered on the user's next connect
   // Handshakes refused by the host-wide connection caps (limits.max_connections_per_*).

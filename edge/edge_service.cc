@@ -488,11 +488,34 @@ void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
   if (ns != nullptr && ns->presence) {
     presenceLeave(conn, channel);
   }
-  if (result.last_of_user && ns != nullptr && ns->join_leave) {
-    broadcastPresenceEvent(conn.tenant, channel, conn.user, false, &conn);
+  if (ns != nullptr && ns->join_leave && result.last_of_user) {
+    if (userCountInChannelIs(conn.tenant, channel, conn.user, 0, true, *ns)) {
+      broadcastPresenceEvent(conn.tenant, channel, conn.user, false, &conn);
+    } else {
+      // The view says the user is still in the channel elsewhere, but it may lag behind a
+      // connection that left there at the same time (whose edge, seeing this one, kept
+      // quiet too): look again once the changes have crossed.
+      leave_rechecks_.push_back({nowMonoMs() + kLeaveRecheckMs, conn.tenant, channel, conn.user});
+    }
   }
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
+}
+
+void EdgeService::recheckLeaves(int64_t now_mono_ms) {
+  while (!leave_rechecks_.empty() && leave_rechecks_.front().due_ms <= now_mono_ms) {
+    LeaveRecheck check = std::move(leave_rechecks_.front());
+    leave_rechecks_.pop_front();
+    auto tenant = config_.tenants.find(check.tenant);
+    if (tenant == config_.tenants.end()) continue;
+    const NamespaceConfig* ns = findNamespace(tenant->second, check.channel);
+    if (ns == nullptr || !ns->join_leave) continue;
+    // Gone everywhere now: nobody else may have said so (at worst two edges both do).
+    auto left = presence_->userConnectionsInChannel(check.tenant, check.channel, check.user);
+    if (left.isOk() && *left == 0) {
+      broadcastPresenceEvent(check.tenant, check.channel, check.user, false, nullptr);
+    }
+  }
 }
 
 void EdgeService::onPong(Connection& conn) {
@@ -600,7 +623,11 @@ void EdgeService::onTimer(TimerNode* node) {
 void EdgeService::tick() {
   const int64_t now = nowMonoMs();
   timers_.advance(static_cast<uint64_t>(now), [this](TimerNode* node) { onTimer(node); });
-  if (region_) region_->tick(now);
+  if (region_) {
+    region_->tick(now);
+    retryRegionCatchUps(now);
+  }
+  recheckLeaves(now);
   if (replication_) replication_->tick(now, static_cast<int64_t>(config_.presence_heartbeat_ms));
   if (!swept_memberships_.empty()) emitSweptLeaves();
   if (connect_rate_.update(now)) {

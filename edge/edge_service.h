@@ -311,6 +311,8 @@ class EdgeService {
   void regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame, int64_t ts);
   void regionPosition(RegionChannel& rc);
   void regionCatchUp(RegionChannel& rc);
+  // Catch-ups that failed (the stream was unreachable) and wait to be tried again.
+  void retryRegionCatchUps(int64_t now_mono_ms);
   void regionServeWaiters(RegionChannel& rc);
   struct RegionReplay;
   void regionReplayStep(const std::shared_ptr<RegionReplay>& replay);
@@ -332,6 +334,16 @@ class EdgeService {
   void derivePublicUrl();
   // Ends subscriptions the reloaded config no longer allows, with a notice each.
   void dropStaleSubscriptions(Connection& conn, const TenantConfig& next);
+
+  // Whether a subscribe or a leave of `user` changes the user's membership of the channel
+  // as a whole: its connections on every worker of the host and, in region mode, of the
+  // region, as the presence view knows them (the change just made included). Namespaces
+  // without presence know only this worker: `local` (the hub's answer) decides there.
+  bool userCountInChannelIs(const std::string& tenant, const std::string& channel,
+                            const std::string& user, uint64_t count, bool local,
+                            const NamespaceConfig& ns);
+
+  void recheckLeaves(int64_t now_mono_ms);
 
   // This worker's presence changes: into the host's LMDB, and in region mode to the
   // region's other hosts.
@@ -403,6 +415,16 @@ class EdgeService {
   std::unique_ptr<Region> region_;  // region mode only
   std::unique_ptr<PresenceReplication> replication_;  // region mode only
   std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
+  std::deque<std::pair<int64_t, std::string>> region_retry_;  // (when, channel key), in order
+  // Leaves held back because the presence view still showed the user elsewhere.
+  struct LeaveRecheck {
+    int64_t due_ms;
+    std::string tenant;
+    std::string channel;
+    std::string user;
+  };
+  std::deque<LeaveRecheck> leave_rechecks_;
+  static constexpr int64_t kLeaveRecheckMs = 500;
   std::string instance_id_;
   std::string public_url_;  // announced in welcome.regions
   uint64_t session_counter_ = 0;

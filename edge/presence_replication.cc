@@ -120,10 +120,13 @@ PresenceReplication::PresenceReplication(Region& region, PresenceStore& store, s
       replica_(replica),
       snapshot_(std::move(snapshot)),
       swept_(std::move(swept)) {
+  // Five tokens like every wsf subject: wsf.<region>.<kind>.<node>.<worker instance>.
   const std::string base = "wsf." + region_.name() + ".";
-  publish_subject_ = base + "presence." + subjectToken(node_);
-  sync_subject_ = base + "psync." + subjectToken(instance_);
-  all_subject_ = base + "presence.*";
+  const std::string own = subjectToken(node_) + "." + subjectToken(instance_);
+  publish_subject_ = base + "presence." + own;
+  own_node_prefix_ = base + "presence." + subjectToken(node_) + ".";
+  sync_subject_ = base + "psync." + own;
+  all_subject_ = base + "presence.*.*";
   region_.watch(sync_subject_);
   if (replica_) region_.watch(all_subject_);
 }
@@ -187,9 +190,14 @@ bool PresenceReplication::onMessage(NatsInbound& message, int64_t now_mono_ms) {
   if (message.subject.compare(0, prefix.size(), prefix) != 0) return false;
   if (!replica_) return true;
   // This host's own workers write the host's LMDB themselves.
-  if (message.subject == publish_subject_) return true;
+  if (message.subject.compare(0, own_node_prefix_.size(), own_node_prefix_) == 0) return true;
   auto decoded = decodePresenceMessage(message.data);
   if (!decoded || decoded->instance.empty()) return true;
+  // wsf.<region>.presence.<node>.<instance>: the node's token, for its psync subject.
+  const size_t node_start = prefix.size();
+  const size_t node_end = message.subject.find('.', node_start);
+  if (node_end == std::string::npos) return true;
+  node_token_ = message.subject.substr(node_start, node_end - node_start);
   onPresence(std::move(*decoded), now_mono_ms);
   return true;
 }
@@ -201,6 +209,7 @@ void PresenceReplication::onPresence(PresenceMessage m, int64_t now) {
       return;
     case PresenceMessage::Type::kOps: {
       Peer& peer = peers_[m.instance];
+      peer.node = node_token_;
       apply(m.instance, m.ops, now);
       if (peer.syncing) {
         for (const PresenceOp& op : m.ops) {
@@ -244,6 +253,7 @@ void PresenceReplication::remove(const std::string& instance) {
 
 void PresenceReplication::startSync(const std::string& instance, int64_t now) {
   Peer& peer = peers_[instance];
+  if (peer.node.empty()) peer.node = node_token_;
   if (peer.syncing) return;
   peer.syncing = true;
   peer.seen.clear();
@@ -253,8 +263,11 @@ void PresenceReplication::startSync(const std::string& instance, int64_t now) {
 }
 
 void PresenceReplication::requestPage(const std::string& instance, uint64_t cursor) {
+  auto peer = peers_.find(instance);
+  if (peer == peers_.end()) return;
   PresenceMessage request{PresenceMessage::Type::kPageRequest, instance_, 0, {}, cursor, false};
-  region_.request("wsf." + region_.name() + ".psync." + subjectToken(instance),
+  region_.request("wsf." + region_.name() + ".psync." + subjectToken(peer->second.node) + "." +
+                      subjectToken(instance),
                   encodePresenceMessage(request), {},
                   [this, instance](const NatsInbound* reply) { onPage(instance, reply); });
 }

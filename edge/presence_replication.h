@@ -2,14 +2,15 @@
 // Region presence: every edge host's LMDB holds the presence of the whole region.
 //
 // Each worker publishes what changes in its own presence (connections added and removed,
-// channels joined and left) in small batches on wsf.<region>.presence.<node>, numbered
-// per worker (seq), and a heartbeat with its latest seq every presence.heartbeat_ms.
+// channels joined and left) in small batches on wsf.<region>.presence.<node>.<instance>,
+// numbered per worker (seq), and a heartbeat with its latest seq every
+// presence.heartbeat_ms.
 // On each host one worker, the replica (worker 0), listens to every other node and writes
 // what it hears into the host's LMDB as "remote instances" (PresenceStore::applyRemote).
 //
 // Anti-entropy: a replica that misses a batch (a seq gap, a heartbeat ahead of what it
 // applied, or a worker it has never heard of) asks that worker for a full snapshot, in
-// pages, on wsf.<region>.psync.<instance>; connections the snapshot no longer has are
+// pages, on wsf.<region>.psync.<node>.<instance>; connections the snapshot no longer has are
 // removed. Batches and pages come from the same NATS connection to the same one, so they
 // arrive in the order they were sent. A worker that stops heartbeating is swept with all
 // its records after presence.ttl_ms by the host's ordinary sweep; a worker that stops
@@ -72,6 +73,7 @@ class PresenceReplication {
 
  private:
   struct Peer {
+    std::string node;      // its node's subject token (for its psync subject)
     uint64_t applied = 0;  // the last batch applied
     bool syncing = false;
     std::unordered_set<std::string> seen;  // connection ids confirmed during a sync
@@ -94,7 +96,8 @@ class PresenceReplication {
   std::string publish_subject_;
   std::string sync_subject_;
   std::string all_subject_;
-
+  std::string own_node_prefix_;
+  std::string node_token_;  // of the message being handled
   std::vector<PresenceOp> batch_;
   uint64_t seq_ = 0;
   int64_t last_heartbeat_ms_ = 0;

@@ -530,6 +530,25 @@ Result<std::vector<PresenceMember>> PresenceStore::channelMembers(const std::str
   return members;
 }
 
+Result<uint64_t> PresenceStore::userConnectionsInChannel(const std::string& tenant,
+                                                        const std::string& channel,
+                                                        const std::string& user) {
+  WSF_RETURN_IF_ERROR(flush());
+  const std::string key = join2(tenant, channel);
+  if (!impl_->fits(key)) return uint64_t{0};
+  WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginRead(*impl_->env));
+  WSF_ASSIGN_OR_RETURN(LmdbCursor cur, LmdbCursor::open(txn, impl_->chan_db));
+  // Members are "user\0conn_id", sorted: the user's are adjacent, from "user\0" on.
+  std::string prefix = user;
+  prefix.push_back('\0');
+  uint64_t n = 0;
+  for (bool ok = cur.seekDup(key, prefix); ok && cur.value().substr(0, prefix.size()) == prefix;
+       ok = cur.nextDup()) {
+    ++n;
+  }
+  return n;
+}
+
 Result<std::vector<PresenceConnection>> PresenceStore::userConnections(const std::string& tenant,
                                                                        const std::string& user) {
   WSF_RETURN_IF_ERROR(flush());

@@ -105,6 +105,9 @@ class PresenceStore {
                                                      const std::string& channel);
   Result<std::vector<PresenceConnection>> userConnections(const std::string& tenant,
                                                           const std::string& user);
+  // The user's connections in one channel (a seek, not a walk of the channel's members).
+  Result<uint64_t> userConnectionsInChannel(const std::string& tenant, const std::string& channel,
+                                            const std::string& user);
 
   // Live connections of the whole host from one address key / of one tenant + user:
   // what every worker has flushed plus this worker's buffered adds and removals. Other

@@ -26,6 +26,7 @@ namespace wsfleet {
 namespace {
 
 constexpr size_t kMaxHeld = 10000;
+constexpr int64_t kCatchUpRetryMs = 500;
 
 uint64_t parseSeq(const std::string* text) {
   if (text == nullptr) return 0;
@@ -295,10 +296,12 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
                        : parseMsgGet(region_->parser(), r->data, &error);
         if (!got.isOk()) {
           if (error.err_code != kJsNoMessageFound) {
-            // The stream is unreachable: deliver what is held (the subscribers see the
-            // gap in offsets and can resume) rather than stall the channel.
-            metrics_.dropped("region_catch_up_failed");
-            if (!ch.held.empty()) ch.cursor = std::max(ch.cursor, ch.held.front().prev);
+            // The stream is unreachable (no quorum, a leader election): the channel stays
+            // busy and tries again shortly. Delivering what is held would skip the missed
+            // messages, and with offsets that are not dense nobody could tell.
+            metrics_.region_catch_up_retries.inc();
+            region_retry_.emplace_back(nowMonoMs() + kCatchUpRetryMs, key);
+            return;
           }
           ch.busy = false;
           regionIdle(ch);
@@ -319,6 +322,22 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
         }
         regionCatchUp(ch);
       });
+}
+
+void EdgeService::retryRegionCatchUps(int64_t now_mono_ms) {
+  while (!region_retry_.empty() && region_retry_.front().first <= now_mono_ms) {
+    const std::string key = std::move(region_retry_.front().second);
+    region_retry_.pop_front();
+    auto it = region_channels_.find(key);
+    if (it == region_channels_.end()) continue;
+    RegionChannel& rc = *it->second;
+    if (rc.waiters.empty() && hub_.subscribers(rc.tenant, rc.channel).empty()) {
+      rc.busy = false;  // nobody left to deliver to
+      regionForgetIfUnused(key);
+      continue;
+    }
+    regionCatchUp(rc);
+  }
 }
 
 void EdgeService::regionIdle(RegionChannel& rc) {
@@ -509,7 +528,8 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
     if (!enqueue(conn, makeFrame(message.frame))) break;
     metrics_.messages_delivered.inc();
   }
-  if (added.first_of_user && ns->join_leave) {
+  if (added.added && ns->join_leave &&
+      userCountInChannelIs(conn.tenant, rc.channel, conn.user, 1, added.first_of_user, *ns)) {
     broadcastPresenceEvent(conn.tenant, rc.channel, conn.user, true, &conn);
   }
 }
@@ -555,9 +575,13 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
         }
         auto ack = parsePubAck(region_->parser(), r->data);
         if (!ack.isOk()) {
+          // JetStream's own words go to the log; the client gets a plain sentence.
           metrics_.dropped(ack.status().reason());
           logWarn("region_store_refused", {{"error", ack.status().message()}});
-          return done(ack.takeStatus());
+          const bool full = std::string_view(ack.status().reason()) == "jetstream_store_full";
+          return done(Status(Code::kUnavailable, ack.status().reason(),
+                             full ? "the region's history store is full, try again later"
+                                  : "the region's history refused the message, try again"));
         }
         metrics_.history_appends.inc();
         PublishOutcome outcome;

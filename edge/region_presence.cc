@@ -50,6 +50,16 @@ void EdgeService::presenceLeave(const Connection& conn, const std::string& chann
   }
 }
 
+bool EdgeService::userCountInChannelIs(const std::string& tenant, const std::string& channel,
+                                       const std::string& user, uint64_t count, bool local,
+                                       const NamespaceConfig& ns) {
+  // Only when this worker says yes can the rest of the host or region say no.
+  if (!ns.presence || !local) return local;
+  auto found = presence_->userConnectionsInChannel(tenant, channel, user);
+  if (!found.isOk()) return local;
+  return *found == count;
+}
+
 PresenceMessage EdgeService::presenceSnapshot(uint64_t cursor, size_t max_bytes) const {
   // Pages in connection order (serials only grow), so a cursor stays valid while
   // connections come and go between two pages.

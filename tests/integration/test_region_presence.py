@@ -169,6 +169,12 @@ def test_direct_messages_to_offline_users_wait_in_the_inbox(region, cx):
     carol.close()
     harness.wait_until(lambda: a.metrics().value("wsfleet_inbox_delivered_total") == 4, 5,
                        what="inbox delivery counted")
+    # Removed from the inbox once delivered (the purge follows the last delivery).
+    with region.cluster.connect() as nc:
+        def inbox_empty():
+            got = nc.msg_get("WSF_INBOX_eu", seq=1, next_by_subj="wsf.eu.inbox.demo.carol")
+            return got.get("error", {}).get("err_code") == 10037
+        harness.wait_until(inbox_empty, 5, what="carol's inbox purged")
 
     # Delivered once: the next connect finds the inbox empty (it was purged).
     carol = cx(b, "carol")

@@ -536,6 +536,10 @@ TEST_F(PresenceStoreTest, RemoteInstancesJoinTheRegionViewButNotTheHostCounts) {
                               2000)
                   .isOk());
   EXPECT_EQ(members(*a_, "t1", "room"), (Members{{"alice", 2}, {"bob", 1}}));
+  EXPECT_EQ(*a_->userConnectionsInChannel("t1", "room", "alice"), 2u);
+  EXPECT_EQ(*a_->userConnectionsInChannel("t1", "room", "bob"), 1u);
+  EXPECT_EQ(*a_->userConnectionsInChannel("t1", "room", "bo"), 0u);
+  EXPECT_EQ(*a_->userConnectionsInChannel("t1", "lobby", "alice"), 0u);
   EXPECT_EQ(connIds(*a_, "t1", "alice"), (std::vector<std::string>{"a1", "e2-1"}));
   // The caps count this host only: remote connections and their addresses are not in it.
   EXPECT_EQ(*a_->connectionsOfUser("t1", "alice"), 1u);
