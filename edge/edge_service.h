@@ -275,6 +275,7 @@ class EdgeService {
     bool positioned = false;  // cursor is known
     bool busy = false;        // a fetch from the stream is running: live messages wait
     bool reposition = false;  // the epoch changed while busy: read the position again
+    bool stalled = false;     // busy, a catch-up failed and waits in region_retry_
     uint64_t cursor = 0;      // the offset last delivered to the local subscribers
     struct Live {
       uint64_t seq;
@@ -415,7 +416,7 @@ class EdgeService {
   std::unique_ptr<Region> region_;  // region mode only
   std::unique_ptr<PresenceReplication> replication_;  // region mode only
   std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
-  std::deque<std::pair<int64_t, std::string>> region_retry_;  // (when, channel key), in order
+  std::multimap<int64_t, std::string> region_retry_;  // when -> channel key (retries, checks)
   // Leaves held back because the presence view still showed the user elsewhere.
   struct LeaveRecheck {
     int64_t due_ms;

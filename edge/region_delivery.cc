@@ -27,6 +27,7 @@ namespace {
 
 constexpr size_t kMaxHeld = 10000;
 constexpr int64_t kCatchUpRetryMs = 500;
+constexpr int64_t kTailCheckMs = 1000;
 
 uint64_t parseSeq(const std::string* text) {
   if (text == nullptr) return 0;
@@ -300,7 +301,8 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
             // busy and tries again shortly. Delivering what is held would skip the missed
             // messages, and with offsets that are not dense nobody could tell.
             metrics_.region_catch_up_retries.inc();
-            region_retry_.emplace_back(nowMonoMs() + kCatchUpRetryMs, key);
+            ch.stalled = true;
+            region_retry_.emplace(nowMonoMs() + kCatchUpRetryMs, key);
             return;
           }
           ch.busy = false;
@@ -325,18 +327,23 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
 }
 
 void EdgeService::retryRegionCatchUps(int64_t now_mono_ms) {
-  while (!region_retry_.empty() && region_retry_.front().first <= now_mono_ms) {
-    const std::string key = std::move(region_retry_.front().second);
-    region_retry_.pop_front();
+  while (!region_retry_.empty() && region_retry_.begin()->first <= now_mono_ms) {
+    const std::string key = std::move(region_retry_.begin()->second);
+    region_retry_.erase(region_retry_.begin());
     auto it = region_channels_.find(key);
     if (it == region_channels_.end()) continue;
     RegionChannel& rc = *it->second;
-    if (rc.waiters.empty() && hub_.subscribers(rc.tenant, rc.channel).empty()) {
-      rc.busy = false;  // nobody left to deliver to
-      regionForgetIfUnused(key);
-      continue;
+    if (rc.stalled) {
+      rc.stalled = false;
+      if (rc.waiters.empty() && hub_.subscribers(rc.tenant, rc.channel).empty()) {
+        rc.busy = false;  // nobody left to deliver to
+        regionForgetIfUnused(key);
+        continue;
+      }
+      regionCatchUp(rc);
+    } else if (!rc.busy && rc.positioned) {
+      regionCatchUp(rc);  // the look after a new position (see regionPosition)
     }
-    regionCatchUp(rc);
   }
 }
 
@@ -375,6 +382,10 @@ void EdgeService::regionPosition(RegionChannel& rc) {
     if (got.isOk() || error.err_code == kJsNoMessageFound) {
       ch.positioned = true;
       ch.cursor = got.isOk() ? got->seq : 0;
+      // A message stored just after this read, before this worker's interest reached the
+      // stream's server, is never republished here; the next message would reveal the gap,
+      // but a quiet channel has none: look once more shortly.
+      region_retry_.emplace(nowMonoMs() + kTailCheckMs, key);
       regionIdle(ch);
       return;
     }
