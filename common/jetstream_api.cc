@@ -1,5 +1,7 @@
 #include "common/jetstream_api.h"
 
+#include <cstdint>
+
 #include "common/token.h"
 
 namespace wsfleet {
@@ -96,6 +98,12 @@ std::string streamConfigJson(const StreamSpec& spec) {
   return out;
 }
 
+std::string streamInfoForSubject(std::string_view subject) {
+  std::string out;
+  JsonWriter(out).beginObject().field("subjects_filter", subject).endObject();
+  return out;
+}
+
 std::string msgGetBySeq(uint64_t seq) {
   std::string out;
   JsonWriter(out).beginObject().fieldUint("seq", seq).endObject();
@@ -127,13 +135,21 @@ Result<StreamInfo> parseStreamInfo(JsonParser& parser, std::string_view reply, J
   int64_t i = 0;
   if (doc["state"]["first_seq"].get(n) == simdjson::SUCCESS) info.first_seq = n;
   if (doc["state"]["last_seq"].get(n) == simdjson::SUCCESS) info.last_seq = n;
-  if (doc["config"]["max_msgs_per_subject"].get(i) == simdjson::SUCCESS && i > 0) {
-    info.max_msgs_per_subject = static_cast<uint64_t>(i);
+  if (doc["config"]["max_msgs_per_subject"].get(i) == simdjson::SUCCESS) {
+    // -1 (or 0): no per-subject limit.
+    info.max_msgs_per_subject = i > 0 ? static_cast<uint64_t>(i) : UINT64_MAX;
   }
   if (doc["config"]["max_age"].get(i) == simdjson::SUCCESS) info.max_age_ms = i / kNanosPerMs;
   if (doc["config"]["num_replicas"].get(i) == simdjson::SUCCESS) info.replicas = static_cast<int>(i);
   simdjson::dom::object republish;
   info.has_republish = doc["config"]["republish"].get(republish) == simdjson::SUCCESS;
+  simdjson::dom::object subjects;
+  if (doc["state"]["subjects"].get(subjects) == simdjson::SUCCESS) {
+    for (auto field : subjects) {
+      uint64_t count = 0;
+      if (field.value.get(count) == simdjson::SUCCESS) info.subject_messages += count;
+    }
+  }
   return info;
 }
 

@@ -36,6 +36,8 @@ std::string msgGetSubject(std::string_view stream);
 std::string streamPurgeSubject(std::string_view stream);
 
 std::string streamConfigJson(const StreamSpec& spec);
+// The STREAM.INFO request body asking for one subject's message count.
+std::string streamInfoForSubject(std::string_view subject);
 // {"seq":N} / {"last_by_subj":S} / {"seq":N,"next_by_subj":S}
 std::string msgGetBySeq(uint64_t seq);
 std::string msgGetLastBySubject(std::string_view subject);
@@ -58,6 +60,8 @@ struct StreamInfo {
   int64_t max_age_ms = 0;
   int replicas = 0;
   bool has_republish = false;
+  // With streamInfoForSubject(): the messages stored on that subject.
+  uint64_t subject_messages = 0;
 };
 
 struct PubAck {

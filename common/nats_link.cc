@@ -83,7 +83,6 @@ struct NatsLink::Shared {
   size_t max_inbound = 0;
   std::atomic<NatsLinkState> state{NatsLinkState::kConnecting};
   std::atomic<int64_t> pending_bytes{0};
-  std::string inbox_prefix;  // "<inbox>." (set before the inbox subscription exists)
   int64_t reconnect_wait_ms = 0;
   int64_t reconnect_wait_max_ms = 0;
   std::mutex rng_mu;
@@ -98,7 +97,9 @@ struct NatsLink::Shared {
     bool wake = false;
     {
       std::lock_guard lock(mu);
-      if (inbound.size() >= max_inbound) {
+      // State changes always get through: a lost "connected" would leave the loop
+      // believing the link is down (and skip the catch-up after a reconnect).
+      if (inbound.size() >= max_inbound && item.kind != NatsInbound::Kind::kState) {
         dropped_inbound_full->inc();
         return;
       }
@@ -127,6 +128,15 @@ struct NatsLink::Shared {
 struct NatsLink::SubClosure {
   std::shared_ptr<Shared> shared;
   uint64_t sub_id = 0;
+  std::string reply_prefix;  // the reply subscription's: "<inbox>."
+};
+
+// The closure of one cnats connection's callbacks. Owned by the link (never by a
+// callback), so no path can free it twice; cnats' last callback marks it closed, and the
+// link frees closed ones.
+struct NatsLink::ConnClosure {
+  std::shared_ptr<Shared> shared;
+  std::atomic<bool> closed{false};
 };
 
 struct NatsLink::Op {
@@ -143,7 +153,6 @@ struct NatsLink::Conn {
   natsConnection* nc = nullptr;
   natsSubscription* inbox_sub = nullptr;
   std::unordered_map<uint64_t, natsSubscription*> subs;
-  std::shared_ptr<Shared>* conn_closure = nullptr;  // freed by the closed callback
 };
 
 
@@ -167,7 +176,7 @@ struct NatsCallbacks {
     NatsMsgPtr msg(raw);
     auto* c = static_cast<NatsLink::SubClosure*>(closure);
     std::string_view subject = natsMsg_GetSubject(msg.get());
-    const std::string& prefix = c->shared->inbox_prefix;
+    const std::string& prefix = c->reply_prefix;
     if (subject.size() <= prefix.size() || subject.substr(0, prefix.size()) != prefix) return;
     uint64_t id = 0;
     for (char ch : subject.substr(prefix.size())) {
@@ -188,7 +197,7 @@ struct NatsCallbacks {
   static void subscriptionDone(void* closure) { delete static_cast<NatsLink::SubClosure*>(closure); }
 
   static std::shared_ptr<NatsLink::Shared>& sharedOf(void* closure) {
-    return *static_cast<std::shared_ptr<NatsLink::Shared>*>(closure);
+    return static_cast<NatsLink::ConnClosure*>(closure)->shared;
   }
 
   static void connected(natsConnection*, void* closure) {
@@ -216,9 +225,9 @@ struct NatsCallbacks {
     if (s != NATS_OK) {
       logWarn("nats_error", {{"error", why != nullptr && *why != '\0' ? why : natsStatus_GetText(s)}});
     }
-    auto* holder = static_cast<std::shared_ptr<NatsLink::Shared>*>(closure);
-    (*holder)->setState(NatsLinkState::kClosed);
-    delete holder;  // the last connection callback cnats makes
+    auto* holder = static_cast<NatsLink::ConnClosure*>(closure);
+    holder->shared->setState(NatsLinkState::kClosed);
+    holder->closed.store(true, std::memory_order_release);  // cnats' last call with it
   }
   static void error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
     if (err == NATS_SLOW_CONSUMER) {
@@ -312,11 +321,19 @@ NatsLink::~NatsLink() {
   }
   out_cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  // cnats finishes its callbacks on its own threads; each drops its reference when done.
-  // Bounded: a stuck cnats thread must not hang the shutdown.
-  for (int i = 0; i < 2000 && shared_.use_count() > 1; ++i) {
+  // cnats finishes its callbacks on its own threads: subscription closures drop their
+  // reference when done, connection closures are marked by the closed callback. Bounded:
+  // a stuck cnats thread must not hang the shutdown.
+  auto done = [this] {
+    for (const auto& c : conn_closures_) {
+      if (!c->closed.load(std::memory_order_acquire)) return false;
+    }
+    return shared_.use_count() == 1 + static_cast<long>(conn_closures_.size());
+  };
+  for (int i = 0; i < 2000 && !done(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  conn_closures_.clear();
 }
 
 int NatsLink::wakeFd() const { return shared_->wake_fd.get(); }
@@ -332,7 +349,11 @@ int64_t NatsLink::pendingBytes() const {
 bool NatsLink::post(Op op) {
   {
     std::lock_guard lock(out_mu_);
-    if (out_queue_.size() >= options_.max_outbound_ops) {
+    // Subscribes and unsubscribes always get through: a lost one would leave the loop's
+    // idea of its interest and the server's apart (a channel never delivered, or a
+    // subscription left behind that delivers twice after the next subscribe).
+    const bool control = op.kind == Op::Kind::kSubscribe || op.kind == Op::Kind::kUnsubscribe;
+    if (!control && out_queue_.size() >= options_.max_outbound_ops) {
       dropped_queue_full_.inc();
       return false;
     }
@@ -383,7 +404,10 @@ Status NatsLink::connect() {
   NatsOptionsPtr opts(raw);
   std::vector<const char*> urls;
   for (const auto& s : options_.servers) urls.push_back(s.c_str());
-  auto* closure = new std::shared_ptr<Shared>(shared_);
+  // Owned by the link from here on, whatever happens (see ConnClosure).
+  conn_closures_.push_back(std::make_unique<ConnClosure>());
+  ConnClosure* closure = conn_closures_.back().get();
+  closure->shared = shared_;
   natsStatus s = natsOptions_SetServers(opts.get(), urls.data(), static_cast<int>(urls.size()));
   if (s == NATS_OK && !options_.name.empty()) s = natsOptions_SetName(opts.get(), options_.name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), options_.connect_timeout_ms);
@@ -427,35 +451,32 @@ Status NatsLink::connect() {
                                             options_.tls_key_file.c_str());
     }
   }
+  // No connection exists yet on these paths, so cnats holds no reference to the closure.
   if (s != NATS_OK) {
-    delete closure;
+    closure->closed = true;
     return natsFailure(s, "nats_options", "NATS client options");
   }
 
   natsInbox* inbox_raw = nullptr;
   if (natsInbox_Create(&inbox_raw) != NATS_OK) {
-    delete closure;
+    closure->closed = true;
     return Status(Code::kInternal, "nats_inbox", "natsInbox_Create failed");
   }
   NatsInboxPtr inbox(inbox_raw);
-  shared_->inbox_prefix = std::string(inbox.get()) + ".";
+  inbox_prefix_ = std::string(inbox.get()) + ".";
 
   conn_ = std::make_unique<Conn>();
-  conn_->conn_closure = closure;
   shared_->setState(NatsLinkState::kConnecting);
   s = natsConnection_Connect(&conn_->nc, opts.get());
   // NOT_YET_CONNECTED: no server answered yet; cnats keeps trying in the background.
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-    if (conn_->nc == nullptr) delete closure;  // no connection, so no closed callback
-    conn_->conn_closure = nullptr;
     return natsFailure(s, "nats_connect", "NATS connect");
   }
   if (s == NATS_OK) shared_->setState(NatsLinkState::kConnected);
 
-  auto* reply_closure = new SubClosure{shared_, 0};
-  s = natsConnection_Subscribe(&conn_->inbox_sub, conn_->nc,
-                               (shared_->inbox_prefix + "*").c_str(), &NatsCallbacks::reply,
-                               reply_closure);
+  auto* reply_closure = new SubClosure{shared_, 0, inbox_prefix_};
+  s = natsConnection_Subscribe(&conn_->inbox_sub, conn_->nc, (inbox_prefix_ + "*").c_str(),
+                               &NatsCallbacks::reply, reply_closure);
   if (s == NATS_OK) {
     s = natsSubscription_SetOnCompleteCB(conn_->inbox_sub, &NatsCallbacks::subscriptionDone,
                                          reply_closure);
@@ -471,7 +492,7 @@ void NatsLink::apply(Op& op) {
   switch (op.kind) {
     case Op::Kind::kSubscribe: {
       if (conn_->subs.count(op.id) != 0) return;
-      auto* closure = new SubClosure{shared_, op.id};
+      auto* closure = new SubClosure{shared_, op.id, {}};
       natsSubscription* sub = nullptr;
       natsStatus s = natsConnection_Subscribe(&sub, nc, op.subject.c_str(),
                                               &NatsCallbacks::message, closure);
@@ -501,7 +522,7 @@ void NatsLink::apply(Op& op) {
     case Op::Kind::kPublish:
     case Op::Kind::kRequest: {
       std::string reply;
-      if (op.kind == Op::Kind::kRequest) reply = shared_->inbox_prefix + std::to_string(op.id);
+      if (op.kind == Op::Kind::kRequest) reply = inbox_prefix_ + std::to_string(op.id);
       natsMsg* raw = nullptr;
       natsStatus s = natsMsg_Create(&raw, op.subject.c_str(), reply.empty() ? nullptr : reply.c_str(),
                                     op.data.data(), static_cast<int>(op.data.size()));
@@ -539,6 +560,11 @@ void NatsLink::closeConnection() {
     natsConnection_Destroy(conn_->nc);
   }
   conn_.reset();
+  // Closures of connections cnats is done with (a link refused for days must not pile
+  // them up). The newest stays: the next connect adds its own.
+  while (conn_closures_.size() > 1 && conn_closures_.front()->closed.load(std::memory_order_acquire)) {
+    conn_closures_.erase(conn_closures_.begin());
+  }
 }
 
 bool NatsLink::openConnection() {
@@ -568,7 +594,15 @@ void NatsLink::run() {
       std::unique_lock lock(out_mu_);
       out_cv_.wait_for(lock, std::chrono::milliseconds(200),
                        [&] { return stopping_ || !out_queue_.empty(); });
-      if (stopping_) break;
+      if (stopping_) {
+        // What the loop posted last (a goodbye to the region) still goes out.
+        batch.swap(out_queue_);
+        lock.unlock();
+        if (conn_ && conn_->nc != nullptr && !natsConnection_IsClosed(conn_->nc)) {
+          for (auto& op : batch) apply(op);
+        }
+        break;
+      }
       batch.swap(out_queue_);
     }
     // cnats gives up on a connection for good in some cases (every server refused the

@@ -117,6 +117,7 @@ class NatsLink {
   struct Op;
   struct Shared;  // what cnats callbacks may touch; outlives the link until cnats is done
   struct SubClosure;
+  struct ConnClosure;
 
   NatsLink(NatsLinkOptions options, MetricsRegistry& registry);
   bool post(Op op);
@@ -139,6 +140,8 @@ class NatsLink {
   struct Conn;
   std::unique_ptr<Conn> conn_;
   std::unordered_map<uint64_t, std::string> desired_;  // what the loop subscribed
+  std::string inbox_prefix_;                           // of the current connection
+  std::vector<std::unique_ptr<ConnClosure>> conn_closures_;
 
   Counter& dropped_queue_full_;
   Counter& dropped_publish_failed_;

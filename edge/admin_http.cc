@@ -114,8 +114,9 @@ int EdgeServer::answerOrWait(lws* wsi, AdminSession* session, HttpResponse respo
   // than the region may take to answer.
   session->deferred_ticket = response.deferred_ticket;
   deferred_http_[response.deferred_ticket] = wsi;
+  // A send to an offline user chains two region requests.
   lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-                  static_cast<int>(service_->config().nats.request_timeout_ms / 1000 + 5));
+                  static_cast<int>(2 * service_->config().nats.request_timeout_ms / 1000 + 5));
   return 0;
 }
 

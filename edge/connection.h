@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/channel.h"
@@ -73,6 +74,9 @@ class Connection {
 
   // Channel name -> index in the hub's subscriber vector for that channel (O(1) removal).
   std::unordered_map<std::string, size_t> channels;
+  // Region mode: durable channels whose subscribe waits for the region's history (it
+  // counts toward the channel cap; an unsubscribe meanwhile removes it).
+  std::unordered_set<std::string> subscribing;
 
   // Outbound queue: bounded by bytes and count, with priorities (EdgeService::enqueue).
   OutboundQueue out;

@@ -100,13 +100,18 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
         Status(Code::kForbidden, "not_permitted", "not allowed to subscribe to " + cmd.channel));
   }
   if (conn.channels.count(cmd.channel) == 0 &&
-      conn.channels.size() >= config_.max_channels_per_connection) {
+      conn.channels.size() + conn.subscribing.size() >= config_.max_channels_per_connection) {
     return replyError(
         conn, cmd.id,
         Status(Code::kRateLimited, "too_many_channels", "channel limit per connection reached"));
   }
 
   if (region_ && (*ns)->ordering == Ordering::kOwner) {
+    if (conn.subscribing.count(cmd.channel) != 0) {
+      return replyError(conn, cmd.id,
+                        Status(Code::kBadRequest, "subscribe_in_progress",
+                               "a subscribe to " + cmd.channel + " is already in progress"));
+    }
     if (conn.channels.count(cmd.channel) != 0) {
       // Already subscribed: answer with where the channel is, as standalone does.
       auto it = region_channels_.find(scopedKey(conn.tenant, cmd.channel));
@@ -170,6 +175,9 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
 void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
   auto ns = channelNamespace(*conn.tenant_config, cmd.channel);
   if (!ns.isOk()) return replyError(conn, cmd.id, ns.status());
+  // A subscribe still waiting for the region is called off: it gets its answer (an error)
+  // when its turn comes, and never subscribes.
+  conn.subscribing.erase(cmd.channel);
   reply(conn, encodeOkReply(cmd.id));
   leaveChannel(conn, cmd.channel);
 }

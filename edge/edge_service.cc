@@ -626,6 +626,7 @@ void EdgeService::tick() {
   if (region_) {
     region_->tick(now);
     retryRegionCatchUps(now);
+    recheckInboxes(now);
   }
   recheckLeaves(now);
   if (replication_) replication_->tick(now, static_cast<int64_t>(config_.presence_heartbeat_ms));

@@ -276,6 +276,7 @@ class EdgeService {
     bool busy = false;        // a fetch from the stream is running: live messages wait
     bool reposition = false;  // the epoch changed while busy: read the position again
     bool stalled = false;     // busy, a catch-up failed and waits in region_retry_
+    bool catch_up_after = false;  // the link came back while busy: catch up once idle
     uint64_t cursor = 0;      // the offset last delivered to the local subscribers
     struct Live {
       uint64_t seq;
@@ -306,6 +307,7 @@ class EdgeService {
   void regionChannelLeft(const std::string& tenant, const std::string& channel);
   void regionUserJoined(const Connection& conn);
   void regionUserLeft(const Connection& conn);
+  void recheckInboxes(int64_t now_mono_ms);
   // Delivers the user's queued direct messages from offset `from` on, then removes them.
   void regionFetchInbox(const std::string& tenant, const std::string& user, uint64_t from);
   RegionChannel& regionChannel(const std::string& tenant, const std::string& channel);
@@ -317,11 +319,15 @@ class EdgeService {
   void regionServeWaiters(RegionChannel& rc);
   struct RegionReplay;
   void regionReplayStep(const std::shared_ptr<RegionReplay>& replay);
+  void regionReplayVerify(const std::shared_ptr<RegionReplay>& replay);
   void regionReplayDone(const std::shared_ptr<RegionReplay>& replay, bool recovered);
   void regionIdle(RegionChannel& rc);  // not busy any more: next waiter, then held messages
   void regionFinishSubscribe(RegionChannel& rc, Connection& conn, std::optional<uint64_t> id,
                              bool recovered, std::vector<StoredMessage> missed);
   void regionForgetIfUnused(const std::string& key);
+  // A waiting subscribe's turn: true when it still stands; otherwise (unsubscribed
+  // meanwhile) it is answered with an error here.
+  bool takeSubscribing(Connection& conn, const std::string& channel, std::optional<uint64_t> id);
   FramePtr storedFrame(const PeerMessage& stored, uint64_t seq) const;
 
   // Drain and reload (edge_drain.cc, edge_reload.cc).
@@ -425,6 +431,14 @@ class EdgeService {
     std::string user;
   };
   std::deque<LeaveRecheck> leave_rechecks_;
+  // Inboxes read once more shortly after a user's first connection here (a message
+  // queued while this worker's interest was still on its way to the servers).
+  struct InboxRecheck {
+    int64_t due_ms;
+    std::string tenant;
+    std::string user;
+  };
+  std::deque<InboxRecheck> inbox_rechecks_;
   static constexpr int64_t kLeaveRecheckMs = 500;
   std::string instance_id_;
   std::string public_url_;  // announced in welcome.regions

@@ -153,6 +153,7 @@ void PresenceReplication::rewritten() {
 }
 
 void PresenceReplication::tick(int64_t now_mono_ms, int64_t heartbeat_ms) {
+  if (replica_) forgetSilentPeers(now_mono_ms, heartbeat_ms);
   if (!batch_.empty()) {
     PresenceMessage m{PresenceMessage::Type::kOps, instance_, ++seq_, std::move(batch_), 0, false};
     batch_.clear();
@@ -203,45 +204,56 @@ bool PresenceReplication::onMessage(NatsInbound& message, int64_t now_mono_ms) {
 }
 
 void PresenceReplication::onPresence(PresenceMessage m, int64_t now) {
-  switch (m.type) {
-    case PresenceMessage::Type::kGone:
-      remove(m.instance);
-      return;
-    case PresenceMessage::Type::kOps: {
-      Peer& peer = peers_[m.instance];
-      peer.node = node_token_;
-      apply(m.instance, m.ops, now);
-      if (peer.syncing) {
-        for (const PresenceOp& op : m.ops) {
-          if (op.kind == PresenceOp::Kind::kAdd) peer.seen.insert(op.conn.conn_id);
-          if (op.kind == PresenceOp::Kind::kRemove) peer.seen.erase(op.conn.conn_id);
-        }
-        peer.applied = m.seq;
-        return;
-      }
-      const bool in_order = peer.applied + 1 == m.seq;
-      peer.applied = m.seq;
-      if (!in_order) startSync(m.instance, now);
-      return;
-    }
-    case PresenceMessage::Type::kHeartbeat: {
-      auto it = peers_.find(m.instance);
-      apply(m.instance, {}, now);  // refreshes the last contact
-      if (it == peers_.end() || (!it->second.syncing && it->second.applied != m.seq)) {
-        startSync(m.instance, now);
-      }
-      return;
-    }
-    case PresenceMessage::Type::kPage:
-    case PresenceMessage::Type::kPageRequest:
-      return;  // only ever sent as requests and replies
+  if (m.type == PresenceMessage::Type::kGone) return remove(m.instance);
+  if (m.type != PresenceMessage::Type::kOps && m.type != PresenceMessage::Type::kHeartbeat) {
+    return;  // pages and page requests only travel as requests and replies
   }
+  Peer& peer = peers_[m.instance];
+  peer.node = node_token_;
+  peer.last_contact_ms = now;
+  // A record the store had to create means this host knew nothing of the worker, or
+  // swept it while out of touch (an outage longer than the TTL): only a snapshot knows
+  // what it holds.
+  const bool created = apply(m.instance, m.ops, now);
+  if (m.type == PresenceMessage::Type::kOps) {
+    for (const PresenceOp& op : m.ops) {
+      if (!peer.syncing) break;
+      if (op.kind == PresenceOp::Kind::kAdd) peer.seen.insert(op.conn.conn_id);
+      if (op.kind == PresenceOp::Kind::kRemove) peer.seen.erase(op.conn.conn_id);
+    }
+    const bool in_order = peer.applied + 1 == m.seq;
+    peer.applied = m.seq;
+    if (peer.syncing) {
+      if (!in_order) peer.dirty = true;  // lost during the sync: another one after it
+      return;
+    }
+    if (!in_order || created) startSync(m.instance, now);
+    return;
+  }
+  // Heartbeat: it names the last batch sent.
+  if (!peer.syncing && (created || peer.applied != m.seq)) startSync(m.instance, now);
 }
 
-void PresenceReplication::apply(const std::string& instance, const std::vector<PresenceOp>& ops,
+bool PresenceReplication::apply(const std::string& instance, const std::vector<PresenceOp>& ops,
                                 int64_t now) {
-  Status s = store_.applyRemote(remoteId(instance), ops, now);
-  if (!s.isOk()) logWarn("presence_replica_failed", {{"instance", instance}, {"error", s.toString()}});
+  auto created = store_.applyRemote(remoteId(instance), ops, now);
+  if (!created.isOk()) {
+    logWarn("presence_replica_failed",
+            {{"instance", instance}, {"error", created.status().toString()}});
+    return false;
+  }
+  return *created;
+}
+
+void PresenceReplication::forgetSilentPeers(int64_t now_mono_ms, int64_t heartbeat_ms) {
+  // Workers that stopped talking (their records are swept by the TTL): their bookkeeping
+  // goes too, so peers_ holds only workers alive lately.
+  if (now_mono_ms - last_prune_ms_ < 60000) return;
+  last_prune_ms_ = now_mono_ms;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    const bool silent = now_mono_ms - it->second.last_contact_ms > 20 * heartbeat_ms + 60000;
+    it = silent && !it->second.syncing ? peers_.erase(it) : std::next(it);
+  }
 }
 
 void PresenceReplication::remove(const std::string& instance) {
@@ -256,26 +268,34 @@ void PresenceReplication::startSync(const std::string& instance, int64_t now) {
   if (peer.node.empty()) peer.node = node_token_;
   if (peer.syncing) return;
   peer.syncing = true;
+  peer.dirty = false;
   peer.seen.clear();
+  ++peer.generation;
   ++syncs_;
   apply(instance, {}, now);
-  requestPage(instance, 0);
+  requestPage(instance, 0, peer.generation);
 }
 
-void PresenceReplication::requestPage(const std::string& instance, uint64_t cursor) {
+void PresenceReplication::requestPage(const std::string& instance, uint64_t cursor,
+                                      uint64_t generation) {
   auto peer = peers_.find(instance);
   if (peer == peers_.end()) return;
   PresenceMessage request{PresenceMessage::Type::kPageRequest, instance_, 0, {}, cursor, false};
-  region_.request("wsf." + region_.name() + ".psync." + subjectToken(peer->second.node) + "." +
+  // peer.node is already a subject token (taken from the subject it published on).
+  region_.request("wsf." + region_.name() + ".psync." + peer->second.node + "." +
                       subjectToken(instance),
                   encodePresenceMessage(request), {},
-                  [this, instance](const NatsInbound* reply) { onPage(instance, reply); });
+                  [this, instance, generation](const NatsInbound* reply) {
+                    onPage(instance, generation, reply);
+                  });
 }
 
-void PresenceReplication::onPage(const std::string& instance, const NatsInbound* reply) {
+void PresenceReplication::onPage(const std::string& instance, uint64_t generation,
+                                 const NatsInbound* reply) {
   auto it = peers_.find(instance);
   if (it == peers_.end()) return;  // gone meanwhile
   Peer& peer = it->second;
+  if (!peer.syncing || peer.generation != generation) return;  // an older sync's page
   std::optional<PresenceMessage> page;
   if (reply != nullptr && reply->status.empty()) page = decodePresenceMessage(reply->data);
   if (!page || page->type != PresenceMessage::Type::kPage) {
@@ -299,7 +319,7 @@ void PresenceReplication::onPage(const std::string& instance, const NatsInbound*
     ops.push_back(op);
   }
   apply(instance, ops, nowMonoMs());
-  if (!page->last) return requestPage(instance, page->cursor);
+  if (!page->last) return requestPage(instance, page->cursor, generation);
   // Complete: what the store still has beyond the snapshot (and the batches since) is
   // gone from that worker.
   auto stored = store_.instanceConnections(remoteId(instance));
@@ -317,6 +337,7 @@ void PresenceReplication::onPage(const std::string& instance, const NatsInbound*
   peer.syncing = false;
   peer.seen.clear();
   peer.applied = std::max(peer.applied, page->seq);
+  if (peer.dirty) startSync(instance, nowMonoMs());
 }
 
 }  // namespace wsfleet

@@ -76,13 +76,18 @@ class PresenceReplication {
     std::string node;      // its node's subject token (for its psync subject)
     uint64_t applied = 0;  // the last batch applied
     bool syncing = false;
+    bool dirty = false;        // a batch went missing during the sync: sync again after
+    uint64_t generation = 0;   // of the current sync: pages of an older one are ignored
+    int64_t last_contact_ms = 0;
     std::unordered_set<std::string> seen;  // connection ids confirmed during a sync
   };
   void onPresence(PresenceMessage message, int64_t now_mono_ms);
   void startSync(const std::string& instance, int64_t now_mono_ms);
-  void requestPage(const std::string& instance, uint64_t cursor);
-  void onPage(const std::string& instance, const NatsInbound* reply);
-  void apply(const std::string& instance, const std::vector<PresenceOp>& ops, int64_t now);
+  void requestPage(const std::string& instance, uint64_t cursor, uint64_t generation);
+  void onPage(const std::string& instance, uint64_t generation, const NatsInbound* reply);
+  // True when the store had to create the instance (new, or swept while out of touch).
+  bool apply(const std::string& instance, const std::vector<PresenceOp>& ops, int64_t now);
+  void forgetSilentPeers(int64_t now_mono_ms, int64_t heartbeat_ms);
   void remove(const std::string& instance);
   static std::string remoteId(const std::string& instance) { return "r:" + instance; }
 
@@ -103,6 +108,7 @@ class PresenceReplication {
   int64_t last_heartbeat_ms_ = 0;
   std::unordered_map<std::string, Peer> peers_;  // by instance (theirs, not "r:")
   uint64_t syncs_ = 0;
+  int64_t last_prune_ms_ = 0;
 };
 
 }  // namespace wsfleet

@@ -162,8 +162,9 @@ std::string readBootId() {
   return id;
 }
 
-// The boot id of remote instance records: their liveness is the replica's last contact.
-constexpr std::string_view kRemoteBoot = "remote";
+// Remote instance records carry "remote:" + this host's boot id: their liveness is the
+// replica's last contact on this host's monotonic clock, which a reboot restarts.
+constexpr std::string_view kRemoteBoot = "remote:";
 
 bool pidIsGone(uint64_t pid) {
   if (pid == 0 || pid > static_cast<uint64_t>(INT32_MAX)) return true;
@@ -356,7 +357,10 @@ struct PresenceStore::Impl {
     if (id == instance_id) return false;
     std::optional<InstanceRecord> rec = decodeInstance(raw);
     if (!rec) return true;  // unreadable: nobody can ever refresh it
-    if (rec->boot_id == kRemoteBoot) return now_mono_ms - rec->heartbeat_mono_ms > ttl_ms;
+    if (rec->boot_id.compare(0, kRemoteBoot.size(), kRemoteBoot) == 0) {
+      if (rec->boot_id.substr(kRemoteBoot.size()) != boot_id) return true;  // before a reboot
+      return now_mono_ms - rec->heartbeat_mono_ms > ttl_ms;
+    }
     // Monotonic time and pids mean nothing across a reboot.
     if (rec->boot_id != boot_id) return true;
     if (now_mono_ms - rec->heartbeat_mono_ms > ttl_ms) return true;
@@ -618,14 +622,16 @@ bool isRemoteInstance(std::string_view instance_id) {
   return instance_id.substr(0, 2) == "r:";
 }
 
-Status PresenceStore::applyRemote(const std::string& instance, const std::vector<PresenceOp>& ops,
-                                  int64_t now_mono_ms) {
+Result<bool> PresenceStore::applyRemote(const std::string& instance,
+                                        const std::vector<PresenceOp>& ops, int64_t now_mono_ms) {
   if (!isRemoteInstance(instance) || !validName(instance) || !impl_->fits(instance)) {
     return Status(Code::kBadRequest, "presence_bad_instance", "not a remote instance id");
   }
   WSF_ASSIGN_OR_RETURN(LmdbTxn txn, LmdbTxn::beginWrite(*impl_->env));
-  WSF_RETURN_IF_ERROR(txn.put(impl_->inst_db, instance,
-                              encodeInstance({std::string(kRemoteBoot), 0, now_mono_ms})));
+  const bool created = !txn.get(impl_->inst_db, instance).has_value();
+  WSF_RETURN_IF_ERROR(txn.put(
+      impl_->inst_db, instance,
+      encodeInstance({std::string(kRemoteBoot) + impl_->boot_id, 0, now_mono_ms})));
   for (const PresenceOp& remote : ops) {
     Impl::Op op{Impl::kindOf(remote.kind), remote.conn, remote.channel};
     op.conn.address.clear();  // never counted by this host's caps
@@ -654,7 +660,8 @@ Status PresenceStore::applyRemote(const std::string& instance, const std::vector
       WSF_RETURN_IF_ERROR(impl_->apply(txn, op));
     }
   }
-  return txn.commit();
+  WSF_RETURN_IF_ERROR(txn.commit());
+  return created;
 }
 
 Result<std::vector<std::string>> PresenceStore::instanceConnections(const std::string& instance) {

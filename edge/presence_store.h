@@ -144,8 +144,10 @@ class PresenceStore {
   // Applies a remote instance's changes in one write transaction and records that it was
   // heard from now (creating its instance record). `instance` must be remote. A kAdd
   // replaces the connection's record; removing something unknown is not an error.
-  Status applyRemote(const std::string& instance, const std::vector<PresenceOp>& ops,
-                     int64_t now_mono_ms);
+  // Returns true when the instance record had to be created: it is new here, or a sweep
+  // removed it (with its connections) while it was out of touch.
+  Result<bool> applyRemote(const std::string& instance, const std::vector<PresenceOp>& ops,
+                           int64_t now_mono_ms);
   // Connection ids stored for an instance (the replica reconciles a full snapshot).
   Result<std::vector<std::string>> instanceConnections(const std::string& instance);
   // Removes a remote instance and all its records now (its edge said it is gone);

@@ -11,30 +11,45 @@ namespace wsfleet {
 namespace {
 
 constexpr int64_t kSetupRetryMs = 1000;
+constexpr int64_t kHistoryLookMs = 10000;
 
 // Stream limits cover every durable namespace: the longest history and the longest age
 // any of them asks for (an age of 0, none, wins). Narrower namespaces are not trimmed
 // separately in the stream; see docs/ARCHITECTURE.md.
+// JetStream's own rules for a stream: an age limit of at least 100 ms (or none), and a
+// duplicate window no longer than the age limit.
+void fitJetStreamRules(StreamSpec& spec, int64_t wanted_dedup_ms) {
+  constexpr int64_t kMinAgeMs = 100;
+  constexpr int64_t kDefaultDedupMs = 120000;  // JetStream's own default
+  if (spec.max_age_ms > 0) spec.max_age_ms = std::max(spec.max_age_ms, kMinAgeMs);
+  int64_t dedup = wanted_dedup_ms > 0 ? wanted_dedup_ms : kDefaultDedupMs;
+  if (spec.max_age_ms > 0) dedup = std::min(dedup, spec.max_age_ms);
+  spec.duplicate_window_ms = dedup;
+}
+
 StreamSpec historySpec(const EdgeConfig& config) {
   StreamSpec spec;
   spec.name = historyStreamName(config.region);
   spec.subjects = "wsf." + config.region + ".hist.>";
   spec.republish_dest = "wsf." + config.region + ".ch.>";
   spec.replicas = static_cast<int>(config.nats.history_replicas);
-  spec.duplicate_window_ms = static_cast<int64_t>(config.resume_window_ms);
   uint64_t most = 1;
-  int64_t oldest = 1;
+  int64_t oldest = 0;
   bool unbounded_age = false;
+  bool any = false;
   for (const auto& [tenant_name, tenant] : config.tenants) {
     for (const auto& [ns_name, ns] : tenant.namespaces) {
       if (ns.ordering != Ordering::kOwner) continue;
+      any = true;
       most = std::max(most, ns.history_size);
       if (ns.history_ttl_ms == 0) unbounded_age = true;
       oldest = std::max(oldest, ns.history_ttl_ms);
     }
   }
   spec.max_msgs_per_subject = most;
-  spec.max_age_ms = unbounded_age ? 0 : oldest;
+  // No durable namespace (yet: a reload may add one): the stream exists, unlimited in age.
+  spec.max_age_ms = unbounded_age || !any ? 0 : oldest;
+  fitJetStreamRules(spec, static_cast<int64_t>(config.resume_window_ms));
   return spec;
 }
 
@@ -44,9 +59,8 @@ StreamSpec inboxSpec(const EdgeConfig& config, bool& enabled) {
   spec.name = inboxStreamName(config.region);
   spec.subjects = "wsf." + config.region + ".inbox.>";
   spec.replicas = static_cast<int>(config.nats.history_replicas);
-  spec.duplicate_window_ms = static_cast<int64_t>(config.resume_window_ms);
   spec.max_msgs_per_subject = 1;
-  spec.max_age_ms = 1;
+  spec.max_age_ms = 0;
   enabled = false;
   for (const auto& [name, tenant] : config.tenants) {
     if (tenant.inbox_ttl_ms == 0) continue;
@@ -54,6 +68,7 @@ StreamSpec inboxSpec(const EdgeConfig& config, bool& enabled) {
     spec.max_msgs_per_subject = std::max(spec.max_msgs_per_subject, tenant.inbox_max_messages);
     spec.max_age_ms = std::max(spec.max_age_ms, static_cast<int64_t>(tenant.inbox_ttl_ms));
   }
+  fitJetStreamRules(spec, static_cast<int64_t>(config.resume_window_ms));
   return spec;
 }
 
@@ -125,6 +140,8 @@ void Region::onWake() {
   for (NatsInbound& item : inbound_) {
     switch (item.kind) {
       case NatsInbound::Kind::kMessage:
+        // Still on its way out of an unwatched subscription: not for this worker any more.
+        if (live_sub_ids_.count(item.sub_id) == 0) break;
         handlers_.delivery(item);
         break;
       case NatsInbound::Kind::kReply: {
@@ -167,13 +184,21 @@ void Region::tick(int64_t now_mono_ms) {
     requests_timed_out_.inc();
     done(nullptr);
   }
-  if (connected()) setUpStreams(now_mono_ms);
+  if (!connected()) return;
+  setUpStreams(now_mono_ms);
+  // A stream deleted and recreated meanwhile (a new epoch) is noticed within this period
+  // even by workers that only deliver.
+  if (history_.known && now_mono_ms - last_history_look_ms_ >= kHistoryLookMs) {
+    last_history_look_ms_ = now_mono_ms;
+    recheckHistory();
+  }
 }
 
 void Region::watch(const std::string& subject) {
   if (watched_.count(subject) != 0) return;
   const uint64_t id = next_sub_id_++;
   watched_.emplace(subject, id);
+  live_sub_ids_.insert(id);
   link_->subscribe(id, subject);
 }
 
@@ -181,6 +206,7 @@ void Region::unwatch(const std::string& subject) {
   auto it = watched_.find(subject);
   if (it == watched_.end()) return;
   link_->unsubscribe(it->second);
+  live_sub_ids_.erase(it->second);
   watched_.erase(it);
 }
 
@@ -210,6 +236,11 @@ void Region::getMessageFrom(const std::string& stream, std::string body, ReplyFn
 
 void Region::purge(const std::string& stream, std::string body, ReplyFn done) {
   request(streamPurgeSubject(stream), std::move(body), {}, std::move(done));
+}
+
+void Region::historyInfoFor(const std::string& subject, ReplyFn done) {
+  request(streamInfoSubject(history_.spec.name), streamInfoForSubject(subject), {},
+          std::move(done));
 }
 
 void Region::recheckHistory() {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/jetstream_api.h"
@@ -67,9 +68,8 @@ class Region {
   const std::string& historyStream() const { return history_.spec.name; }
   const std::string& inboxStream() const { return inbox_.spec.name; }
   bool hasInbox() const { return inbox_enabled_; }
-  // Whether the stream had lost nothing when last looked at (first_seq == 1): a resume
-  // from offset 0 can only be complete then.
-  bool historyComplete() const { return history_.first_seq <= 1; }
+  // STREAM.INFO of the history stream with `subject`'s message count.
+  void historyInfoFor(const std::string& subject, ReplyFn done);
 
   // Looks at the history stream again (a store found no one listening: the stream may be
   // gone, and is then created again with a new epoch). Readiness does not change meanwhile.
@@ -116,6 +116,7 @@ class Region {
   int64_t request_timeout_ms_ = 5000;
 
   std::unordered_map<std::string, uint64_t> watched_;  // subject -> subscription id
+  std::unordered_set<uint64_t> live_sub_ids_;          // the ids in watched_
   uint64_t next_sub_id_ = 1;
 
   struct Pending {
@@ -130,6 +131,7 @@ class Region {
 
   std::string epoch_;
   bool was_connected_ = false;
+  int64_t last_history_look_ms_ = 0;
   std::vector<NatsInbound> inbound_;  // reused between wake-ups
 
   Counter& requests_timed_out_;

@@ -28,6 +28,8 @@ namespace {
 constexpr size_t kMaxHeld = 10000;
 constexpr int64_t kCatchUpRetryMs = 500;
 constexpr int64_t kTailCheckMs = 1000;
+constexpr size_t kMaxWaiters = 10000;
+constexpr int64_t kInboxRecheckMs = 1000;
 
 uint64_t parseSeq(const std::string* text) {
   if (text == nullptr) return 0;
@@ -131,6 +133,17 @@ void EdgeService::regionUserJoined(const Connection& conn) {
     region_->watch(userSubject(config_.region, conn.tenant, conn.user));
     if (region_->hasInbox() && conn.tenant_config->inbox_ttl_ms > 0) {
       regionFetchInbox(conn.tenant, conn.user, 1);
+      inbox_rechecks_.push_back({nowMonoMs() + kInboxRecheckMs, conn.tenant, conn.user});
+    }
+  }
+}
+
+void EdgeService::recheckInboxes(int64_t now_mono_ms) {
+  while (!inbox_rechecks_.empty() && inbox_rechecks_.front().due_ms <= now_mono_ms) {
+    InboxRecheck check = std::move(inbox_rechecks_.front());
+    inbox_rechecks_.pop_front();
+    if (!hub_.userConnections(check.tenant, check.user).empty()) {
+      regionFetchInbox(check.tenant, check.user, 1);
     }
   }
 }
@@ -224,7 +237,11 @@ FramePtr EdgeService::storedFrame(const PeerMessage& stored, uint64_t seq) const
 void EdgeService::onRegionReconnected() {
   // Whatever was republished while the link was down never reached this worker.
   for (auto& [key, rc] : region_channels_) {
-    if (rc->positioned && !rc->busy) regionCatchUp(*rc);
+    if (rc->busy) {
+      rc->catch_up_after = true;  // a fetch or replay runs: after it (regionIdle)
+    } else if (rc->positioned) {
+      regionCatchUp(*rc);
+    }
   }
 }
 
@@ -355,6 +372,10 @@ void EdgeService::regionIdle(RegionChannel& rc) {
     rc.held.clear();
     return regionPosition(rc);
   }
+  if (rc.catch_up_after && rc.positioned) {
+    rc.catch_up_after = false;
+    return regionCatchUp(rc);
+  }
   regionServeWaiters(rc);
   auto it = region_channels_.find(key);
   if (it == region_channels_.end()) return;
@@ -395,11 +416,11 @@ void EdgeService::regionPosition(RegionChannel& rc) {
     ch.waiters.clear();
     ch.held.clear();
     for (auto& w : waiters) {
-      if (Connection* conn = live(w.ref)) {
-        replyError(*conn, w.id,
-                   Status(Code::kUnavailable, "region_unavailable",
-                          "the channel's history is unreachable, try again"));
-      }
+      Connection* conn = live(w.ref);
+      if (conn == nullptr || !takeSubscribing(*conn, ch.channel, w.id)) continue;
+      replyError(*conn, w.id,
+                 Status(Code::kUnavailable, "region_unavailable",
+                        "the channel's history is unreachable, try again"));
     }
     regionForgetIfUnused(key);
   });
@@ -412,6 +433,15 @@ void EdgeService::regionSubscribe(Connection& conn, const ClientCommand& cmd) {
                              "the region's history is unreachable, try again"));
   }
   RegionChannel& rc = regionChannel(conn.tenant, cmd.channel);
+  if (rc.stalled || rc.waiters.size() >= kMaxWaiters) {
+    // The history is unreachable for this channel right now (or a storm of subscribes
+    // queues behind it): an answer now beats one that may never come.
+    regionForgetIfUnused(rc.key);
+    return replyError(conn, cmd.id,
+                      Status(Code::kUnavailable, "region_unavailable",
+                             "the channel's history is unreachable, try again"));
+  }
+  conn.subscribing.insert(cmd.channel);
   rc.waiters.push_back({refOf(conn), cmd.id, cmd.since});
   if (rc.busy) return;
   if (!rc.positioned) return regionPosition(rc);
@@ -432,6 +462,10 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
     rc.waiters.pop_front();
     Connection* conn = live(w.ref);
     if (conn == nullptr || conn->close_code != 0) continue;
+    if (conn->subscribing.count(rc.channel) == 0) {
+      takeSubscribing(*conn, rc.channel, w.id);  // called off: answered there
+      continue;
+    }
     const bool resumable = w.since && w.since->epoch == region_->epoch() &&
                            w.since->offset <= rc.cursor;
     if (w.since && !resumable) {
@@ -451,9 +485,21 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
     auto replay =
         std::make_shared<RegionReplay>(RegionReplay{rc.key, std::move(w), first, rc.cursor, {}});
     if (replay->waiter.since->offset == 0) {
-      // From the very beginning: complete only if the stream never lost a message.
-      if (!region_->historyComplete()) return regionReplayDone(replay, false);
-      return regionReplayStep(replay);
+      // From the very beginning: complete only if nothing of the channel was ever removed,
+      // which the stream can vouch for only without an age limit and while the channel
+      // holds fewer messages than its per-channel limit (it trims oldest first, so a
+      // channel that never reached it never lost one).
+      region_->historyInfoFor(rc.history_subject, [this, replay](const NatsInbound* r) {
+        if (region_channels_.count(replay->key) == 0) return;
+        auto info = r == nullptr || !r->status.empty()
+                        ? Result<StreamInfo>(Status(Code::kUnavailable, "no_reply", ""))
+                        : parseStreamInfo(region_->parser(), r->data);
+        const bool complete = info.isOk() && info->max_age_ms == 0 &&
+                              info->subject_messages < info->max_msgs_per_subject;
+        if (!complete) return regionReplayDone(replay, false);
+        regionReplayStep(replay);
+      });
+      return;
     }
     // The client's last message must still be stored: then everything after it is (the
     // stream trims a channel oldest first, and wsfleet never deletes single messages).
@@ -486,7 +532,7 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
                        : parseMsgGet(region_->parser(), r->data);
         // Nothing more before the cursor was reached, or the stream is unreachable.
         if (!got.isOk()) return regionReplayDone(replay, false);
-        if (got->seq > replay->until) return regionReplayDone(replay, true);
+        if (got->seq > replay->until) return regionReplayVerify(replay);
         auto stored = decodePeerMessage(got->data);
         if (stored && stored->kind == PeerMessage::Kind::kStored) {
           replay->missed.push_back({got->seq, stored->origin_ts_ms,
@@ -495,9 +541,25 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
                                                   stored->origin_ts_ms)});
         }
         replay->next = got->seq + 1;
-        if (got->seq == replay->until) return regionReplayDone(replay, true);
+        if (got->seq == replay->until) return regionReplayVerify(replay);
         regionReplayStep(replay);
       });
+}
+
+void EdgeService::regionReplayVerify(const std::shared_ptr<RegionReplay>& replay) {
+  const uint64_t since = replay->waiter.since->offset;
+  if (since == 0) return regionReplayDone(replay, true);
+  // The channel may have been trimmed while the replay was fetched (next_by_subj skips
+  // what is gone): the client's last message still being there proves nothing after it
+  // was removed.
+  region_->getMessage(msgGetBySeq(since), [this, replay](const NatsInbound* r) {
+    auto it = region_channels_.find(replay->key);
+    if (it == region_channels_.end()) return;
+    auto got = r == nullptr || !r->status.empty()
+                   ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                   : parseMsgGet(region_->parser(), r->data);
+    regionReplayDone(replay, got.isOk() && got->subject == it->second->history_subject);
+  });
 }
 
 void EdgeService::regionReplayDone(const std::shared_ptr<RegionReplay>& replay, bool recovered) {
@@ -518,9 +580,19 @@ void EdgeService::regionReplayDone(const std::shared_ptr<RegionReplay>& replay, 
   regionIdle(rc);
 }
 
+bool EdgeService::takeSubscribing(Connection& conn, const std::string& channel,
+                                  std::optional<uint64_t> id) {
+  if (conn.subscribing.erase(channel) != 0) return true;
+  // Unsubscribed while it waited: the subscribe still gets its one answer.
+  replyError(conn, id, Status(Code::kBadRequest, "unsubscribed",
+                              "unsubscribed from " + channel + " before the subscribe completed"));
+  return false;
+}
+
 void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
                                         std::optional<uint64_t> id, bool recovered,
                                         std::vector<StoredMessage> missed) {
+  if (!takeSubscribing(conn, rc.channel, id)) return;
   const TenantConfig& tenant = *conn.tenant_config;
   const NamespaceConfig* ns = findNamespace(tenant, rc.channel);
   if (ns == nullptr || !conn.subs.allows(rc.channel)) {
@@ -529,9 +601,11 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
                       Status(Code::kForbidden, "not_permitted", "not allowed to subscribe"));
   }
   auto added = hub_.subscribe(&conn, rc.channel);
-  if (added.added && ns->presence) {
-    presenceJoin(conn, rc.channel);
+  if (!added.added) {
+    // Subscribed meanwhile by another path: it has the live messages already.
+    return reply(conn, encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, false));
   }
+  if (ns->presence) presenceJoin(conn, rc.channel);
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
   reply(conn, encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, recovered));
@@ -638,7 +712,9 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
           auto ack = parsePubAck(region_->parser(), stored->data);
           if (!ack.isOk()) {
             metrics_.dropped(ack.status().reason());
-            return done(ack.takeStatus());
+            logWarn("inbox_store_refused", {{"error", ack.status().message()}});
+            return done(Status(Code::kUnavailable, ack.status().reason(),
+                               "the user is offline and the inbox refused the message"));
           }
           metrics_.inbox_queued.inc();
           done(std::string("queued"));

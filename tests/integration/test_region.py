@@ -32,8 +32,13 @@ def _region(tmp_path_factory):
     edges = []
     try:
         cluster.start()
+        # A durable namespace without an age limit makes the region's history unlimited in
+        # age (the stream takes the widest limits), so a resume from offset 0 can be
+        # proven complete (test_resume_from_the_start_on_another_edge).
+        forever = {"tenants": {"demo": {"namespaces": {"log": {
+            "history_size": 100, "history_ttl_ms": 0, "ordering": "owner"}}}}}
         for name in ("edge-a", "edge-b", "edge-c"):
-            e = harness.Edge(base, region_conf(cluster, name), name=name)
+            e = harness.Edge(base, region_conf(cluster, name, **forever), name=name)
             edges.append(e)
             e.start()
         yield SimpleNamespace(cluster=cluster, a=edges[0], b=edges[1], c=edges[2],

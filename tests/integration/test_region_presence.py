@@ -54,7 +54,8 @@ def test_presence_queries_and_join_leave_are_region_wide(region, cx):
     assert alice.next_event("join")["user"] == "bob"
     harness.wait_until(lambda: members(bob, channel) == {"alice": 1, "bob": 1}, 5,
                        what="edge b to see alice")
-    assert members(alice, channel) == {"alice": 1, "bob": 1}
+    harness.wait_until(lambda: members(alice, channel) == {"alice": 1, "bob": 1}, 5,
+                       what="edge a to see bob")
 
     # The backend API of either edge answers for the whole region.
     r = b.admin("GET", f"/api/v1/presence?tenant=demo&user=alice")
@@ -200,3 +201,56 @@ def test_inbox_keeps_at_most_its_cap_and_can_be_off(region, cx):
     olga_sender = cx(a, "olga", tenant="other")
     reply = olga_sender.request({"type": "send", "user": "nobody", "data": {}})
     assert reply["ok"] and reply["delivered"] == "dropped", reply
+
+
+def test_resume_from_offset_zero_is_not_claimed_when_history_ages(region, cx):
+    """With an age limit on the region's history, a channel's first messages may have
+    aged out unnoticed: a resume from offset 0 is answered recovered:false (never a silent
+    gap), while a resume from a stored offset still recovers."""
+    a, b = region()
+    channel = harness.uniq("chat")  # history_ttl_ms = 300000 in the test conf
+    p = cx(a, "p")
+    epoch = p.request({"type": "subscribe", "channel": channel})["epoch"]
+    offsets = [p.request({"type": "publish", "channel": channel, "data": {"i": i}})["offset"]
+               for i in range(3)]
+    c = cx(b, "c")
+    r = c.request({"type": "subscribe", "channel": channel,
+                   "since": {"epoch": epoch, "offset": 0}})
+    assert r["ok"] and r["recovered"] is False, r
+    c2 = cx(b, "c2")
+    r = c2.request({"type": "subscribe", "channel": channel,
+                    "since": {"epoch": epoch, "offset": offsets[0]}})
+    assert r["ok"] and r["recovered"] is True, r
+    assert [c2.next_event("message")["offset"] for _ in range(2)] == offsets[1:]
+
+
+def test_subscribes_waiting_for_the_region_count_and_can_be_called_off(region, cx):
+    a, b = region()
+    alice = cx(a, "alice")
+    channel = harness.uniq("chat")
+    # Two subscribes to one channel in a row: the second is refused while the first waits
+    # (or answered as already subscribed once it is done), never a second replay.
+    alice.send_json({"type": "subscribe", "channel": channel, "id": 1})
+    alice.send_json({"type": "subscribe", "channel": channel, "id": 2})
+    replies = {}
+    while len(replies) < 2:
+        f = alice.recv_json(timeout=5)
+        if f.get("type") == "reply":
+            replies[f["id"]] = f
+    assert replies[1]["ok"], replies
+    assert (not replies[2]["ok"] and replies[2]["error"]["code"] == "bad_request") or \
+        (replies[2]["ok"] and replies[2]["recovered"] is False), replies
+
+    # Subscribe then unsubscribe at once: both answered, and no messages afterwards.
+    other = harness.uniq("chat")
+    alice.send_json({"type": "subscribe", "channel": other, "id": 3})
+    alice.send_json({"type": "unsubscribe", "channel": other, "id": 4})
+    replies = {}
+    while len(replies) < 2:
+        f = alice.recv_json(timeout=5)
+        if f.get("type") == "reply":
+            replies[f["id"]] = f
+    assert replies[4]["ok"], replies
+    bob = cx(b, "bob")
+    assert bob.request({"type": "publish", "channel": other, "data": {}})["ok"]
+    alice.no_event("message", within=0.5)

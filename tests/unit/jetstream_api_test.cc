@@ -73,7 +73,8 @@ TEST(JetStreamApi, StreamInfoAndNotFound) {
   auto info = parseStreamInfo(parser, R"({"type":"io.nats.jetstream.api.v1.stream_info_response",
       "config":{"name":"S","max_msgs_per_subject":100,"max_age":5000000000,"num_replicas":3,
                 "republish":{"src":"a.>","dest":"b.>"}},
-      "created":"2026-11-28T10:00:00.123456789Z","state":{"messages":3,"first_seq":5,"last_seq":7}})");
+      "created":"2026-11-28T10:00:00.123456789Z","state":{"messages":3,"first_seq":5,"last_seq":7,
+      "subjects":{"wsf.eu.hist.demo.chat:a":2}}})");
   ASSERT_TRUE(info.isOk()) << info.status().toString();
   EXPECT_EQ(info->created, "2026-11-28T10:00:00.123456789Z");
   EXPECT_EQ(info->first_seq, 5u);
@@ -81,6 +82,8 @@ TEST(JetStreamApi, StreamInfoAndNotFound) {
   EXPECT_EQ(info->max_age_ms, 5000);
   EXPECT_EQ(info->replicas, 3);
   EXPECT_TRUE(info->has_republish);
+  EXPECT_EQ(info->subject_messages, 2u);
+  EXPECT_EQ(streamInfoForSubject("a.b"), R"({"subjects_filter":"a.b"})");
   JsError error;
   auto missing = parseStreamInfo(
       parser, R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})", &error);

@@ -572,6 +572,9 @@ TEST_F(PresenceStoreTest, ARemoteInstanceCannotTouchOtherInstancesConnections) {
   EXPECT_TRUE(connIds(*a_, "t1", "mallory").empty());
   // Local ids are refused as remote instances.
   EXPECT_FALSE(a_->applyRemote("worker-a", {}, 2000).isOk());
+  // Known instances are not created again.
+  EXPECT_FALSE(*a_->applyRemote("r:x", {}, 2500));
+  EXPECT_TRUE(*a_->applyRemote("r:new", {}, 2500));
 }
 
 TEST_F(PresenceStoreTest, RemoteInstancesExpireByLastContactAndCanBeRemovedAtOnce) {
