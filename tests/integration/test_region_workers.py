@@ -4,6 +4,8 @@ gets each message exactly once and durable channels stay in offset order."""
 
 import pytest
 
+from wsclient import RecvTimeout
+
 import harness
 
 
@@ -40,9 +42,30 @@ def test_durable_and_live_messages_reach_each_client_once_in_order(two_edges, cx
     for r in readers:
         assert r.request({"type": "subscribe", "channel": durable})["ok"]
         assert r.request({"type": "subscribe", "channel": live})["ok"]
-    # Interest of every worker has reached the server once a probe on each crosses.
     publisher_a = cx(a, "pub-a")
     publisher_b = readers[0]
+    # A subscription's interest reaches the NATS servers a moment after its reply (for
+    # live channels): probe until every reader has had one.
+    got_probe = set()
+    for attempt in range(50):
+        assert publisher_a.request({"type": "publish", "channel": live,
+                                    "data": {"probe": attempt}})["ok"]
+        for i, r in enumerate(readers):
+            try:
+                while True:
+                    r.next_event("message", timeout=0.05)
+                    got_probe.add(i)
+            except RecvTimeout:
+                pass
+        if len(got_probe) == len(readers):
+            break
+    assert len(got_probe) == len(readers), "some readers never got a live message"
+    for r in readers:  # late probes
+        try:
+            while True:
+                r.next_event("message", timeout=0.2)
+        except RecvTimeout:
+            pass
     offsets = []
     for n in range(10):
         sender = publisher_a if n % 2 == 0 else publisher_b
@@ -92,8 +115,28 @@ def test_direct_messages_and_joins_cross_workers_once(two_edges, cx):
     while len({worker_of(c) for c in bobs}) < 2:
         bobs.append(cx(b, "bob"))
         assert len(bobs) < 20, "could not get bob onto both workers"
+    # A connection's interest reaches the NATS servers a moment after it opened: probe
+    # until every one of bob's connections has had a message, then the real one.
+    probed = set()
+    for attempt in range(50):
+        reply = newcomer.request({"type": "send", "user": "bob", "data": {"probe": attempt}})
+        assert reply["ok"] and reply["delivered"] == "online", reply
+        for i, c in enumerate(bobs):
+            try:
+                while True:
+                    c.next_event("direct", timeout=0.05)
+                    probed.add(i)
+            except RecvTimeout:
+                pass
+        if len(probed) == len(bobs):
+            break
+    assert len(probed) == len(bobs), "some of bob's connections never got a message"
     reply = newcomer.request({"type": "send", "user": "bob", "data": {"hi": 1}})
     assert reply["ok"] and reply["delivered"] == "online", reply
     for c in bobs:
-        assert c.next_event("direct", timeout=5)["data"] == {"hi": 1}
+        while True:  # late probes first
+            got = c.next_event("direct", timeout=5)["data"]
+            if "probe" not in got:
+                break
+        assert got == {"hi": 1}
         c.no_event("direct", within=0.2)
