@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+import harness
+
 from harness import http, uniq, wait_until
 from nats_cluster import DeliveryOracle
 from region_util import (FollowingSubscriber, RetryingPublisher, connected_server,
@@ -48,8 +50,9 @@ def _run_load(publishers, subscribers, fault, after_each=30, timeout=60):
 
 def test_edge_killed_its_clients_resume_on_the_other_edge_nothing_lost(nats_cluster,
                                                                        edge_factory):
-    a = edge_factory(region_conf(nats_cluster, "edge-a"), name="edge-a")
-    b = edge_factory(region_conf(nats_cluster, "edge-b"), name="edge-b")
+    ttl = {"presence": {"ttl_ms": 3000, "heartbeat_ms": 300}}
+    a = edge_factory(region_conf(nats_cluster, "edge-a", **ttl), name="edge-a")
+    b = edge_factory(region_conf(nats_cluster, "edge-b", **ttl), name="edge-b")
     ch = uniq()
     oracle = DeliveryOracle()
     movers = [FollowingSubscriber(f"on-a-{i}", [a, b], ch, oracle) for i in range(4)]
@@ -67,6 +70,17 @@ def test_edge_killed_its_clients_resume_on_the_other_edge_nothing_lost(nats_clus
     # The publishers never saw a refusal: edge b and the region were never in trouble.
     assert all(not p.refusals for p in publishers), [p.refusals for p in publishers]
     b.assert_serving()
+
+    # The dead edge's presence is gone from the region within the TTL (the movers'
+    # connections on edge b have closed with the load by now).
+    def none_on_a():
+        for s_ in movers:
+            r = http(b.admin_port, "GET", f"/api/v1/presence?tenant=demo&user={s_.user}",
+                     headers={"Authorization": f"Bearer {harness.DEMO_API_KEY}"})
+            if any(c["session"].startswith("edge-a-") for c in r.json()["connections"]):
+                return False
+        return True
+    harness.wait_until(none_on_a, 3 + 5, what="edge a's connections swept from b's view")
 
 
 def test_one_of_three_nats_servers_killed_under_load_nothing_acked_lost(nats_cluster,

@@ -1,4 +1,5 @@
-"""Region presence and the offline inbox: edges on one NATS server (JetStream on).
+"""Region presence and the offline inbox: edges on a three-server NATS cluster (JetStream
+on, R3 streams).
 
 Each host's LMDB holds the region's presence (replicated between edges); queries and
 join/leave events are region-wide; a killed edge disappears within the presence TTL, a
@@ -18,14 +19,14 @@ TTL_MS = 3000
 @pytest.fixture
 def region(nats_cluster_factory, edge_factory):
     """region(names=("a", "b"), workers=1, tenants=None) -> list of edges on one region."""
-    cluster = nats_cluster_factory(n=1)
+    cluster = nats_cluster_factory(n=3)
 
     def make(names=("a", "b"), workers=1, extra=None):
         edges = []
         for name in names:
             over = {
                 "node": {"name": f"edge-{name}", "region": "eu", "workers": workers},
-                "nats": {"servers": cluster.urls, "history_replicas": 1,
+                "nats": {"servers": cluster.urls, "history_replicas": 3,
                          "reconnect_wait_ms": 50},
                 "presence": {"ttl_ms": TTL_MS, "heartbeat_ms": 300},
             }
