@@ -30,8 +30,8 @@ Result<simdjson::dom::element> parseReply(JsonParser& parser, std::string_view r
   const int c = parsed.err_code;
   const bool full = c == 10002 || c == 10023 || c == 10028 || c == 10047 ||
                     (c == 10077 && parsed.description.find("maximum") != std::string::npos);
-  std::string message = std::string(what) + ": " + parsed.description + " (" +
-                        std::to_string(parsed.err_code) + ")";
+  std::string message =
+      std::string(what) + ": " + parsed.description + " (" + std::to_string(parsed.err_code) + ")";
   if (error != nullptr) *error = parsed;
   if (full) return Status(Code::kUnavailable, "jetstream_store_full", std::move(message));
   if (parsed.code == 404) return Status(Code::kNotFound, "jetstream_not_found", std::move(message));
@@ -118,13 +118,16 @@ std::string msgGetLastBySubject(std::string_view subject) {
 
 std::string msgGetNextBySubject(uint64_t from_seq, std::string_view subject) {
   std::string out;
-  JsonWriter(out).beginObject().fieldUint("seq", from_seq).field("next_by_subj", subject).endObject();
+  JsonWriter(out)
+      .beginObject()
+      .fieldUint("seq", from_seq)
+      .field("next_by_subj", subject)
+      .endObject();
   return out;
 }
 
 Result<StreamInfo> parseStreamInfo(JsonParser& parser, std::string_view reply, JsError* error) {
-  WSF_ASSIGN_OR_RETURN(simdjson::dom::element doc,
-                       parseReply(parser, reply, "stream info", error));
+  WSF_ASSIGN_OR_RETURN(simdjson::dom::element doc, parseReply(parser, reply, "stream info", error));
   StreamInfo info;
   std::string_view created;
   if (doc["created"].get(created) != simdjson::SUCCESS) {
@@ -140,7 +143,8 @@ Result<StreamInfo> parseStreamInfo(JsonParser& parser, std::string_view reply, J
     info.max_msgs_per_subject = i > 0 ? static_cast<uint64_t>(i) : UINT64_MAX;
   }
   if (doc["config"]["max_age"].get(i) == simdjson::SUCCESS) info.max_age_ms = i / kNanosPerMs;
-  if (doc["config"]["num_replicas"].get(i) == simdjson::SUCCESS) info.replicas = static_cast<int>(i);
+  if (doc["config"]["num_replicas"].get(i) == simdjson::SUCCESS)
+    info.replicas = static_cast<int>(i);
   simdjson::dom::object republish;
   info.has_republish = doc["config"]["republish"].get(republish) == simdjson::SUCCESS;
   simdjson::dom::object subjects;

@@ -19,12 +19,12 @@ inline constexpr int kJsStreamNotFound = 10059;
 inline constexpr int kJsNoMessageFound = 10037;
 
 struct StreamSpec {
-  std::string name;              // WSF_HIST_<region>
-  std::string subjects;          // wsf.<region>.hist.>
-  std::string republish_dest;    // wsf.<region>.ch.> ("" = no republish)
+  std::string name;            // WSF_HIST_<region>
+  std::string subjects;        // wsf.<region>.hist.>
+  std::string republish_dest;  // wsf.<region>.ch.> ("" = no republish)
   uint64_t max_msgs_per_subject = 100;
-  int64_t max_age_ms = 0;        // 0 = no age limit
-  int64_t max_bytes = -1;        // -1 = no limit
+  int64_t max_age_ms = 0;  // 0 = no age limit
+  int64_t max_bytes = -1;  // -1 = no limit
   int64_t duplicate_window_ms = 120000;
   int replicas = 1;
 };

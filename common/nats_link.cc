@@ -31,8 +31,7 @@ using NatsMsgPtr = std::unique_ptr<natsMsg, NatsDeleter<natsMsg_Destroy>>;
 using NatsInboxPtr = std::unique_ptr<natsInbox, NatsDeleter<natsInbox_Destroy>>;
 
 Status natsFailure(natsStatus s, const char* reason, std::string_view what) {
-  return Status(Code::kUnavailable, reason,
-                std::string(what) + ": " + natsStatus_GetText(s));
+  return Status(Code::kUnavailable, reason, std::string(what) + ": " + natsStatus_GetText(s));
 }
 
 std::vector<NatsHeader> headersOf(natsMsg* msg) {
@@ -55,18 +54,21 @@ std::vector<NatsHeader> headersOf(natsMsg* msg) {
 
 const char* natsLinkStateName(NatsLinkState state) {
   switch (state) {
-    case NatsLinkState::kConnecting: return "connecting";
-    case NatsLinkState::kConnected: return "connected";
-    case NatsLinkState::kReconnecting: return "reconnecting";
-    case NatsLinkState::kClosed: return "closed";
+    case NatsLinkState::kConnecting:
+      return "connecting";
+    case NatsLinkState::kConnected:
+      return "connected";
+    case NatsLinkState::kReconnecting:
+      return "reconnecting";
+    case NatsLinkState::kClosed:
+      return "closed";
   }
   return "unknown";
 }
 
 const std::string* NatsInbound::header(std::string_view name) const {
   for (const auto& h : headers) {
-    if (h.name.size() == name.size() &&
-        strncasecmp(h.name.data(), name.data(), name.size()) == 0) {
+    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0) {
       return &h.value;
     }
   }
@@ -81,6 +83,8 @@ struct NatsLink::Shared {
   std::mutex mu;
   std::vector<NatsInbound> inbound;
   size_t max_inbound = 0;
+  size_t max_inbound_bytes = 0;
+  size_t inbound_bytes = 0;  // payload bytes in `inbound`
   std::atomic<NatsLinkState> state{NatsLinkState::kConnecting};
   std::atomic<int64_t> pending_bytes{0};
   int64_t reconnect_wait_ms = 0;
@@ -99,11 +103,14 @@ struct NatsLink::Shared {
       std::lock_guard lock(mu);
       // State changes always get through: a lost "connected" would leave the loop
       // believing the link is down (and skip the catch-up after a reconnect).
-      if (inbound.size() >= max_inbound && item.kind != NatsInbound::Kind::kState) {
+      const bool full =
+          inbound.size() >= max_inbound || inbound_bytes + item.data.size() > max_inbound_bytes;
+      if (full && item.kind != NatsInbound::Kind::kState) {
         dropped_inbound_full->inc();
         return;
       }
       wake = inbound.empty();
+      inbound_bytes += item.data.size();
       inbound.push_back(std::move(item));
     }
     // One wake-up per batch: the loop takes everything at once.
@@ -155,7 +162,6 @@ struct NatsLink::Conn {
   std::unordered_map<uint64_t, natsSubscription*> subs;
 };
 
-
 // cnats callbacks. They run on cnats threads: they only build an inbound item and push it.
 struct NatsCallbacks {
   static void message(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
@@ -194,7 +200,9 @@ struct NatsCallbacks {
     c->shared->push(std::move(item));
   }
 
-  static void subscriptionDone(void* closure) { delete static_cast<NatsLink::SubClosure*>(closure); }
+  static void subscriptionDone(void* closure) {
+    delete static_cast<NatsLink::SubClosure*>(closure);
+  }
 
   static std::shared_ptr<NatsLink::Shared>& sharedOf(void* closure) {
     return static_cast<NatsLink::ConnClosure*>(closure)->shared;
@@ -223,7 +231,8 @@ struct NatsCallbacks {
     const char* why = nullptr;
     natsStatus s = natsConnection_GetLastError(nc, &why);
     if (s != NATS_OK) {
-      logWarn("nats_error", {{"error", why != nullptr && *why != '\0' ? why : natsStatus_GetText(s)}});
+      logWarn("nats_error",
+              {{"error", why != nullptr && *why != '\0' ? why : natsStatus_GetText(s)}});
     }
     auto* holder = static_cast<NatsLink::ConnClosure*>(closure);
     holder->shared->setState(NatsLinkState::kClosed);
@@ -249,19 +258,20 @@ struct NatsCallbacks {
 NatsLink::NatsLink(NatsLinkOptions options, MetricsRegistry& registry)
     : options_(std::move(options)),
       shared_(std::make_shared<Shared>()),
-      dropped_queue_full_(registry.counter(
-          "wsfleet_nats_dropped_total",
-          "NATS operations and messages dropped by the edge, by reason",
-          [&] {
-            Labels l = options_.metric_labels;
-            l.emplace_back("reason", "outbound_queue_full");
-            return l;
-          }())),
-      dropped_publish_failed_(registry.counter("wsfleet_nats_dropped_total", "", [&] {
-        Labels l = options_.metric_labels;
-        l.emplace_back("reason", "publish_failed");
-        return l;
-      }())),
+      dropped_queue_full_(
+          registry.counter("wsfleet_nats_dropped_total",
+                           "NATS operations and messages dropped by the edge, by reason",
+                           [&] {
+                             Labels l = options_.metric_labels;
+                             l.emplace_back("reason", "outbound_queue_full");
+                             return l;
+                           }())),
+      dropped_publish_failed_(registry.counter("wsfleet_nats_dropped_total", "",
+                                               [&] {
+                                                 Labels l = options_.metric_labels;
+                                                 l.emplace_back("reason", "publish_failed");
+                                                 return l;
+                                               }())),
       dropped_subscribe_failed_(registry.counter("wsfleet_nats_dropped_total", "", [&] {
         Labels l = options_.metric_labels;
         l.emplace_back("reason", "subscribe_failed");
@@ -273,6 +283,7 @@ NatsLink::NatsLink(NatsLinkOptions options, MetricsRegistry& registry)
     return l;
   };
   shared_->max_inbound = options_.max_inbound_items;
+  shared_->max_inbound_bytes = options_.max_queue_bytes;
   shared_->reconnect_wait_ms = std::max<int64_t>(options_.reconnect_wait_ms, 1);
   shared_->reconnect_wait_max_ms =
       std::max(options_.reconnect_wait_max_ms, shared_->reconnect_wait_ms);
@@ -280,15 +291,14 @@ NatsLink::NatsLink(NatsLinkOptions options, MetricsRegistry& registry)
       &registry.counter("wsfleet_nats_dropped_total", "", labelled("inbound_queue_full"));
   shared_->dropped_slow_consumer =
       &registry.counter("wsfleet_nats_dropped_total", "", labelled("slow_consumer"));
-  shared_->reconnects = &registry.counter(
-      "wsfleet_nats_reconnects_total", "Times the NATS link came back after losing its server",
-      options_.metric_labels);
-  shared_->disconnects = &registry.counter(
-      "wsfleet_nats_disconnects_total", "Times the NATS link lost its server",
-      options_.metric_labels);
+  shared_->reconnects = &registry.counter("wsfleet_nats_reconnects_total",
+                                          "Times the NATS link came back after losing its server",
+                                          options_.metric_labels);
+  shared_->disconnects =
+      &registry.counter("wsfleet_nats_disconnects_total", "Times the NATS link lost its server",
+                        options_.metric_labels);
   std::weak_ptr<Shared> weak = shared_;
-  registry.gaugeCallback("wsfleet_nats_connected",
-                         "1 while the NATS link is connected to a server",
+  registry.gaugeCallback("wsfleet_nats_connected", "1 while the NATS link is connected to a server",
                          options_.metric_labels, [weak] {
                            auto s = weak.lock();
                            return s && s->state.load() == NatsLinkState::kConnected ? 1.0 : 0.0;
@@ -336,7 +346,9 @@ NatsLink::~NatsLink() {
   conn_closures_.clear();
 }
 
-int NatsLink::wakeFd() const { return shared_->wake_fd.get(); }
+int NatsLink::wakeFd() const {
+  return shared_->wake_fd.get();
+}
 
 NatsLinkState NatsLink::state() const {
   return shared_->state.load(std::memory_order_acquire);
@@ -353,10 +365,13 @@ bool NatsLink::post(Op op) {
     // idea of its interest and the server's apart (a channel never delivered, or a
     // subscription left behind that delivers twice after the next subscribe).
     const bool control = op.kind == Op::Kind::kSubscribe || op.kind == Op::Kind::kUnsubscribe;
-    if (!control && out_queue_.size() >= options_.max_outbound_ops) {
+    const size_t bytes = op.data.size();
+    if (!control && (out_queue_.size() >= options_.max_outbound_ops ||
+                     out_queue_bytes_ + bytes > options_.max_queue_bytes)) {
       dropped_queue_full_.inc();
       return false;
     }
+    out_queue_bytes_ += bytes;
     out_queue_.push_back(std::move(op));
   }
   out_cv_.notify_one();
@@ -377,8 +392,8 @@ bool NatsLink::publish(std::string subject, std::string data, std::vector<NatsHe
 
 bool NatsLink::request(uint64_t request_id, std::string subject, std::string data,
                        std::vector<NatsHeader> headers) {
-  return post(Op{Op::Kind::kRequest, request_id, std::move(subject), std::move(data),
-                 std::move(headers)});
+  return post(
+      Op{Op::Kind::kRequest, request_id, std::move(subject), std::move(data), std::move(headers)});
 }
 
 void NatsLink::takeInbound(std::vector<NatsInbound>& out) {
@@ -388,6 +403,7 @@ void NatsLink::takeInbound(std::vector<NatsInbound>& out) {
     n = ::read(shared_->wake_fd.get(), &counter, sizeof counter);
   } while (n < 0 && errno == EINTR);
   std::lock_guard lock(shared_->mu);
+  shared_->inbound_bytes = 0;
   if (out.empty()) {
     out.swap(shared_->inbound);
   } else {
@@ -409,14 +425,16 @@ Status NatsLink::connect() {
   ConnClosure* closure = conn_closures_.back().get();
   closure->shared = shared_;
   natsStatus s = natsOptions_SetServers(opts.get(), urls.data(), static_cast<int>(urls.size()));
-  if (s == NATS_OK && !options_.name.empty()) s = natsOptions_SetName(opts.get(), options_.name.c_str());
+  if (s == NATS_OK && !options_.name.empty())
+    s = natsOptions_SetName(opts.get(), options_.name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), options_.connect_timeout_ms);
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts.get(), -1);
   if (s == NATS_OK) {
     s = natsOptions_SetCustomReconnectDelay(opts.get(), &NatsCallbacks::reconnectDelay, closure);
   }
   if (s == NATS_OK) {
-    s = natsOptions_SetReconnectBufSize(opts.get(), static_cast<int>(options_.reconnect_buffer_bytes));
+    s = natsOptions_SetReconnectBufSize(opts.get(),
+                                        static_cast<int>(options_.reconnect_buffer_bytes));
   }
   if (s == NATS_OK) s = natsOptions_SetPingInterval(opts.get(), options_.ping_interval_ms);
   if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts.get(), options_.max_pings_out);
@@ -430,11 +448,14 @@ Status NatsLink::connect() {
   if (s == NATS_OK) {
     s = natsOptions_SetRetryOnFailedConnect(opts.get(), true, &NatsCallbacks::connected, closure);
   }
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts.get(), &NatsCallbacks::disconnected, closure);
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts.get(), &NatsCallbacks::reconnected, closure);
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(opts.get(), &NatsCallbacks::disconnected, closure);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(opts.get(), &NatsCallbacks::reconnected, closure);
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts.get(), &NatsCallbacks::closed, closure);
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts.get(), &NatsCallbacks::error, closure);
-  if (s == NATS_OK && !options_.token.empty()) s = natsOptions_SetToken(opts.get(), options_.token.c_str());
+  if (s == NATS_OK && !options_.token.empty())
+    s = natsOptions_SetToken(opts.get(), options_.token.c_str());
   if (s == NATS_OK && !options_.user.empty()) {
     s = natsOptions_SetUserInfo(opts.get(), options_.user.c_str(), options_.password.c_str());
   }
@@ -494,8 +515,8 @@ void NatsLink::apply(Op& op) {
       if (conn_->subs.count(op.id) != 0) return;
       auto* closure = new SubClosure{shared_, op.id, {}};
       natsSubscription* sub = nullptr;
-      natsStatus s = natsConnection_Subscribe(&sub, nc, op.subject.c_str(),
-                                              &NatsCallbacks::message, closure);
+      natsStatus s =
+          natsConnection_Subscribe(&sub, nc, op.subject.c_str(), &NatsCallbacks::message, closure);
       if (s == NATS_OK) {
         s = natsSubscription_SetOnCompleteCB(sub, &NatsCallbacks::subscriptionDone, closure);
       } else {
@@ -524,8 +545,9 @@ void NatsLink::apply(Op& op) {
       std::string reply;
       if (op.kind == Op::Kind::kRequest) reply = inbox_prefix_ + std::to_string(op.id);
       natsMsg* raw = nullptr;
-      natsStatus s = natsMsg_Create(&raw, op.subject.c_str(), reply.empty() ? nullptr : reply.c_str(),
-                                    op.data.data(), static_cast<int>(op.data.size()));
+      natsStatus s =
+          natsMsg_Create(&raw, op.subject.c_str(), reply.empty() ? nullptr : reply.c_str(),
+                         op.data.data(), static_cast<int>(op.data.size()));
       NatsMsgPtr msg(raw);
       for (const auto& h : op.headers) {
         if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), h.name.c_str(), h.value.c_str());
@@ -562,7 +584,8 @@ void NatsLink::closeConnection() {
   conn_.reset();
   // Closures of connections cnats is done with (a link refused for days must not pile
   // them up). The newest stays: the next connect adds its own.
-  while (conn_closures_.size() > 1 && conn_closures_.front()->closed.load(std::memory_order_acquire)) {
+  while (conn_closures_.size() > 1 &&
+         conn_closures_.front()->closed.load(std::memory_order_acquire)) {
     conn_closures_.erase(conn_closures_.begin());
   }
 }
@@ -597,6 +620,7 @@ void NatsLink::run() {
       if (stopping_) {
         // What the loop posted last (a goodbye to the region) still goes out.
         batch.swap(out_queue_);
+        out_queue_bytes_ = 0;
         lock.unlock();
         if (conn_ && conn_->nc != nullptr && !natsConnection_IsClosed(conn_->nc)) {
           for (auto& op : batch) apply(op);
@@ -604,6 +628,7 @@ void NatsLink::run() {
         break;
       }
       batch.swap(out_queue_);
+      out_queue_bytes_ = 0;
     }
     // cnats gives up on a connection for good in some cases (every server refused the
     // credentials, say). The link does not: it starts over with a fresh connection,
@@ -615,8 +640,9 @@ void NatsLink::run() {
         natsConnection_GetLastError(conn_->nc, &why);
         logWarn("nats_link_closed",
                 {{"error", why != nullptr ? why : "unknown"},
-                 {"hint", "no listed server took the connection: check nats.servers, the "
-                          "credentials and TLS (the servers' logs say which)"},
+                 {"hint",
+                  "no listed server took the connection: check nats.servers, the "
+                  "credentials and TLS (the servers' logs say which)"},
                  {"retry_in_ms", retry_delay_ms}});
       }
       closeConnection();

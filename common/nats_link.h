@@ -56,6 +56,8 @@ struct NatsLinkOptions {
   int max_pings_out = 2;
   size_t max_outbound_ops = 65536;
   size_t max_inbound_items = 65536;
+  // Payload bytes each queue may hold, whatever the count.
+  size_t max_queue_bytes = 64u << 20;
   // Labels every metric of this link carries (e.g. {"worker","0"}).
   Labels metric_labels;
 };
@@ -133,6 +135,7 @@ class NatsLink {
   std::mutex out_mu_;
   std::condition_variable out_cv_;
   std::deque<Op> out_queue_;
+  size_t out_queue_bytes_ = 0;
   bool stopping_ = false;
   std::thread thread_;
 

@@ -7,8 +7,8 @@ namespace {
 bool keptAsIs(char c) {
   // The channel alphabet of the protocol plus ':' and '_': everything a valid channel
   // name may contain passes unchanged, which keeps subjects readable in monitoring.
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-' || c == '@' || c == '=' || c == '+' || c == ',' || c == ':';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '@' || c == '=' || c == '+' || c == ',' || c == ':';
 }
 
 std::string join(std::string_view region, std::string_view kind, std::string_view tenant,
@@ -60,7 +60,9 @@ std::string inboxSubject(std::string_view region, std::string_view tenant, std::
   return join(region, "inbox", tenant, user);
 }
 
-std::string inboxStreamName(std::string_view region) { return "WSF_INBOX_" + std::string(region); }
+std::string inboxStreamName(std::string_view region) {
+  return "WSF_INBOX_" + std::string(region);
+}
 
 std::string historyStreamName(std::string_view region) {
   return "WSF_HIST_" + std::string(region);

@@ -88,6 +88,7 @@ struct NatsConfig {
   uint64_t reconnect_buffer_bytes = 8u << 20;
   uint64_t ping_interval_ms = 5000;
   uint64_t max_pending_ops = 65536;
+  uint64_t max_pending_bytes = 64u << 20;
   uint64_t request_timeout_ms = 5000;
   uint64_t history_replicas = 3;  // replicas of the region's history stream
   bool enabled() const { return !servers.empty(); }

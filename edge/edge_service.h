@@ -285,6 +285,7 @@ class EdgeService {
       int64_t ts;
     };
     std::deque<Live> held;  // arrived while busy or before positioned
+    size_t held_bytes = 0;
     struct Waiter {
       ConnRef ref;
       std::optional<uint64_t> id;

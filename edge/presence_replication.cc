@@ -87,8 +87,7 @@ std::optional<PresenceMessage> decodePresenceMessage(std::string_view bytes) {
   PresenceMessage m;
   m.type = static_cast<PresenceMessage::Type>(type);
   uint64_t count = 0;
-  if (!r.bytes(m.instance) || !r.u64(m.seq) || !r.u64(m.cursor) || !r.u8(last) ||
-      !r.u64(count)) {
+  if (!r.bytes(m.instance) || !r.u64(m.seq) || !r.u64(m.cursor) || !r.u8(last) || !r.u64(count)) {
     return std::nullopt;
   }
   m.last = last != 0;
@@ -166,7 +165,9 @@ void PresenceReplication::tick(int64_t now_mono_ms, int64_t heartbeat_ms) {
   }
 }
 
-void PresenceReplication::goodbye() { announceGone(instance_); }
+void PresenceReplication::goodbye() {
+  announceGone(instance_);
+}
 
 void PresenceReplication::announceGone(const std::string& instance) {
   PresenceMessage m{PresenceMessage::Type::kGone, instance, 0, {}, 0, false};
@@ -176,8 +177,7 @@ void PresenceReplication::announceGone(const std::string& instance) {
 bool PresenceReplication::onMessage(NatsInbound& message, int64_t now_mono_ms) {
   if (message.subject == sync_subject_) {
     auto request = decodePresenceMessage(message.data);
-    if (!request || request->type != PresenceMessage::Type::kPageRequest ||
-        message.reply.empty()) {
+    if (!request || request->type != PresenceMessage::Type::kPageRequest || message.reply.empty()) {
       return true;
     }
     PresenceMessage page = snapshot_(request->cursor, kPageBytes);
@@ -282,12 +282,11 @@ void PresenceReplication::requestPage(const std::string& instance, uint64_t curs
   if (peer == peers_.end()) return;
   PresenceMessage request{PresenceMessage::Type::kPageRequest, instance_, 0, {}, cursor, false};
   // peer.node is already a subject token (taken from the subject it published on).
-  region_.request("wsf." + region_.name() + ".psync." + peer->second.node + "." +
-                      subjectToken(instance),
-                  encodePresenceMessage(request), {},
-                  [this, instance, generation](const NatsInbound* reply) {
-                    onPage(instance, generation, reply);
-                  });
+  region_.request(
+      "wsf." + region_.name() + ".psync." + peer->second.node + "." + subjectToken(instance),
+      encodePresenceMessage(request), {}, [this, instance, generation](const NatsInbound* reply) {
+        onPage(instance, generation, reply);
+      });
 }
 
 void PresenceReplication::onPage(const std::string& instance, uint64_t generation,

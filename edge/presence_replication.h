@@ -50,8 +50,8 @@ class PresenceReplication {
   // Memberships a removal took away (for leave events to this host's subscribers).
   using SweptFn = std::function<void(std::vector<SweptMembership>)>;
 
-  PresenceReplication(Region& region, PresenceStore& store, std::string node,
-                      std::string instance, bool replica, SnapshotFn snapshot, SweptFn swept);
+  PresenceReplication(Region& region, PresenceStore& store, std::string node, std::string instance,
+                      bool replica, SnapshotFn snapshot, SweptFn swept);
   ~PresenceReplication();
 
   // ---- this worker's changes ----
@@ -76,8 +76,8 @@ class PresenceReplication {
     std::string node;      // its node's subject token (for its psync subject)
     uint64_t applied = 0;  // the last batch applied
     bool syncing = false;
-    bool dirty = false;        // a batch went missing during the sync: sync again after
-    uint64_t generation = 0;   // of the current sync: pages of an older one are ignored
+    bool dirty = false;       // a batch went missing during the sync: sync again after
+    uint64_t generation = 0;  // of the current sync: pages of an older one are ignored
     int64_t last_contact_ms = 0;
     std::unordered_set<std::string> seen;  // connection ids confirmed during a sync
   };

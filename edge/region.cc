@@ -97,9 +97,9 @@ Region::Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers han
       requests_timed_out_(registry.counter(
           "wsfleet_nats_requests_timed_out_total",
           "NATS requests (region publishes, history reads) that got no reply in time")),
-      stream_setup_failures_(registry.counter(
-          "wsfleet_history_stream_setup_failures_total",
-          "Failed attempts to find or create the region's JetStream streams")) {
+      stream_setup_failures_(
+          registry.counter("wsfleet_history_stream_setup_failures_total",
+                           "Failed attempts to find or create the region's JetStream streams")) {
   history_.spec = historySpec(config);
   inbox_.spec = inboxSpec(config, inbox_enabled_);
 }
@@ -123,6 +123,7 @@ Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int work
   options.ping_interval_ms = static_cast<int64_t>(config.nats.ping_interval_ms);
   options.max_outbound_ops = config.nats.max_pending_ops;
   options.max_inbound_items = config.nats.max_pending_ops;
+  options.max_queue_bytes = config.nats.max_pending_bytes;
   options.metric_labels = {{"worker", std::to_string(worker_index)}};
 
   std::unique_ptr<Region> region(new Region(config, registry, std::move(handlers)));

@@ -26,6 +26,7 @@ namespace wsfleet {
 namespace {
 
 constexpr size_t kMaxHeld = 10000;
+constexpr size_t kMaxHeldBytes = 8u << 20;  // per channel; beyond, fetched again later
 constexpr int64_t kCatchUpRetryMs = 500;
 constexpr int64_t kTailCheckMs = 1000;
 constexpr size_t kMaxWaiters = 10000;
@@ -65,8 +66,8 @@ Status EdgeService::startRegion(int worker_index) {
   handlers.delivery = [this](NatsInbound& message) { onRegionDelivery(message); };
   handlers.reconnected = [this] { onRegionReconnected(); };
   handlers.epoch_changed = [this] { onRegionEpochChanged(); };
-  WSF_ASSIGN_OR_RETURN(region_, Region::start(config_, worker_index, metrics_.registry(),
-                                              std::move(handlers)));
+  WSF_ASSIGN_OR_RETURN(
+      region_, Region::start(config_, worker_index, metrics_.registry(), std::move(handlers)));
   // Worker 0 is the host's presence replica (one writer of the region view per host).
   replication_ = std::make_unique<PresenceReplication>(
       *region_, *presence_, config_.node_name, instance_id_, worker_index == 0,
@@ -250,6 +251,7 @@ void EdgeService::onRegionEpochChanged() {
   // position again (subscribers see the new epoch on the next message).
   for (auto& [key, rc] : region_channels_) {
     rc->held.clear();
+    rc->held_bytes = 0;
     if (rc->busy) {
       rc->reposition = true;
       continue;
@@ -281,10 +283,11 @@ EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant
 void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame,
                              int64_t ts) {
   if (rc.busy || !rc.positioned) {
-    if (rc.held.size() >= kMaxHeld) {
+    if (rc.held.size() >= kMaxHeld || rc.held_bytes + frame->size() > kMaxHeldBytes) {
       metrics_.dropped("region_held_full");  // the catch-up fetches it from the stream
       return;
     }
+    rc.held_bytes += frame->size();
     rc.held.push_back({seq, prev, std::move(frame), ts});
     // A position read that failed is tried again when the channel has news.
     if (!rc.busy) regionPosition(rc);
@@ -292,6 +295,7 @@ void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, Fra
   }
   if (seq <= rc.cursor) return;  // delivered already (catch-up overtook it)
   if (prev != rc.cursor) {
+    rc.held_bytes += frame->size();
     rc.held.push_back({seq, prev, std::move(frame), ts});
     regionCatchUp(rc);
     return;
@@ -370,6 +374,7 @@ void EdgeService::regionIdle(RegionChannel& rc) {
     rc.reposition = false;
     rc.positioned = false;
     rc.held.clear();
+    rc.held_bytes = 0;
     return regionPosition(rc);
   }
   if (rc.catch_up_after && rc.positioned) {
@@ -383,6 +388,7 @@ void EdgeService::regionIdle(RegionChannel& rc) {
   while (!same.busy && same.positioned && !same.held.empty()) {
     RegionChannel::Live next = std::move(same.held.front());
     same.held.pop_front();
+    same.held_bytes -= next.frame->size();
     regionLive(same, next.seq, next.prev, std::move(next.frame), next.ts);
   }
   regionForgetIfUnused(key);
@@ -415,6 +421,7 @@ void EdgeService::regionPosition(RegionChannel& rc) {
     std::deque<RegionChannel::Waiter> waiters = std::move(ch.waiters);
     ch.waiters.clear();
     ch.held.clear();
+    ch.held_bytes = 0;
     for (auto& w : waiters) {
       Connection* conn = live(w.ref);
       if (conn == nullptr || !takeSubscribing(*conn, ch.channel, w.id)) continue;
@@ -466,8 +473,8 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
       takeSubscribing(*conn, rc.channel, w.id);  // called off: answered there
       continue;
     }
-    const bool resumable = w.since && w.since->epoch == region_->epoch() &&
-                           w.since->offset <= rc.cursor;
+    const bool resumable =
+        w.since && w.since->epoch == region_->epoch() && w.since->offset <= rc.cursor;
     if (w.since && !resumable) {
       metrics_.resumes_not_recovered.inc();
       regionFinishSubscribe(rc, *conn, w.id, false, {});
@@ -503,19 +510,18 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
     }
     // The client's last message must still be stored: then everything after it is (the
     // stream trims a channel oldest first, and wsfleet never deletes single messages).
-    region_->getMessage(msgGetBySeq(replay->waiter.since->offset),
-                        [this, replay](const NatsInbound* r) {
-                          auto it = region_channels_.find(replay->key);
-                          if (it == region_channels_.end()) return;
-                          auto got = r == nullptr || !r->status.empty()
-                                         ? Result<JsStoredMessage>(
-                                               Status(Code::kUnavailable, "no_reply", ""))
-                                         : parseMsgGet(region_->parser(), r->data);
-                          if (!got.isOk() || got->subject != it->second->history_subject) {
-                            return regionReplayDone(replay, false);
-                          }
-                          regionReplayStep(replay);
-                        });
+    region_->getMessage(
+        msgGetBySeq(replay->waiter.since->offset), [this, replay](const NatsInbound* r) {
+          auto it = region_channels_.find(replay->key);
+          if (it == region_channels_.end()) return;
+          auto got = r == nullptr || !r->status.empty()
+                         ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                         : parseMsgGet(region_->parser(), r->data);
+          if (!got.isOk() || got->subject != it->second->history_subject) {
+            return regionReplayDone(replay, false);
+          }
+          regionReplayStep(replay);
+        });
     return;
   }
 }
@@ -535,10 +541,10 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
         if (got->seq > replay->until) return regionReplayVerify(replay);
         auto stored = decodePeerMessage(got->data);
         if (stored && stored->kind == PeerMessage::Kind::kStored) {
-          replay->missed.push_back({got->seq, stored->origin_ts_ms,
-                                    encodeMessage(stored->target, region_->epoch(), got->seq,
-                                                  stored->from, stored->frame,
-                                                  stored->origin_ts_ms)});
+          replay->missed.push_back(
+              {got->seq, stored->origin_ts_ms,
+               encodeMessage(stored->target, region_->epoch(), got->seq, stored->from,
+                             stored->frame, stored->origin_ts_ms)});
         }
         replay->next = got->seq + 1;
         if (got->seq == replay->until) return regionReplayVerify(replay);
@@ -584,8 +590,9 @@ bool EdgeService::takeSubscribing(Connection& conn, const std::string& channel,
                                   std::optional<uint64_t> id) {
   if (conn.subscribing.erase(channel) != 0) return true;
   // Unsubscribed while it waited: the subscribe still gets its one answer.
-  replyError(conn, id, Status(Code::kBadRequest, "unsubscribed",
-                              "unsubscribed from " + channel + " before the subscribe completed"));
+  replyError(conn, id,
+             Status(Code::kBadRequest, "unsubscribed",
+                    "unsubscribed from " + channel + " before the subscribe completed"));
   return false;
 }
 
@@ -603,7 +610,8 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
   auto added = hub_.subscribe(&conn, rc.channel);
   if (!added.added) {
     // Subscribed meanwhile by another path: it has the live messages already.
-    return reply(conn, encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, false));
+    return reply(conn,
+                 encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, false));
   }
   if (ns->presence) presenceJoin(conn, rc.channel);
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));

@@ -50,10 +50,11 @@ TEST(JetStreamApi, PubAckAndDuplicate) {
 
 TEST(JetStreamApi, FullStoresAreTheirOwnReason) {
   JsonParser parser;
-  for (const char* reply :
-       {R"({"error":{"code":400,"err_code":10002,"description":"resource limits exceeded for account"}})",
-        R"({"error":{"code":503,"err_code":10077,"description":"maximum bytes exceeded"}})",
-        R"({"error":{"code":500,"err_code":10047,"description":"insufficient storage resources available"}})"}) {
+  for (
+      const char* reply :
+      {R"({"error":{"code":400,"err_code":10002,"description":"resource limits exceeded for account"}})",
+       R"({"error":{"code":503,"err_code":10077,"description":"maximum bytes exceeded"}})",
+       R"({"error":{"code":500,"err_code":10047,"description":"insufficient storage resources available"}})"}) {
     JsError error;
     auto ack = parsePubAck(parser, reply, &error);
     ASSERT_FALSE(ack.isOk()) << reply;
@@ -86,7 +87,8 @@ TEST(JetStreamApi, StreamInfoAndNotFound) {
   EXPECT_EQ(streamInfoForSubject("a.b"), R"({"subjects_filter":"a.b"})");
   JsError error;
   auto missing = parseStreamInfo(
-      parser, R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})", &error);
+      parser, R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})",
+      &error);
   ASSERT_FALSE(missing.isOk());
   EXPECT_EQ(error.err_code, kJsStreamNotFound);
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
@@ -102,7 +104,8 @@ TEST(JetStreamApi, MsgGetDecodesThePayload) {
   EXPECT_EQ(got->data, "hello world");
   JsError error;
   auto none = parseMsgGet(
-      parser, R"({"error":{"code":404,"err_code":10037,"description":"no message found"}})", &error);
+      parser, R"({"error":{"code":404,"err_code":10037,"description":"no message found"}})",
+      &error);
   ASSERT_FALSE(none.isOk());
   EXPECT_EQ(error.err_code, kJsNoMessageFound);
   EXPECT_FALSE(parseMsgGet(parser, "not json").isOk());

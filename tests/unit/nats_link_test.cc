@@ -100,7 +100,8 @@ class LinkUnderTest {
 
   // The next inbound item matching `want`, waiting on the link's eventfd.
   template <class Pred>
-  std::optional<NatsInbound> next(Pred want, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  std::optional<NatsInbound> next(Pred want,
+                                  std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     const auto deadline = Clock::now() + limit;
     for (;;) {
       while (!pending.empty()) {
@@ -108,7 +109,8 @@ class LinkUnderTest {
         pending.erase(pending.begin());
         if (want(item)) return item;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return std::nullopt;
       pollfd pfd{link->wakeFd(), POLLIN, 0};
       ::poll(&pfd, 1, static_cast<int>(left.count()));
@@ -119,7 +121,8 @@ class LinkUnderTest {
     if (link->state() == state) return true;
     return next([&](const NatsInbound& i) {
              return i.kind == NatsInbound::Kind::kState && i.state == state;
-           }).has_value();
+           })
+        .has_value();
   }
 
   std::unique_ptr<NatsLink> link;
@@ -161,9 +164,7 @@ TEST(NatsLink, CarriesMessagesWithHeadersBetweenTwoLinks) {
   ASSERT_TRUE(b.next([](const NatsInbound& i) { return i.request_id == 2; }));
   ASSERT_TRUE(a.link->publish("wsf.eu.ch.demo.chat:x", "late"));
   ASSERT_TRUE(a.link->publish("marker", "m"));
-  auto marker = b.next([](const NatsInbound& i) {
-    return i.kind == NatsInbound::Kind::kMessage;
-  });
+  auto marker = b.next([](const NatsInbound& i) { return i.kind == NatsInbound::Kind::kMessage; });
   ASSERT_TRUE(marker);
   EXPECT_EQ(marker->subject, "marker") << "a message arrived after unsubscribe";
 }

@@ -13,15 +13,15 @@ namespace {
 TEST(RegionSubjects, ValidNamesPassUnchanged) {
   EXPECT_EQ(channelSubject("eu", "demo", "chat:room-42"), "wsf.eu.ch.demo.chat:room-42");
   EXPECT_EQ(userSubject("eu", "demo", "alice@x.io"), "wsf.eu.user.demo.alice@x%2Eio");
-  EXPECT_EQ(historySubject("us-east", "t1", "chat:a_b=c+d,e"), "wsf.us-east.hist.t1.chat:a_b=c+d,e");
+  EXPECT_EQ(historySubject("us-east", "t1", "chat:a_b=c+d,e"),
+            "wsf.us-east.hist.t1.chat:a_b=c+d,e");
   EXPECT_EQ(historyStreamName("eu"), "WSF_HIST_eu");
 }
 
 TEST(RegionSubjects, SubjectSyntaxNeverSurvives) {
   using namespace std::string_view_literals;
-  for (std::string_view hostile :
-       {"a.b"sv, "*"sv, ">"sv, "chat:>"sv, "a b"sv, "a\tb"sv, "a\r\nPUB x 1"sv, "a\0b"sv,
-        "%41"sv, ".."sv, "chat:*.>"sv}) {
+  for (std::string_view hostile : {"a.b"sv, "*"sv, ">"sv, "chat:>"sv, "a b"sv, "a\tb"sv,
+                                   "a\r\nPUB x 1"sv, "a\0b"sv, "%41"sv, ".."sv, "chat:*.>"sv}) {
     const std::string token = subjectToken(hostile);
     SCOPED_TRACE(token);
     EXPECT_EQ(token.find_first_of(".*> \t\r\n"), std::string::npos);
