@@ -236,12 +236,19 @@ FramePtr EdgeService::storedFrame(const PeerMessage& stored, uint64_t seq) const
 }
 
 void EdgeService::onRegionReconnected() {
-  // Whatever was republished while the link was down never reached this worker.
-  for (auto& [key, rc] : region_channels_) {
-    if (rc->busy) {
-      rc->catch_up_after = true;  // a fetch or replay runs: after it (regionIdle)
-    } else if (rc->positioned) {
-      regionCatchUp(*rc);
+  // Whatever was republished while the link was down never reached this worker. Keys
+  // first: a request that fails at once answers synchronously and may forget a channel.
+  std::vector<std::string> keys;
+  keys.reserve(region_channels_.size());
+  for (const auto& [key, rc] : region_channels_) keys.push_back(key);
+  for (const std::string& key : keys) {
+    auto it = region_channels_.find(key);
+    if (it == region_channels_.end()) continue;
+    RegionChannel& rc = *it->second;
+    if (rc.busy) {
+      rc.catch_up_after = true;  // a fetch or replay runs: after it (regionIdle)
+    } else if (rc.positioned) {
+      regionCatchUp(rc);
     }
   }
 }
@@ -249,15 +256,21 @@ void EdgeService::onRegionReconnected() {
 void EdgeService::onRegionEpochChanged() {
   // Offsets of the old stream mean nothing in the new one: every channel reads its
   // position again (subscribers see the new epoch on the next message).
-  for (auto& [key, rc] : region_channels_) {
-    rc->held.clear();
-    rc->held_bytes = 0;
-    if (rc->busy) {
-      rc->reposition = true;
+  std::vector<std::string> keys;
+  keys.reserve(region_channels_.size());
+  for (const auto& [key, rc] : region_channels_) keys.push_back(key);
+  for (const std::string& key : keys) {
+    auto it = region_channels_.find(key);
+    if (it == region_channels_.end()) continue;
+    RegionChannel& rc = *it->second;
+    rc.held.clear();
+    rc.held_bytes = 0;
+    if (rc.busy) {
+      rc.reposition = true;
       continue;
     }
-    rc->positioned = false;
-    regionPosition(*rc);
+    rc.positioned = false;
+    regionPosition(rc);
   }
 }
 
