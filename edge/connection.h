@@ -81,6 +81,9 @@ class Connection {
   // Outbound queue: bounded by bytes and count, with priorities (EdgeService::enqueue).
   OutboundQueue out;
 
+  // Queued for EdgeServer's end-of-iteration write (edge_server.cc, flushWrites).
+  bool flush_queued = false;
+
   // WebSocket-level keepalive.
   bool ping_due = false;       // a ping frame is waiting for WRITEABLE
   bool awaiting_pong = false;  // a ping was sent and not answered yet

@@ -72,6 +72,7 @@ EdgeServer::~EdgeServer() {
     ev_signal_stop(loop_.get(), &sighup_watcher_);
     ev_timer_stop(loop_.get(), &wakeup_timer_);
     ev_io_stop(loop_.get(), &region_watcher_);
+    ev_prepare_stop(loop_.get(), &prepare_watcher_);
   }
 }
 
@@ -279,7 +280,44 @@ void EdgeServer::onTick(lws_sorted_usec_list_t* sul) {
 }
 
 void EdgeServer::wantWrite(Connection& conn) {
-  lws_callback_on_writable(static_cast<lws*>(conn.transport));
+  // Frames are written at the end of the loop iteration that queued them, directly: a
+  // fan-out queues one frame to many connections, and waiting for WRITEABLE would cost
+  // two epoll_ctl calls per connection (write interest on, then off) and a callback, on
+  // top of the write itself. Everything queued in the same iteration still goes out in
+  // one write. Pings and closes keep the WRITEABLE path.
+  if (conn.close_code != 0 || conn.ping_due) {
+    lws_callback_on_writable(static_cast<lws*>(conn.transport));
+    return;
+  }
+  if (conn.flush_queued) return;
+  conn.flush_queued = true;
+  to_flush_.push_back(&conn);
+}
+
+void EdgeServer::onPrepare(struct ev_loop* /*loop*/, ev_prepare* watcher, int /*revents*/) {
+  static_cast<EdgeServer*>(watcher->data)->flushWrites();
+}
+
+void EdgeServer::flushWrites() {
+  if (to_flush_.empty()) return;
+  std::vector<Connection*> batch;
+  batch.swap(to_flush_);
+  for (Connection* conn : batch) {
+    conn->flush_queued = false;
+    auto* wsi = static_cast<lws*>(conn->transport);
+    // Closing, pinging, or lws still holds unsent bytes: the ordinary path.
+    if (conn->close_code != 0 || conn->peer_close_code != 0 || conn->ping_due ||
+        lws_partial_buffered(wsi)) {
+      if (conn->close_code != 0 || !conn->out.empty() || conn->ping_due) {
+        lws_callback_on_writable(wsi);
+      }
+      continue;
+    }
+    if (conn->out.empty()) continue;
+    // A failed write cannot return -1 to lws here: the connection is killed instead, and
+    // lws reports it closed as for any other close.
+    if (!writeQueued(wsi, *conn)) kill(*conn);
+  }
 }
 
 void EdgeServer::resetOnClose(Connection& conn) {
@@ -346,6 +384,10 @@ int EdgeServer::run() {
                          std::to_string(config_.admin_listen.port + slot_.index)},
            {"worker", slot_.index},
            {"tls", !config_.tls_cert_file.empty()}});
+
+  ev_prepare_init(&prepare_watcher_, &EdgeServer::onPrepare);
+  prepare_watcher_.data = this;
+  ev_prepare_start(loop_.get(), &prepare_watcher_);
 
   while (!stop_requested_) ev_run(loop_.get(), 0);
 

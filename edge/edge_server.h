@@ -80,6 +80,9 @@ class EdgeServer final : public Transport {
   EdgeService& service() { return *service_; }
   int onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int onAdminEvent(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  // Writes what the connections queued during this loop iteration (see wantWrite); the
+  // loop runs it before it blocks again.
+  void flushWrites();
   // Writes the response now, or (deferred) remembers the request until answerHttp.
   int answerOrWait(lws* wsi, AdminSession* session, HttpResponse response);
 
@@ -92,6 +95,10 @@ class EdgeServer final : public Transport {
   static void onReloadSignal(struct ev_loop* loop, ev_signal* watcher, int revents);
   static void onWakeup(struct ev_loop* loop, ev_timer* watcher, int revents);
   static void onRegionReadable(struct ev_loop* loop, ev_io* watcher, int revents);
+  static void onPrepare(struct ev_loop* loop, ev_prepare* watcher, int revents);
+  // Writes the queued frames of an established connection (one coalesced write); false
+  // when the write failed. Shared by WRITEABLE and flushWrites().
+  bool writeQueued(lws* wsi, Connection& conn);
 
   const EdgeConfig& config_;
   const WorkerSlot slot_;
@@ -106,6 +113,8 @@ class EdgeServer final : public Transport {
   ev_signal sighup_watcher_{};
   ev_timer wakeup_timer_{};  // bounds each loop pass while stopping
   ev_io region_watcher_{};   // the region's NATS link has something for this worker
+  ev_prepare prepare_watcher_{};  // end of each loop iteration: flushWrites()
+  std::vector<Connection*> to_flush_;  // connections with frames queued this iteration
   lws_protocols ws_protocols_[2] = {};  // lws keeps a pointer: lives as long as the context
   LwsContextPtr context_;
   std::unique_ptr<WsListener> listener_;  // after context_: closed before lws goes away

@@ -304,31 +304,21 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
         return 0;
       }
       if (conn->out.empty()) return 0;
-      if (conn->out.size() == 1) {
-        // One frame: written in place, lws puts the header into the frame's headroom.
-        FramePtr frame = conn->out.pop();
-        if (lws_write(wsi, frame->payload(), frame->size(), LWS_WRITE_TEXT) <
-            static_cast<int>(frame->size())) {
-          return -1;
-        }
-        return 0;
-      }
-      // Several: framed here into one buffer and sent with one write (LWS_WRITE_HTTP is
-      // lws' raw write; lws keeps whatever the socket does not take and sends it first).
-      coalesceFrames(conn->out, write_buffer_, LWS_PRE, kCoalesceBytes);
-      const size_t n = write_buffer_.size() - LWS_PRE;
-      if (lws_write(wsi, reinterpret_cast<unsigned char*>(write_buffer_.data()) + LWS_PRE, n,
-                    LWS_WRITE_HTTP) < static_cast<int>(n)) {
-        return -1;
-      }
-      if (!conn->out.empty()) lws_callback_on_writable(wsi);
-      return 0;
+      return writeQueued(wsi, *conn) ? 0 : -1;
     }
 
     case LWS_CALLBACK_CLOSED: {
       Connection* conn = session->conn;
       if (conn == nullptr) return 0;
       session->conn = nullptr;
+      if (conn->flush_queued) {
+        // Queued for this iteration's write, closed before it: not to be touched again.
+        auto it = std::find(to_flush_.begin(), to_flush_.end(), conn);
+        if (it != to_flush_.end()) {
+          *it = to_flush_.back();
+          to_flush_.pop_back();
+        }
+      }
       // A close we or lws started (1009, 1007, 1002...) may find the peer still sending:
       // the socket lingers so that our close frame reaches it (edge/lingering_close.h).
       // Slow consumers (4009) are reset on purpose; a peer that closed first is done.
@@ -352,6 +342,25 @@ int EdgeServer::onWebSocketEvent(lws* wsi, lws_callback_reasons reason, void* us
     default:
       return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
+}
+
+bool EdgeServer::writeQueued(lws* wsi, Connection& conn) {
+  if (conn.out.size() == 1) {
+    // One frame: written in place, lws puts the header into the frame's headroom.
+    FramePtr frame = conn.out.pop();
+    return lws_write(wsi, frame->payload(), frame->size(), LWS_WRITE_TEXT) >=
+           static_cast<int>(frame->size());
+  }
+  // Several: framed here into one buffer and sent with one write (LWS_WRITE_HTTP is lws'
+  // raw write; lws keeps whatever the socket does not take and sends it first).
+  coalesceFrames(conn.out, write_buffer_, LWS_PRE, kCoalesceBytes);
+  const size_t n = write_buffer_.size() - LWS_PRE;
+  if (lws_write(wsi, reinterpret_cast<unsigned char*>(write_buffer_.data()) + LWS_PRE, n,
+                LWS_WRITE_HTTP) < static_cast<int>(n)) {
+    return false;
+  }
+  if (!conn.out.empty()) lws_callback_on_writable(wsi);
+  return true;
 }
 
 }  // namespace wsfleet

@@ -154,6 +154,10 @@ int __wrap_lws_write(lws* wsi, unsigned char* buf, size_t len, lws_write_protoco
   return static_cast<int>(len);
 }
 
+int __wrap_lws_partial_buffered(lws* wsi) {
+  return reinterpret_cast<FakeWsi*>(wsi)->partial ? 1 : 0;
+}
+
 int __wrap_lws_callback_on_writable(lws* wsi) {
   ++reinterpret_cast<FakeWsi*>(wsi)->writable_requests;
   return 1;

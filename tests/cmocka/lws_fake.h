@@ -41,6 +41,7 @@ struct FakeWsi {
   std::optional<int> write_result;
   int transaction_completed_result = 0;  // lws_http_transaction_completed
   int fd = -1;                           // lws_get_socket_fd: no real socket by default
+  bool partial = false;                  // lws_partial_buffered: lws holds unsent bytes
 
   // ---- outputs, recorded by the wrappers ----
   std::vector<WrittenFrame> writes;

@@ -92,9 +92,10 @@ void writeableCoalescesQueuedFramesInOrder(void** state) {
   h.mustStart();
   WsClient c;
   h.connect(c);
-  // The welcome is queued and exactly one WRITEABLE requested for it.
+  // The welcome is queued for the end of the loop iteration, not via WRITEABLE.
   assert_int_equal(c.conn()->out.size(), 1);
-  assert_int_equal(c.wsi.writable_requests, 1);
+  assert_int_equal(c.wsi.writable_requests, 0);
+  assert_true(c.conn()->flush_queued);
   assert_true(c.wsi.writes.empty());
   // A lone frame goes out as it is, framed by lws.
   assert_int_equal(h.writeable(c), 0);
@@ -172,7 +173,63 @@ void failedWriteDropsTheConnection(void** state) {
   assert_int_equal(h.writeable(c), -1);
   assert_int_equal(c.wsi.writes.size(), 1);
   // A dead socket does not ask for more WRITEABLE callbacks, even with frames queued.
+  assert_int_equal(c.wsi.writable_requests, 0);
+}
+
+void endOfIterationFlushWritesEverythingQueuedInOneWrite(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();
+  WsClient c;
+  h.connect(c);
+  h.server().flushWrites();  // as the loop does before it blocks again
+  assert_int_equal(c.wsi.writes.size(), 1);
+  assert_false(c.conn()->flush_queued);
+  assertFrameHas(c.wsi.writes[0], R"("type":"welcome")");
+  assert_int_equal(h.receive(c, R"({"type":"subscribe","id":1,"channel":"live:room"})"), 0);
+  assert_int_equal(h.receive(c, R"({"type":"publish","id":2,"channel":"live:room","data":{}})"), 0);
+  assert_int_equal(c.conn()->out.size(), 3);
+  h.server().flushWrites();
+  assert_int_equal(c.wsi.writes.size(), 2);
+  assert_int_equal(splitFrames(c.wsi.writes.back().bytes).size(), 3);
+  assert_int_equal(c.wsi.writable_requests, 0);  // no epoll round trip for any of it
+  assert_true(c.conn()->out.empty());
+}
+
+void endOfIterationFlushDefersToWriteableWhileLwsHoldsBytes(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();
+  WsClient c;
+  h.connect(c);
+  c.wsi.partial = true;  // an earlier write was not taken whole
+  h.server().flushWrites();
+  assert_true(c.wsi.writes.empty());
   assert_int_equal(c.wsi.writable_requests, 1);
+  c.wsi.partial = false;
+  assert_int_equal(h.writeable(c), 0);
+  assert_int_equal(c.wsi.writes.size(), 1);
+}
+
+void endOfIterationFlushFailureKillsTheConnection(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();
+  WsClient c;
+  h.connect(c);
+  c.wsi.write_result = -1;
+  h.server().flushWrites();
+  assert_int_equal(c.wsi.writes.size(), 1);
+  // Killed asynchronously (lws closes it at its next pass and reports it closed).
+  assert_false(c.wsi.timeouts.empty());
+}
+
+void connectionClosedBeforeTheFlushIsNotTouched(void** state) {
+  EdgeHarness& h = harnessOf(state);
+  h.mustStart();
+  WsClient c;
+  h.connect(c);
+  assert_true(c.conn()->flush_queued);
+  assert_int_equal(h.ws(c, LWS_CALLBACK_CLOSED), 0);
+  h.server().flushWrites();  // must not write to (or read) the closed connection
+  assert_true(c.wsi.writes.empty());
 }
 
 void failedPingWriteDropsTheConnection(void** state) {
@@ -557,6 +614,14 @@ int main() {
       cmocka_unit_test_setup_teardown(partialWriteDropsTheConnectionAndClosedCleansUp, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(failedWriteDropsTheConnection, harnessSetup, harnessTeardown),
+      cmocka_unit_test_setup_teardown(endOfIterationFlushWritesEverythingQueuedInOneWrite,
+                                      harnessSetup, harnessTeardown),
+      cmocka_unit_test_setup_teardown(endOfIterationFlushDefersToWriteableWhileLwsHoldsBytes,
+                                      harnessSetup, harnessTeardown),
+      cmocka_unit_test_setup_teardown(endOfIterationFlushFailureKillsTheConnection, harnessSetup,
+                                      harnessTeardown),
+      cmocka_unit_test_setup_teardown(connectionClosedBeforeTheFlushIsNotTouched, harnessSetup,
+                                      harnessTeardown),
       cmocka_unit_test_setup_teardown(failedPingWriteDropsTheConnection, harnessSetup,
                                       harnessTeardown),
       cmocka_unit_test_setup_teardown(upgradeWithoutTokenGets401, harnessSetup, harnessTeardown),
