@@ -467,14 +467,14 @@ class TopologyParser {
   void checkPins() {
     checkEntries("pins", topology_.pins, "this tenant's namespace",
                  [](const NamespacePin& a, const NamespacePin& b) {
-                   return a.tenant == b.tenant && a.ns == b.ns;
+                   return !a.ns.empty() && a.tenant == b.tenant && a.ns == b.ns;
                  });
   }
 
   void checkMoves() {
     checkEntries("moves", topology_.moves, "this tenant's channel",
                  [](const ChannelMove& a, const ChannelMove& b) {
-                   return a.tenant == b.tenant && a.channel == b.channel;
+                   return !a.channel.empty() && a.tenant == b.tenant && a.channel == b.channel;
                  });
   }
 
