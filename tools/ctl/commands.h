@@ -14,5 +14,7 @@ constexpr int kExitUsage = 2;    // bad arguments or configuration
 void addTokenCommands(CLI::App& app, int& exit_code);
 // `config check`: load and validate an edge conf without starting anything.
 void addConfigCommands(CLI::App& app, int& exit_code);
+// `topology check` and `topology owner`: validate conf/topology.toml, ask who owns what.
+void addTopologyCommands(CLI::App& app, int& exit_code);
 
 }  // namespace wsfleet::ctl
