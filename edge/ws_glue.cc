@@ -1,6 +1,8 @@
 // libwebsockets callbacks of the client WebSocket listener -> EdgeService.
-// Rules kept here: lws_write only from SERVER_WRITEABLE, one frame per callback; a close
-// we initiate is sent from WRITEABLE (or from the callback of the connection itself).
+// Rules kept here: queued frames are written by writeQueued(), from SERVER_WRITEABLE or
+// from EdgeServer::flushWrites at the end of a loop iteration (never while lws still holds
+// unsent bytes of the connection); pings and a close we initiate are sent from WRITEABLE
+// (or from the callback of the connection itself).
 #include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_received
 #include <netinet/in.h>
 #include <strings.h>
