@@ -508,6 +508,17 @@ Status NatsLink::connect() {
   return Status::ok();
 }
 
+void NatsLink::publishFailed(const Op& op) {
+  dropped_publish_failed_.inc();
+  if (op.kind != Op::Kind::kRequest) return;
+  // The requester learns at once instead of waiting for its timeout.
+  NatsInbound item;
+  item.kind = NatsInbound::Kind::kReply;
+  item.request_id = op.id;
+  item.status = "503";
+  shared_->push(std::move(item));
+}
+
 void NatsLink::apply(Op& op) {
   natsConnection* nc = conn_->nc;
   switch (op.kind) {
@@ -553,17 +564,7 @@ void NatsLink::apply(Op& op) {
         if (s == NATS_OK) s = natsMsgHeader_Set(msg.get(), h.name.c_str(), h.value.c_str());
       }
       if (s == NATS_OK) s = natsConnection_PublishMsg(nc, msg.get());
-      if (s != NATS_OK) {
-        dropped_publish_failed_.inc();
-        if (op.kind == Op::Kind::kRequest) {
-          // The requester learns at once instead of waiting for its timeout.
-          NatsInbound item;
-          item.kind = NatsInbound::Kind::kReply;
-          item.request_id = op.id;
-          item.status = "503";
-          shared_->push(std::move(item));
-        }
-      }
+      if (s != NATS_OK) publishFailed(op);
       return;
     }
   }
@@ -661,15 +662,7 @@ void NatsLink::run() {
       shared_->pending_bytes.store(natsConnection_Buffered(conn_->nc), std::memory_order_relaxed);
     } else {
       for (auto& op : batch) {
-        if (op.kind != Op::Kind::kPublish && op.kind != Op::Kind::kRequest) continue;
-        dropped_publish_failed_.inc();
-        if (op.kind == Op::Kind::kRequest) {
-          NatsInbound item;
-          item.kind = NatsInbound::Kind::kReply;
-          item.request_id = op.id;
-          item.status = "503";
-          shared_->push(std::move(item));
-        }
+        if (op.kind == Op::Kind::kPublish || op.kind == Op::Kind::kRequest) publishFailed(op);
       }
     }
     batch.clear();

@@ -125,6 +125,7 @@ class NatsLink {
   bool post(Op op);
   void run();
   void apply(Op& op);
+  void publishFailed(const Op& op);
   Status connect();
   bool openConnection();
   void closeConnection();

@@ -296,6 +296,7 @@ class EdgeService {
   void onRegionDelivery(NatsInbound& message);
   void onRegionReconnected();
   void onRegionEpochChanged();
+  void forEachRegionChannel(const std::function<void(RegionChannel&)>& fn);
   void regionStore(const TenantConfig& tenant, const std::string& channel, std::string_view from,
                    std::string_view data_json, const std::string& scoped_key, PublishDone done);
   void regionSendDirect(const TenantConfig& tenant, const std::string& user, std::string encoded,

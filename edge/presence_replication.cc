@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/byte_codec.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/region_subjects.h"
@@ -15,43 +16,6 @@ constexpr uint8_t kMagic = 0xF3;
 constexpr uint8_t kVersion = 1;
 constexpr size_t kPageBytes = 256 * 1024;  // well under NATS' default 1 MB payload cap
 constexpr size_t kMaxBatchOps = 2000;      // a batch is published early when this big
-
-void putU64(std::string& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-void putBytes(std::string& out, std::string_view bytes) {
-  putU64(out, bytes.size());
-  out.append(bytes);
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool u8(uint8_t& v) {
-    if (in_.empty()) return false;
-    v = static_cast<uint8_t>(in_[0]);
-    in_.remove_prefix(1);
-    return true;
-  }
-  bool u64(uint64_t& v) {
-    if (in_.size() < 8) return false;
-    v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in_[i]);
-    in_.remove_prefix(8);
-    return true;
-  }
-  bool bytes(std::string& v) {
-    uint64_t n = 0;
-    if (!u64(n) || n > in_.size()) return false;
-    v.assign(in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
 
 }  // namespace
 
@@ -78,7 +42,7 @@ std::string encodePresenceMessage(const PresenceMessage& m) {
 }
 
 std::optional<PresenceMessage> decodePresenceMessage(std::string_view bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes);
   uint8_t magic = 0, version = 0, type = 0, last = 0;
   if (!r.u8(magic) || magic != kMagic || !r.u8(version) || version != kVersion || !r.u8(type) ||
       type < 1 || type > 5) {
@@ -91,8 +55,8 @@ std::optional<PresenceMessage> decodePresenceMessage(std::string_view bytes) {
     return std::nullopt;
   }
   m.last = last != 0;
-  // Each op takes at least 49 bytes: a count beyond what is left is a lie.
-  if (count > bytes.size() / 49) return std::nullopt;
+  // Each op takes at least 29 bytes: a count beyond what is left is a lie.
+  if (count > r.left() / 29) return std::nullopt;
   m.ops.resize(count);
   for (PresenceOp& op : m.ops) {
     uint8_t kind = 0;

@@ -235,43 +235,42 @@ FramePtr EdgeService::storedFrame(const PeerMessage& stored, uint64_t seq) const
                                  stored.origin_ts_ms));
 }
 
-void EdgeService::onRegionReconnected() {
-  // Whatever was republished while the link was down never reached this worker. Keys
-  // first: a request that fails at once answers synchronously and may forget a channel.
+void EdgeService::forEachRegionChannel(const std::function<void(RegionChannel&)>& fn) {
+  // By key, looked up again each time: a request that fails at once answers
+  // synchronously and may forget a channel (or another) under the caller's feet.
   std::vector<std::string> keys;
   keys.reserve(region_channels_.size());
   for (const auto& [key, rc] : region_channels_) keys.push_back(key);
   for (const std::string& key : keys) {
     auto it = region_channels_.find(key);
-    if (it == region_channels_.end()) continue;
-    RegionChannel& rc = *it->second;
+    if (it != region_channels_.end()) fn(*it->second);
+  }
+}
+
+void EdgeService::onRegionReconnected() {
+  // Whatever was republished while the link was down never reached this worker.
+  forEachRegionChannel([this](RegionChannel& rc) {
     if (rc.busy) {
       rc.catch_up_after = true;  // a fetch or replay runs: after it (regionIdle)
     } else if (rc.positioned) {
       regionCatchUp(rc);
     }
-  }
+  });
 }
 
 void EdgeService::onRegionEpochChanged() {
   // Offsets of the old stream mean nothing in the new one: every channel reads its
   // position again (subscribers see the new epoch on the next message).
-  std::vector<std::string> keys;
-  keys.reserve(region_channels_.size());
-  for (const auto& [key, rc] : region_channels_) keys.push_back(key);
-  for (const std::string& key : keys) {
-    auto it = region_channels_.find(key);
-    if (it == region_channels_.end()) continue;
-    RegionChannel& rc = *it->second;
+  forEachRegionChannel([this](RegionChannel& rc) {
     rc.held.clear();
     rc.held_bytes = 0;
     if (rc.busy) {
       rc.reposition = true;
-      continue;
+      return;
     }
     rc.positioned = false;
     regionPosition(rc);
-  }
+  });
 }
 
 // ---- durable channels ----
