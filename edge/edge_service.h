@@ -316,6 +316,11 @@ class EdgeService {
   void regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame, int64_t ts);
   void regionPosition(RegionChannel& rc);
   void regionCatchUp(RegionChannel& rc);
+  // Delivers held live messages that follow the cursor, in offset order; true when it
+  // took any.
+  bool takeHeldInOrder(RegionChannel& rc);
+  // Messages between the cursor and `resume_at` are gone: subscribers are told (4009).
+  void regionGap(RegionChannel& rc, uint64_t resume_at);
   // Catch-ups that failed (the stream was unreachable) and wait to be tried again.
   void retryRegionCatchUps(int64_t now_mono_ms);
   void regionServeWaiters(RegionChannel& rc);

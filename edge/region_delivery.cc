@@ -316,8 +316,48 @@ void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, Fra
   rc.cursor = seq;
 }
 
+bool EdgeService::takeHeldInOrder(RegionChannel& rc) {
+  bool took = false;
+  // The live copies that arrived while the channel was busy come first: what they already
+  // hold need not (and, once the stream trimmed it, could not) be fetched again.
+  std::sort(
+      rc.held.begin(), rc.held.end(),
+      [](const RegionChannel::Live& x, const RegionChannel::Live& y) { return x.seq < y.seq; });
+  while (!rc.held.empty()) {
+    RegionChannel::Live& next = rc.held.front();
+    if (next.seq > rc.cursor && next.prev != rc.cursor) break;  // a predecessor is missing
+    if (next.seq > rc.cursor) {
+      fanOut(rc.tenant, rc.channel, next.frame, next.ts);
+      rc.cursor = next.seq;
+    }
+    rc.held_bytes -= next.frame->size();
+    rc.held.pop_front();
+    took = true;
+  }
+  return took;
+}
+
+void EdgeService::regionGap(RegionChannel& rc, uint64_t resume_at) {
+  // Messages between the cursor and `resume_at` are gone from the stream (trimmed while
+  // the channel could not fetch them): never a silent gap. The local subscribers are
+  // closed with 4009 (reconnect and resume); their resume from the last offset they got
+  // answers recovered:false.
+  const auto& subscribers = hub_.subscribers(rc.tenant, rc.channel);
+  logWarn("region_history_gap", {{"tenant", rc.tenant},
+                                 {"channel", rc.channel},
+                                 {"after", rc.cursor},
+                                 {"resumes_at", resume_at},
+                                 {"subscribers", subscribers.size()}});
+  metrics_.dropped("region_history_gap", subscribers.size());
+  for (Connection* conn : std::vector<Connection*>(subscribers)) {
+    requestClose(*conn, 4009, "messages missed while the history was unreachable; resume");
+  }
+  rc.cursor = resume_at;
+}
+
 void EdgeService::regionCatchUp(RegionChannel& rc) {
   rc.busy = true;
+  takeHeldInOrder(rc);
   const std::string key = rc.key;
   region_->getMessage(
       msgGetNextBySubject(rc.cursor + 1, rc.history_subject), [this, key](const NatsInbound* r) {
@@ -338,19 +378,35 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
             region_retry_.emplace(nowMonoMs() + kCatchUpRetryMs, key);
             return;
           }
+          // Nothing after the cursor in the stream, yet a held message waits for a
+          // predecessor: the predecessors are gone.
+          if (!ch.held.empty()) {
+            regionGap(ch, ch.held.front().prev);
+            takeHeldInOrder(ch);
+          }
           ch.busy = false;
           regionIdle(ch);
           return;
         }
-        auto stored = decodePeerMessage(got->data);
-        if (got->subject == ch.history_subject && stored &&
-            stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor) {
-          metrics_.region_caught_up.inc();
-          fanOut(ch.tenant, ch.channel, storedFrame(*stored, got->seq), stored->origin_ts_ms);
+        bool took_held = false;
+        if (!ch.held.empty() && got->seq > ch.held.front().seq) {
+          // The stream's next message is newer than one held: what came between the
+          // cursor and the held one is gone.
+          regionGap(ch, ch.held.front().prev);
+          took_held = takeHeldInOrder(ch);
+        } else {
+          auto stored = decodePeerMessage(got->data);
+          if (got->subject == ch.history_subject && stored &&
+              stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor) {
+            metrics_.region_caught_up.inc();
+            fanOut(ch.tenant, ch.channel, storedFrame(*stored, got->seq), stored->origin_ts_ms);
+          }
+          ch.cursor = std::max(ch.cursor, got->seq);
+          took_held = takeHeldInOrder(ch);
         }
-        ch.cursor = std::max(ch.cursor, got->seq);
-        // Up to the newest held message: from there on the held ones are in order.
-        if (!ch.held.empty() && ch.cursor >= ch.held.back().seq) {
+        // Caught up with the live messages held meanwhile: from here on they follow in
+        // order, so chasing the stream further (while it grows) is not needed.
+        if (took_held && ch.held.empty()) {
           ch.busy = false;
           regionIdle(ch);
           return;
