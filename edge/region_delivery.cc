@@ -6,14 +6,17 @@
 //  - a live message carries its offset and the offset of the channel's previous message
 //    (Nats-Last-Sequence, set by the stream when it republishes). prev == cursor: deliver.
 //    Otherwise something is missing (lost while the link was down, or a republish lost in
-//    a leader change): the channel turns busy and catches up from the stream, one
-//    message at a time in offset order, holding live messages meanwhile;
+//    a leader change): the channel turns busy and catches up, taking what it holds first
+//    and fetching the rest from the stream one message at a time in offset order, holding
+//    live messages meanwhile; what neither has any more closes the subscribers (4009);
 //  - subscribes wait while the channel is busy, so a new subscriber's reply, its replay
 //    and the live messages after it come in offset order without gaps or duplicates.
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <deque>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/log.h"
