@@ -9,7 +9,10 @@
   region in this test's tmp dir (opts: region, token, user, password, max_file_store,
   self_route, extra_conf, ...), stopped at the end.
 - nats_cluster: a fresh, started 3-server region "eu" with JetStream.
-Both fail the test when a nats-server died without the test killing it.
+- nats_supercluster_factory(regions=("us", "eu"), servers_per_region=1, start=True,
+  **opts) -> NatsSupercluster: one cluster per region joined by gateways, stopped at
+  the end.
+All fail the test when a nats-server died without the test killing it.
 """
 
 import sys
@@ -93,6 +96,7 @@ def cx():
 
 
 def _finish_nats(clusters):
+    """clusters: NatsCluster or NatsSupercluster objects (both have .servers)."""
     problems = []
     for c in clusters:
         for s in c.servers:
@@ -126,3 +130,21 @@ def nats_cluster_factory(tmp_path):
 @pytest.fixture
 def nats_cluster(nats_cluster_factory):
     return nats_cluster_factory()
+
+
+@pytest.fixture
+def nats_supercluster_factory(tmp_path):
+    if not natsc.nats_server_available():
+        pytest.skip(f"{natsc.NATS_SERVER} not installed (Debian package nats-server)")
+    made = []
+
+    def make(regions=("us", "eu"), servers_per_region=1, start=True, **opts):
+        sc = natsc.NatsSupercluster(tmp_path / f"super{len(made) + 1}", regions=regions,
+                                    servers_per_region=servers_per_region, **opts)
+        made.append(sc)
+        if start:
+            sc.start()
+        return sc
+
+    yield make
+    _finish_nats(made)

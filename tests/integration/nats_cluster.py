@@ -5,6 +5,9 @@ loopback, a small synchronous NATS client, and the "nothing lost" oracle.
   directory; client, route and monitoring ports picked free on 127.0.0.1.
 - NatsCluster: N servers of one region (cluster name = region name) routed to each other,
   JetStream meta leader elected and every peer current before it is handed out.
+- NatsSupercluster: one NatsCluster per region joined by gateways (interest-only),
+  ready when every server has gateways to and from every other region and the one
+  supercluster-wide JetStream meta group has a leader; /gatewayz counters per region.
 - NatsClient: the client protocol (PUB/HPUB, SUB, MSG/HMSG, PING/PONG, request/reply) and
   JetStream API helpers on top of request().
 - DeliveryOracle: classifies messages as delivered, lost, duplicate or reordered.
@@ -62,9 +65,10 @@ Same answers standalone and in an R3 cluster unless said otherwise.
     Nats-Msg-Id.
 (f) A one-server "cluster" whose only route is to itself never elects a JetStream meta
     leader (the self route is dropped as a duplicate; the meta group waits for a route,
-    gateway or leafnode), so /healthz stays 503. A gateway or leafnode connection to
-    another server should release it (supercluster; not checked here); alone, run it
-    standalone, without a cluster block (NatsCluster(n=1) does).
+    gateway or leafnode), so /healthz stays 503. A gateway connection to another
+    cluster releases it (test_nats_supercluster.py: the meta group then spans every
+    region, with one leader); alone, run it standalone, without a cluster block
+    (NatsCluster(n=1) does).
 (g) nats-server 2.9.10 exits with status 1 after a clean SIGTERM shutdown.
 """
 
@@ -110,9 +114,12 @@ class NatsServer:
     def __init__(self, workdir, name, cluster="eu", routes=None, cluster_port=None,
                  jetstream=True, max_file_store=DEFAULT_MAX_FILE_STORE,
                  max_memory_store=DEFAULT_MAX_MEMORY_STORE, token=None, user=None,
-                 password=None, extra_conf="", standalone=False):
+                 password=None, extra_conf="", standalone=False, system_account=True):
         """routes: cluster ports of the other members; None = a route to itself only.
-        standalone: no cluster block at all (plain single-server JetStream)."""
+        standalone: no cluster block at all (plain single-server JetStream).
+        system_account=False: no $SYS account (no system events cross routes or
+        gateways; clustered JetStream needs it). A gateway block is added by
+        configure_gateway()."""
         self.name = name
         self.cluster = cluster
         self.dir = Path(workdir) / name
@@ -132,6 +139,9 @@ class NatsServer:
         self.user = user
         self.password = password
         self.extra_conf = extra_conf
+        self.system_account = system_account
+        self.gateway_port = None
+        self.gateway_peers = {}    # other gateway (region) name -> its gateway ports
         self.proc = None
         self.problems = []
         self._sent_signal = None
@@ -165,6 +175,19 @@ class NatsServer:
                 f"  routes: [{routes}]",
                 "}",
             ]
+        if self.gateway_port is not None:
+            lines += [
+                "gateway {",
+                f"  name: {_conf_string(self.cluster)}",
+                f"  listen: \"127.0.0.1:{self.gateway_port}\"",
+                "  gateways: [",
+            ]
+            for peer, ports in sorted(self.gateway_peers.items()):
+                urls = ", ".join(f"\"nats://127.0.0.1:{p}\"" for p in ports)
+                lines.append(f"    {{name: {_conf_string(peer)}, urls: [{urls}]}}")
+            lines += ["  ]", "}"]
+        if not self.system_account:
+            lines.append("no_system_account: true")
         if self.token is not None:
             lines += ["authorization {", f"  token: {_conf_string(self.token)}", "}"]
         elif self.user is not None:
@@ -176,6 +199,15 @@ class NatsServer:
 
     def write_conf(self):
         self.conf_path.write_text(self.conf_text())
+
+    def configure_gateway(self, port, peers):
+        """Joins this server to a supercluster: a gateway named after its cluster,
+        listening on `port`, with explicit gateways {region: [gateway ports]} to the
+        other clusters. Takes effect on the next start."""
+        assert not self.standalone, "a gateway needs a cluster block"
+        self.gateway_port = port
+        self.gateway_peers = {r: list(ps) for r, ps in peers.items()}
+        self.write_conf()
 
     @property
     def url(self):
@@ -191,8 +223,10 @@ class NatsServer:
 
     @property
     def meta_group(self):
-        """JetStream runs clustered here and a meta leader can be expected."""
-        return self.jetstream and not self.standalone and not self.lonely
+        """JetStream runs clustered here and a meta leader can be expected (a lonely
+        member gets one through its gateway)."""
+        return self.jetstream and not self.standalone and \
+            (not self.lonely or self.gateway_port is not None)
 
     # ---- lifecycle
     def start(self, wait=True):
@@ -375,6 +409,9 @@ class NatsServer:
     def jsz(self, **query):
         return self.monitor("/jsz", **query)
 
+    def gatewayz(self, **query):
+        return self.monitor("/gatewayz", **query)
+
     def healthz(self):
         status, body = self.monitor("/healthz", raw=True)
         return status, json.loads(body or b"{}")
@@ -492,7 +529,10 @@ class NatsCluster:
             return repr(e)
         if len(leaders) > 1:
             return f"servers disagree on the meta leader: {sorted(leaders)}"
-        if any(s.meta_group for s in up) and not (leaders & names):
+        # In a supercluster the one meta group spans every region: the leader may be
+        # in another cluster (NatsSupercluster checks it).
+        gatewayed = any(s.gateway_port is not None for s in self.servers)
+        if any(s.meta_group for s in up) and not (leaders & names) and not gatewayed:
             return f"meta leader {leaders} is not a running member"
         return None
 
@@ -537,6 +577,184 @@ class NatsCluster:
         kw.setdefault("user", s.user)
         kw.setdefault("password", s.password)
         return NatsClient.connect("127.0.0.1", s.port, **kw)
+
+
+class NatsSupercluster:
+    """One NatsCluster per region (cluster name = gateway name = region), every server
+    with explicit gateways to the gateway ports of all servers of the other regions.
+
+    nats-server 2.9.10 runs every account's gateway traffic in interest-only mode from
+    the start: a message crosses to a region only when some server there has a
+    subscription on its subject, once per interested region. With the system account
+    and JetStream on, system traffic (statsz, connect events, the Raft heartbeats of
+    the one supercluster-wide JetStream meta group) crosses too, about once a second;
+    tests that count client messages exactly run with jetstream=False and
+    system_account=False."""
+
+    def __init__(self, workdir, regions=("us", "eu"), servers_per_region=3, **server_opts):
+        """server_opts go to every NatsServer (jetstream, system_account, token, user,
+        password, max_file_store, extra_conf, ...)."""
+        regions = list(regions)
+        assert len(regions) >= 2 and len(set(regions)) == len(regions), regions
+        assert servers_per_region >= 1
+        self.workdir = Path(workdir)
+        # A lone server still needs a cluster block (route to itself) for JetStream
+        # to start and for the gateway to carry its cluster's name.
+        self.clusters = {r: NatsCluster(self.workdir, n=servers_per_region, region=r,
+                                        self_route=True, **server_opts)
+                         for r in regions}
+        gw_ports = {r: [free_port() for _ in c.servers] for r, c in self.clusters.items()}
+        for r, c in self.clusters.items():
+            peers = {o: ps for o, ps in gw_ports.items() if o != r}
+            for s, port in zip(c.servers, gw_ports[r]):
+                s.configure_gateway(port, peers)
+
+    @property
+    def regions(self):
+        return list(self.clusters)
+
+    @property
+    def servers(self):
+        return [s for c in self.clusters.values() for s in c.servers]
+
+    @property
+    def problems(self):
+        return [p for s in self.servers for p in s.problems]
+
+    def region(self, name):
+        return self.clusters[name]
+
+    def start(self, timeout=READY_TIMEOUT_S):
+        # The meta group spans every region: no server is healthy before all run.
+        for s in self.servers:
+            s.start(wait=False)
+        self.wait_ready(timeout)
+        return self
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+    def wait_ready(self, timeout=READY_TIMEOUT_S):
+        """Every region whole (routes, see NatsCluster.wait_ready), every server with an
+        outbound gateway connection to every other region and seen as an inbound one by
+        some server of every other region, and (with
+        JetStream) every server naming the same meta leader, which sees all peers of
+        all regions current."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for s in self.servers:
+                if s.proc is not None and s._sent_signal is None:
+                    s._fail_if_exited("while the supercluster formed")
+            last = self._not_ready_reason()
+            if last is None:
+                return self
+            if time.monotonic() >= deadline:
+                tails = "\n".join(s.log_tail(20) for s in self.servers)
+                raise NatsFailure(f"supercluster not ready within {timeout}s: {last}\n"
+                                  f"{tails}")
+            time.sleep(0.05)
+
+    def _not_ready_reason(self):
+        up = [s for c in self.clusters.values() for s in c.running()]
+        try:
+            for s in up:
+                status, body = s.monitor("/varz", raw=True)
+                if status != 200:
+                    return f"{s.name} /varz HTTP {status}"
+            for r, c in self.clusters.items():
+                reason = c._not_ready_reason()
+                if reason is not None:
+                    return f"region {r}: {reason}"
+            # Each server connects out to ONE server of every other region, so a
+            # server may have no inbound connection at all: check inbound per region,
+            # by the server ids the remote ends name.
+            ids = {s.name: s.varz()["server_id"] for s in up}
+            inbound = {r: set() for r in self.clusters}   # region -> "<src>/<id>"
+            for r, c in self.clusters.items():
+                others = set(self.clusters) - {r}
+                for s in c.running():
+                    gz = s.gatewayz()
+                    out = {g for g, v in (gz.get("outbound_gateways") or {}).items()
+                           if v.get("connection")}
+                    if not others <= out:
+                        return f"{s.name}: no outbound gateway to {sorted(others - out)}"
+                    for src, conns in (gz.get("inbound_gateways") or {}).items():
+                        inbound[r] |= {f"{src}/{(x.get('connection') or {}).get('name')}"
+                                       for x in conns}
+            for r, c in self.clusters.items():
+                for src, sc in self.clusters.items():
+                    for s in sc.running() if src != r else ():
+                        if f"{src}/{ids[s.name]}" not in inbound[r]:
+                            return f"region {r}: no inbound gateway from {s.name}"
+            meta = [s for s in up if s.meta_group]
+            if not meta:
+                return None
+            leaders = set()
+            for s in meta:
+                status, body = s.monitor("/healthz", raw=True)
+                if status != 200:
+                    return f"{s.name} /healthz HTTP {status} {body[:200]!r}"
+                leaders.add(s.meta_leader())
+            if len(leaders) != 1 or None in leaders:
+                return f"servers do not agree on one meta leader: {sorted(map(str, leaders))}"
+            leader = next((s for s in meta if s.name in leaders), None)
+            if leader is None:
+                return f"meta leader {leaders} is not a running server"
+            info = leader.jsz().get("meta_cluster") or {}
+            current = {p["name"] for p in info.get("replicas") or []
+                       if p.get("current") and not p.get("offline")}
+            missing = {s.name for s in meta} - current - {leader.name}
+            if missing:
+                return f"meta leader {leader.name}: peers not current: {sorted(missing)}"
+        except (OSError, ValueError, KeyError) as e:
+            return repr(e)
+        return None
+
+    def meta_leader(self):
+        for s in self.servers:
+            if s.alive():
+                leader = s.meta_leader()
+                if leader:
+                    return leader
+        return None
+
+    def gatewayz(self, region, i=0, **query):
+        """/gatewayz of server i of the region, parsed: "outbound_gateways" {region:
+        {"connection": {"out_msgs", "in_msgs", "out_bytes", ...}}} (one connection per
+        remote region) and "inbound_gateways" {region: [{"connection": {...}}, ...]}."""
+        return self.clusters[region][i].gatewayz(**query)
+
+    def gateway_msgs_sent(self, region, to=None):
+        """Messages the servers of `region` sent over their outbound gateway connections
+        (to every other region, or only to region `to`): the sum of
+        outbound_gateways.<remote>.connection.out_msgs. Messages always leave a cluster
+        on outbound connections; inbound ones only receive."""
+        total = 0
+        for s in self.clusters[region].servers:
+            if not s.alive():
+                continue
+            for remote, gw in (s.gatewayz().get("outbound_gateways") or {}).items():
+                if to is None or remote == to:
+                    total += (gw.get("connection") or {}).get("out_msgs", 0)
+        return total
+
+    def gateway_msgs_received(self, region, src=None):
+        """Messages the servers of `region` received on inbound gateway connections
+        (from every other region, or only from region `src`)."""
+        total = 0
+        for s in self.clusters[region].servers:
+            if not s.alive():
+                continue
+            for remote, conns in (s.gatewayz().get("inbound_gateways") or {}).items():
+                if src is None or remote == src:
+                    total += sum((c.get("connection") or {}).get("in_msgs", 0)
+                                 for c in conns)
+        return total
+
+    def connect(self, region, i=0, **kw):
+        """A NatsClient to server i of the region."""
+        return self.clusters[region].connect(i, **kw)
 
 
 # ------------------------------------------------------------------------------ client
