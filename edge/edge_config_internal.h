@@ -12,16 +12,17 @@
 #include <vector>
 
 #include "common/config_toml.h"
+#include "common/config_values.h"
 #include "edge/edge_config.h"
 
 namespace wsfleet::edge_config_detail {
 
 // ---- Value checks (edge_config_values.cc). Each returns "" when fine, else the problem.
 
-std::string checkTenantName(std::string_view text);
-std::string checkNamespaceName(std::string_view text);
+using wsfleet::checkNamespaceName;  // common/config_values.h
+using wsfleet::checkTenantName;
 // Node and region names.
-std::string checkNodeName(std::string_view text);
+using wsfleet::checkNodeName;
 std::string parseListen(std::string_view text, ListenAddress& out);
 std::string parseOrigin(std::string_view text, std::string& out);
 std::string checkPublicUrl(std::string_view text);

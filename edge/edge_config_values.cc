@@ -1,5 +1,7 @@
 #include "edge/edge_config_internal.h"
 
+#include "common/config_values.h"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -9,50 +11,6 @@ namespace wsfleet::edge_config_detail {
 namespace {
 
 constexpr size_t kMinApiKeyBytes = 16;
-constexpr size_t kMaxNameBytes = 64;
-
-bool allOf(std::string_view text, bool (*ok)(char)) {
-  return std::all_of(text.begin(), text.end(), ok);
-}
-
-bool isTenantChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-bool isSegmentChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-' || c == '@' || c == '=' || c == '+' || c == ',';
-}
-
-// Node and region names end up in NATS subjects and metric labels: no dots, no wildcards.
-bool isNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
-bool isHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '-';
-}
-
-std::string checkName(std::string_view text, bool (*ok)(char), std::string_view allowed) {
-  if (text.empty() || text.size() > kMaxNameBytes || !allOf(text, ok)) {
-    return quoteForError(text) + " must be 1.." + std::to_string(kMaxNameBytes) +
-           " characters of " + std::string(allowed);
-  }
-  return "";
-}
-
-std::optional<uint16_t> parsePort(std::string_view text) {
-  if (text.empty() || text.size() > 5) return std::nullopt;
-  uint32_t port = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (port < 1 || port > 65535) return std::nullopt;
-  return static_cast<uint16_t>(port);
-}
 
 bool isIpv4(const std::string& host) {
   in_addr addr{};
@@ -62,36 +20,6 @@ bool isIpv4(const std::string& host) {
 bool isIpv6(const std::string& host) {
   in6_addr addr{};
   return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
-}
-
-// "host[:port]" of a URL authority; "" when fine.
-std::string checkAuthority(std::string_view authority) {
-  if (authority.empty()) return "has no host";
-  std::string_view port_text;
-  bool has_port = false;
-  if (authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "has an unterminated IPv6 host";
-    if (!isIpv6(std::string(authority.substr(1, close - 1)))) return "has a bad IPv6 host";
-    std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return "has junk after the host";
-      port_text = rest.substr(1);
-      has_port = true;
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    const std::string_view host = authority.substr(0, colon);
-    if (host.empty() || !allOf(host, isHostChar) || host.front() == '.' || host.front() == '-') {
-      return "has a bad host name";
-    }
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      has_port = true;
-    }
-  }
-  if (has_port && !parsePort(port_text)) return "has a bad port";
-  return "";
 }
 
 // Splits "scheme://rest"; false when there is no well-formed scheme.
@@ -113,15 +41,6 @@ bool splitScheme(std::string_view url, std::string_view& scheme, std::string_vie
 
 }  // namespace
 
-std::string checkTenantName(std::string_view text) {
-  return checkName(text, isTenantChar, "[a-z0-9_-]");
-}
-std::string checkNamespaceName(std::string_view text) {
-  return checkName(text, isSegmentChar, "[A-Za-z0-9_-@=+,]");
-}
-std::string checkNodeName(std::string_view text) {
-  return checkName(text, isNameChar, "[A-Za-z0-9_-]");
-}
 
 // "host:port" or "[v6]:port"; the host is an IP literal or "localhost" so that binding
 // never depends on DNS at start-up.
@@ -168,7 +87,7 @@ std::string parseOrigin(std::string_view text, std::string& out) {
   if (authority.find_first_of("/?#@ ") != std::string_view::npos) {
     return shape + " (no path, query, user or trailing slash)";
   }
-  const std::string problem = checkAuthority(authority);
+  const std::string problem = checkAuthority(authority, false);
   if (!problem.empty()) return shape + ": it " + problem;
   out.assign(text);
   std::transform(out.begin(), out.end(), out.begin(), [](char c) {
@@ -186,7 +105,7 @@ std::string checkPublicUrl(std::string_view text) {
   const size_t slash = rest.find('/');
   const std::string_view authority = rest.substr(0, slash);
   if (authority.find_first_of("?#@ ") != std::string_view::npos) return shape;
-  const std::string problem = checkAuthority(authority);
+  const std::string problem = checkAuthority(authority, false);
   if (!problem.empty()) return shape + ": it " + problem;
   return "";
 }
@@ -221,42 +140,9 @@ std::string checkApiKey(std::string_view text, std::string& out) {
 }
 
 std::string parseNatsUrl(std::string_view text, std::string& out) {
-  std::string_view rest;
-  if (text.rfind("nats://", 0) == 0) {
-    rest = text.substr(7);
-  } else if (text.rfind("tls://", 0) == 0) {
-    rest = text.substr(6);
-  } else {
-    return quoteForError(text) + " must start with nats:// or tls://";
-  }
-  if (rest.find('@') != std::string_view::npos) {
-    return "credentials do not belong in the URL (use nats.token or nats.user)";
-  }
-  const std::string shape = quoteForError(text) + " is not nats://host:port or tls://host:port";
-  std::string_view host;
-  std::string_view port_text;
-  if (!rest.empty() && rest.front() == '[') {
-    const size_t close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
-      return shape;
-    }
-    host = rest.substr(1, close - 1);
-    port_text = rest.substr(close + 2);
-    if (!isIpv6(std::string(host))) return quoteForError(host) + " is not an IPv6 address";
-  } else {
-    const size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return shape;
-    host = rest.substr(0, colon);
-    port_text = rest.substr(colon + 1);
-    for (char c : host) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '-';
-      if (!ok) return shape;
-    }
-  }
-  if (!parsePort(port_text)) return shape;
-  out = std::string(text);
-  return "";
+  std::string problem = checkNatsUrl(text);
+  if (problem.empty()) out = std::string(text);
+  return problem;
 }
 
 std::string checkOperatorToken(std::string_view text) {

@@ -7,6 +7,7 @@
 
 #include "common/channel.h"
 #include "common/config_toml.h"
+#include "common/config_values.h"
 
 namespace wsfleet {
 
@@ -33,84 +34,9 @@ const ChannelMove* Topology::findMove(std::string_view tenant, std::string_view 
 
 namespace {
 
-constexpr size_t kMaxNameBytes = 64;
-
-// Region names become NATS subject tokens and metric labels: no dots, no wildcards.
-bool isRegionNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
-// The edge's rules for tenant and namespace names (edge configuration, protocol v1).
-bool isTenantChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-bool isSegmentChar(char c) {
-  return isRegionNameChar(c) || c == '@' || c == '=' || c == '+' || c == ',';
-}
-
-bool isHostChar(char c) {
-  return isRegionNameChar(c) || c == '.';
-}
-
-std::string checkName(std::string_view text, bool (*ok)(char), std::string_view allowed) {
-  if (text.empty() || text.size() > kMaxNameBytes || !std::all_of(text.begin(), text.end(), ok)) {
-    return quoteForError(text) + " must be 1.." + std::to_string(kMaxNameBytes) +
-           " characters of " + std::string(allowed);
-  }
-  return "";
-}
-
 std::string checkRegionName(std::string_view text) {
-  return checkName(text, isRegionNameChar, "[A-Za-z0-9_-]");
-}
-
-bool validPort(std::string_view text) {
-  if (text.empty() || text.size() > 5) return false;
-  uint32_t port = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  return port >= 1 && port <= 65535;
-}
-
-// "host[:port]" or "[IPv6][:port]"; "" when fine, else what is wrong with it.
-std::string checkAuthority(std::string_view authority, bool port_required) {
-  if (authority.empty()) return "has no host";
-  std::string_view port_text;
-  bool has_port = false;
-  if (authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "has an unterminated IPv6 host";
-    IpAddress address;
-    const std::string_view host = authority.substr(1, close - 1);
-    if (!parseIpAddress(host, &address) || host.find(':') == std::string_view::npos ||
-        host.find('%') != std::string_view::npos) {
-      return "has a bad IPv6 host";
-    }
-    const std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return "has junk after the host";
-      port_text = rest.substr(1);
-      has_port = true;
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    const std::string_view host = authority.substr(0, colon);
-    if (host.empty() || !std::all_of(host.begin(), host.end(), isHostChar) || host.front() == '.' ||
-        host.front() == '-') {
-      return "has a bad host name";
-    }
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      has_port = true;
-    }
-  }
-  if (has_port && !validPort(port_text)) return "has a bad port (1..65535)";
-  if (!has_port && port_required) return "has no port";
-  return "";
+  // Region names become NATS subject tokens and metric labels, as node names do.
+  return checkNodeName(text);
 }
 
 // Strips one of `schemes` ("nats://") from `text`; false when none matches.
@@ -122,18 +48,6 @@ bool stripScheme(std::string_view& text, std::initializer_list<std::string_view>
     }
   }
   return false;
-}
-
-std::string checkNatsUrl(std::string_view text) {
-  const std::string shape = quoteForError(text) + " is not nats://host:port or tls://host:port";
-  std::string_view rest = text;
-  if (!stripScheme(rest, {"nats://", "tls://"})) return shape;
-  if (rest.find('@') != std::string_view::npos) {
-    return "credentials do not belong in the topology (give them to each daemon's own "
-           "configuration)";
-  }
-  const std::string problem = checkAuthority(rest, true);
-  return problem.empty() ? "" : shape + ": it " + problem;
 }
 
 std::string checkPublicUrl(std::string_view text) {
@@ -170,13 +84,6 @@ std::string convertRegionName(std::string_view text, std::string& out) {
   return problem;
 }
 
-std::string checkTenant(std::string_view text) {
-  return checkName(text, isTenantChar, "[a-z0-9_-]");
-}
-
-std::string checkNamespace(std::string_view text) {
-  return checkName(text, isSegmentChar, "[A-Za-z0-9_-@=+,]");
-}
 
 std::string checkChannel(std::string_view text) {
   const Status status = validateChannelName(text);
@@ -228,9 +135,9 @@ const std::vector<ConfigOption<RegionSpec>>& regionOptions() {
 const std::vector<ConfigOption<NamespacePin>>& pinOptions() {
   static const std::vector<ConfigOption<NamespacePin>> options = {
       stringOption<NamespacePin>("tenant", WSF_FIELD(NamespacePin, tenant), "", "tenant",
-                                 checkTenant),
+                                 checkTenantName),
       stringOption<NamespacePin>("namespace", WSF_FIELD(NamespacePin, ns), "",
-                                 "namespace (first segment of the channel)", checkNamespace),
+                                 "namespace (first segment of the channel)", checkNamespaceName),
       stringOption<NamespacePin>("region", WSF_FIELD(NamespacePin, region), "",
                                  "the region that owns the namespace", checkRegionName),
   };
@@ -240,7 +147,7 @@ const std::vector<ConfigOption<NamespacePin>>& pinOptions() {
 const std::vector<ConfigOption<ChannelMove>>& moveOptions() {
   static const std::vector<ConfigOption<ChannelMove>> options = {
       stringOption<ChannelMove>("tenant", WSF_FIELD(ChannelMove, tenant), "", "tenant",
-                                checkTenant),
+                                checkTenantName),
       stringOption<ChannelMove>("channel", WSF_FIELD(ChannelMove, channel), "",
                                 "the channel that was moved", checkChannel),
       stringOption<ChannelMove>("region", WSF_FIELD(ChannelMove, region), "",

@@ -1,0 +1,115 @@
+#include "common/config_values.h"
+
+#include <algorithm>
+
+#include "common/config_toml.h"
+#include "common/ip_network.h"
+
+namespace wsfleet {
+
+namespace {
+
+constexpr size_t kMaxNameBytes = 64;
+
+bool isNodeNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+bool isTenantChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+bool isSegmentChar(char c) {
+  return isNodeNameChar(c) || c == '@' || c == '=' || c == '+' || c == ',';
+}
+
+}  // namespace
+
+std::string checkName(std::string_view text, bool (*ok)(char), std::string_view allowed) {
+  if (text.empty() || text.size() > kMaxNameBytes || !std::all_of(text.begin(), text.end(), ok)) {
+    return quoteForError(text) + " must be 1.." + std::to_string(kMaxNameBytes) +
+           " characters of " + std::string(allowed);
+  }
+  return "";
+}
+
+std::string checkTenantName(std::string_view text) {
+  return checkName(text, isTenantChar, "[a-z0-9_-]");
+}
+
+std::string checkNamespaceName(std::string_view text) {
+  return checkName(text, isSegmentChar, "[A-Za-z0-9_-@=+,]");
+}
+
+std::string checkNodeName(std::string_view text) {
+  return checkName(text, isNodeNameChar, "[A-Za-z0-9_-]");
+}
+
+bool isHostChar(char c) { return isNodeNameChar(c) || c == '.'; }
+
+std::optional<uint16_t> parsePort(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  uint32_t port = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (port < 1 || port > 65535) return std::nullopt;
+  return static_cast<uint16_t>(port);
+}
+
+std::string checkAuthority(std::string_view authority, bool port_required) {
+  if (authority.empty()) return "has no host";
+  std::string_view port_text;
+  bool has_port = false;
+  if (authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return "has an unterminated IPv6 host";
+    IpAddress address;
+    const std::string_view host = authority.substr(1, close - 1);
+    if (!parseIpAddress(host, &address) || host.find(':') == std::string_view::npos ||
+        host.find('%') != std::string_view::npos) {
+      return "has a bad IPv6 host";
+    }
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return "has junk after the host";
+      port_text = rest.substr(1);
+      has_port = true;
+    }
+  } else {
+    const size_t colon = authority.find(':');
+    const std::string_view host = authority.substr(0, colon);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), isHostChar) || host.front() == '.' ||
+        host.front() == '-') {
+      return "has a bad host name";
+    }
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (has_port && !parsePort(port_text)) return "has a bad port (1..65535)";
+  if (!has_port && port_required) return "has no port";
+  return "";
+}
+
+std::string checkNatsUrl(std::string_view text) {
+  const std::string shape = quoteForError(text) + " is not nats://host:port or tls://host:port";
+  std::string_view rest = text;
+  if (rest.rfind("nats://", 0) == 0) {
+    rest.remove_prefix(7);
+  } else if (rest.rfind("tls://", 0) == 0) {
+    rest.remove_prefix(6);
+  } else {
+    return shape + ": it must start with nats:// or tls://";
+  }
+  if (rest.find('@') != std::string_view::npos) {
+    return "credentials do not belong in the URL (each program has its own keys for them)";
+  }
+  const std::string problem = checkAuthority(rest, true);
+  return problem.empty() ? "" : shape + ": it " + problem;
+}
+
+}  // namespace wsfleet
