@@ -46,7 +46,9 @@ std::string checkNodeName(std::string_view text) {
   return checkName(text, isNodeNameChar, "[A-Za-z0-9_-]");
 }
 
-bool isHostChar(char c) { return isNodeNameChar(c) || c == '.'; }
+bool isHostChar(char c) {
+  return isNodeNameChar(c) || c == '.';
+}
 
 std::optional<uint16_t> parsePort(std::string_view text) {
   if (text.empty() || text.size() > 5) return std::nullopt;
