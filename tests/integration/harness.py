@@ -23,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ports import free_port, free_port_block  # noqa: F401  (re-exported for the tests)
 from wsclient import WsClient, _Reader, _read_http_response
 
 HERE = Path(__file__).resolve().parent
@@ -48,33 +49,6 @@ def edge_binary():
 
 def ctl_binary():
     return bin_dir() / "wsfleetctl"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_block(n, attempts=50):
-    """A port p such that p .. p+n-1 are all free on 127.0.0.1 right now."""
-    for _ in range(attempts):
-        base = free_port()
-        if base + n - 1 > 65535:
-            continue
-        held = []
-        try:
-            for port in range(base + 1, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise AssertionError(f"no block of {n} free ports found")
 
 
 # ------------------------------------------------------------------------- keys, tokens

@@ -85,7 +85,8 @@ import urllib.request
 from collections import deque, namedtuple
 from pathlib import Path
 
-from harness import _die_with_parent, free_port
+from harness import _die_with_parent
+from ports import free_port
 
 NATS_SERVER = os.environ.get("WSFLEET_NATS_SERVER", "/usr/sbin/nats-server")
 

@@ -17,35 +17,17 @@ import socket
 import pytest
 
 import harness
-from harness import user, wait_until
+from harness import free_port_block, user, wait_until
 from wsclient import HandshakeRefused
 
 IP2 = "127.0.0.2"
 IP3 = "127.0.0.3"
 
 
-def free_port_run(n):
-    """A port p such that p .. p+n-1 are all free now (worker i listens on admin port + i)."""
-    for _ in range(50):
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", socks[0].getsockname()[1] + i if i else 0))
-            return socks[0].getsockname()[1]
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError(f"no run of {n} free ports")
-
-
 def caps_edge(edge_factory, workers=1, **limits):
     e = edge_factory({"node": {"workers": workers}, "limits": limits}, start=False)
     if workers > 1:
-        e.admin_port = free_port_run(workers)
+        e.admin_port = free_port_block(workers)
         e.update_conf({"admin": {"listen": f"127.0.0.1:{e.admin_port}"}})
     e.start()
     for i in range(1, workers):

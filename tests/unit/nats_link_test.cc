@@ -18,22 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/test_port.h"
+
 namespace wsfleet {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 bool canConnect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -136,7 +126,8 @@ auto messageOn(const std::string& subject) {
 }
 
 TEST(NatsLink, CarriesMessagesWithHeadersBetweenTwoLinks) {
-  NatsServer server(freePort());
+  const TestPort port;
+  NatsServer server(port.port());
   MetricsRegistry registry;
   LinkUnderTest a(server.url(), registry, "a");
   LinkUnderTest b(server.url(), registry, "b");
@@ -170,7 +161,8 @@ TEST(NatsLink, CarriesMessagesWithHeadersBetweenTwoLinks) {
 }
 
 TEST(NatsLink, RequestsGetRepliesOrNoResponders) {
-  NatsServer server(freePort());
+  const TestPort port;
+  NatsServer server(port.port());
   MetricsRegistry registry;
   LinkUnderTest client(server.url(), registry, "client");
   LinkUnderTest service(server.url(), registry, "service");
@@ -198,7 +190,8 @@ TEST(NatsLink, RequestsGetRepliesOrNoResponders) {
 }
 
 TEST(NatsLink, SurvivesAServerRestartWithItsSubscriptions) {
-  const int port = freePort();
+  const TestPort reserved;
+  const int port = reserved.port();
   auto server = std::make_unique<NatsServer>(port);
   MetricsRegistry registry;
   LinkUnderTest a(server->url(), registry, "a");
@@ -228,7 +221,8 @@ TEST(NatsLink, SurvivesAServerRestartWithItsSubscriptions) {
 }
 
 TEST(NatsLink, StartsWithoutAServerAndConnectsWhenOneAppears) {
-  const int port = freePort();
+  const TestPort reserved;
+  const int port = reserved.port();
   MetricsRegistry registry;
   LinkUnderTest a("nats://127.0.0.1:" + std::to_string(port), registry, "early");
   EXPECT_NE(a.link->state(), NatsLinkState::kConnected);
