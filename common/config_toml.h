@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <string>
@@ -317,5 +318,38 @@ ConfigOption<C> customOption(std::string key, std::string type, std::string defa
                              std::string doc, typename ConfigOption<C>::Setter set) {
   return {std::move(key), std::move(type), std::move(default_text), std::move(doc), std::move(set)};
 }
+
+// The options of a section struct S (keys relative to the section) as options of the
+// configuration C that holds it in `member`, under `prefix`: one option table per
+// section kind, shared by every program whose configuration has that section.
+template <class C, class S>
+std::vector<ConfigOption<C>> liftOptions(const std::vector<ConfigOption<S>>& inner,
+                                         std::string_view prefix, S C::*member) {
+  std::vector<ConfigOption<C>> out;
+  out.reserve(inner.size());
+  for (const ConfigOption<S>& option : inner) {
+    auto set = [member, set = option.set](C& target, const toml::node* value,
+                                          const std::string& full_key, ConfigErrors& errors) {
+      set(target.*member, value, full_key, errors);
+    };
+    out.push_back(
+        {joinKey(prefix, option.key), option.type, option.default_text, option.doc, set});
+  }
+  return out;
+}
+
+// The option tables given, one after the other.
+template <class C>
+std::vector<ConfigOption<C>> joinOptions(std::initializer_list<std::vector<ConfigOption<C>>> parts) {
+  std::vector<ConfigOption<C>> out;
+  for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+// A field accessor for the option makers above: WSF_FIELD(Config, section.key).
+#define WSF_FIELD(Type, expr) \
+  [](Type & c) -> auto& {     \
+    return c.expr;            \
+  }
 
 }  // namespace wsfleet

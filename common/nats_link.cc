@@ -378,8 +378,9 @@ bool NatsLink::post(Op op) {
   return true;
 }
 
-bool NatsLink::subscribe(uint64_t sub_id, std::string subject) {
-  return post(Op{Op::Kind::kSubscribe, sub_id, std::move(subject), {}, {}});
+bool NatsLink::subscribe(uint64_t sub_id, std::string subject, std::string queue_group) {
+  // A subscribe carries its queue group where a publish carries its payload.
+  return post(Op{Op::Kind::kSubscribe, sub_id, std::move(subject), std::move(queue_group), {}});
 }
 
 bool NatsLink::unsubscribe(uint64_t sub_id) {
@@ -527,7 +528,11 @@ void NatsLink::apply(Op& op) {
       auto* closure = new SubClosure{shared_, op.id, {}};
       natsSubscription* sub = nullptr;
       natsStatus s =
-          natsConnection_Subscribe(&sub, nc, op.subject.c_str(), &NatsCallbacks::message, closure);
+          op.data.empty()
+              ? natsConnection_Subscribe(&sub, nc, op.subject.c_str(), &NatsCallbacks::message,
+                                         closure)
+              : natsConnection_QueueSubscribe(&sub, nc, op.subject.c_str(), op.data.c_str(),
+                                              &NatsCallbacks::message, closure);
       if (s == NATS_OK) {
         s = natsSubscription_SetOnCompleteCB(sub, &NatsCallbacks::subscriptionDone, closure);
       } else {
@@ -601,8 +606,8 @@ bool NatsLink::openConnection() {
   }
   // A new connection (not a cnats reconnect, which keeps its subscriptions): everything
   // the loop subscribed is subscribed again.
-  for (const auto& [id, subject] : desired_) {
-    Op op{Op::Kind::kSubscribe, id, subject, {}, {}};
+  for (const auto& [id, wanted] : desired_) {
+    Op op{Op::Kind::kSubscribe, id, wanted.first, wanted.second, {}};
     apply(op);
   }
   return true;
@@ -654,7 +659,7 @@ void NatsLink::run() {
       retry_delay_ms = options_.reconnect_wait_ms;
     }
     for (auto& op : batch) {
-      if (op.kind == Op::Kind::kSubscribe) desired_[op.id] = op.subject;
+      if (op.kind == Op::Kind::kSubscribe) desired_[op.id] = {op.subject, op.data};
       if (op.kind == Op::Kind::kUnsubscribe) desired_.erase(op.id);
     }
     if (conn_ && conn_->nc != nullptr && !natsConnection_IsClosed(conn_->nc)) {

@@ -98,7 +98,9 @@ class NatsLink {
   NatsLink& operator=(const NatsLink&) = delete;
 
   // ---- loop thread: each returns false when the outbound queue is full (counted) ----
-  bool subscribe(uint64_t sub_id, std::string subject);
+  // With a queue group, each message goes to one member of the group (over every
+  // connection that subscribed with the same subject and group name).
+  bool subscribe(uint64_t sub_id, std::string subject, std::string queue_group = {});
   bool unsubscribe(uint64_t sub_id);
   bool publish(std::string subject, std::string data, std::vector<NatsHeader> headers = {});
   bool request(uint64_t request_id, std::string subject, std::string data,
@@ -143,7 +145,8 @@ class NatsLink {
   // Link thread only.
   struct Conn;
   std::unique_ptr<Conn> conn_;
-  std::unordered_map<uint64_t, std::string> desired_;  // what the loop subscribed
+  // What the loop subscribed: id -> (subject, queue group).
+  std::unordered_map<uint64_t, std::pair<std::string, std::string>> desired_;
   std::string inbox_prefix_;                           // of the current connection
   std::vector<std::unique_ptr<ConnClosure>> conn_closures_;
 

@@ -21,7 +21,6 @@ using edge_config_detail::checkPublicUrl;
 using edge_config_detail::checkWsPath;
 using edge_config_detail::Loader;
 using edge_config_detail::parseListen;
-using edge_config_detail::parseNatsUrl;
 using edge_config_detail::parseOrigin;
 
 template <class C>
@@ -47,10 +46,6 @@ ConfigOption<C> listenOption(std::string key, ListenAddress C::*field, std::stri
                          std::move(doc), std::move(set));
 }
 
-#define WSF_FIELD(Type, expr) \
-  [](Type & c) -> auto& {     \
-    return c.expr;            \
-  }
 
 // ---- The option tables. Defaults here are the ones in force; conf/edge.toml repeats them
 // with longer explanations.
@@ -58,7 +53,7 @@ ConfigOption<C> listenOption(std::string key, ListenAddress C::*field, std::stri
 using EdgeOption = ConfigOption<EdgeConfig>;
 
 const std::vector<EdgeOption>& edgeOptions() {
-  static const std::vector<EdgeOption> options = {
+  static const std::vector<EdgeOption> options = joinOptions<EdgeConfig>({{
       // [node]
       stringOption<EdgeConfig>("node.name", WSF_FIELD(EdgeConfig, node_name), "",
                                "this node's name in logs, metrics and welcome frames; "
@@ -142,48 +137,10 @@ const std::vector<EdgeOption>& edgeOptions() {
       stringOption<EdgeConfig>("drain.reconnect_url", WSF_FIELD(EdgeConfig, drain_reconnect_url),
                                "", "URL the reconnect hints name; empty = websocket.public_url",
                                checkPublicUrl),
-      // [nats]
-      listOption<EdgeConfig>(
-          "nats.servers", WSF_FIELD(EdgeConfig, nats.servers), {},
-          "the region's NATS servers (nats:// or tls://host:port); empty = standalone",
-          std::function<std::string(std::string_view, std::string&)>(parseNatsUrl)),
-      stringOption<EdgeConfig>("nats.token", WSF_FIELD(EdgeConfig, nats.token), "",
-                               "token the NATS servers require"),
-      stringOption<EdgeConfig>("nats.user", WSF_FIELD(EdgeConfig, nats.user), "",
-                               "user name the NATS servers require (with password)"),
-      stringOption<EdgeConfig>("nats.password", WSF_FIELD(EdgeConfig, nats.password), "",
-                               "password of nats.user"),
-      stringOption<EdgeConfig>("nats.creds_file", WSF_FIELD(EdgeConfig, nats.creds_file), "",
-                               "NATS credentials file (JWT + NKey seed)"),
-      boolOption<EdgeConfig>("nats.tls", WSF_FIELD(EdgeConfig, nats.tls), false,
-                             "TLS to the NATS servers"),
-      stringOption<EdgeConfig>("nats.tls_ca", WSF_FIELD(EdgeConfig, nats.tls_ca_file), "",
-                               "PEM CA bundle the servers' certificates must chain to"),
-      stringOption<EdgeConfig>("nats.tls_cert", WSF_FIELD(EdgeConfig, nats.tls_cert_file), "",
-                               "PEM client certificate (servers that verify clients)"),
-      stringOption<EdgeConfig>("nats.tls_key", WSF_FIELD(EdgeConfig, nats.tls_key_file), "",
-                               "PEM private key of nats.tls_cert"),
-      intOption<EdgeConfig>("nats.reconnect_wait_ms", WSF_FIELD(EdgeConfig, nats.reconnect_wait_ms),
-                            250, 10, 60000, "first reconnect delay (doubles, plus jitter)"),
-      intOption<EdgeConfig>("nats.reconnect_wait_max_ms",
-                            WSF_FIELD(EdgeConfig, nats.reconnect_wait_max_ms), 5000, 10, 600000,
-                            "longest reconnect delay"),
-      intOption<EdgeConfig>("nats.reconnect_buffer_bytes",
-                            WSF_FIELD(EdgeConfig, nats.reconnect_buffer_bytes), 8 * kMiB, 0,
-                            1024 * kMiB, "what is kept for the server while disconnected"),
-      intOption<EdgeConfig>("nats.ping_interval_ms", WSF_FIELD(EdgeConfig, nats.ping_interval_ms),
-                            5000, 100, kHourMs, "how often a silent server is probed"),
-      intOption<EdgeConfig>("nats.max_pending_ops", WSF_FIELD(EdgeConfig, nats.max_pending_ops),
-                            65536, 16, 16 * kMiB,
-                            "operations queued for the NATS thread (drops counted above)"),
-      intOption<EdgeConfig>("nats.max_pending_bytes", WSF_FIELD(EdgeConfig, nats.max_pending_bytes),
-                            64 * kMiB, kMiB, 4096 * kMiB,
-                            "payload bytes queued each way between the loop and NATS"),
-      intOption<EdgeConfig>("nats.request_timeout_ms",
-                            WSF_FIELD(EdgeConfig, nats.request_timeout_ms), 5000, 100, 120000,
-                            "how long a NATS request (a region publish) may take"),
+  }, liftOptions(natsOptions(), "nats", &EdgeConfig::nats), {
+      // [nats], the edge's own
       intOption<EdgeConfig>("nats.history_replicas",
-                            WSF_FIELD(EdgeConfig, nats.history_replicas), 3, 1, 5,
+                            WSF_FIELD(EdgeConfig, history_replicas), 3, 1, 5,
                             "replicas of the region's history stream (at most the servers)"),
       // [auth]
       stringOption<EdgeConfig>("auth.audience", WSF_FIELD(EdgeConfig, token_policy.audience),
@@ -262,7 +219,7 @@ const std::vector<EdgeOption>& edgeOptions() {
           "addresses or CIDR networks never limited per address nor banned",
           std::function<std::string(std::string_view, IpNetwork&)>(
               [](std::string_view text, IpNetwork& out) { return parseIpNetwork(text, &out); })),
-  };
+  }});
   return options;
 }
 
@@ -436,35 +393,8 @@ void Loader::checkOther() {
 }
 
 void Loader::checkNats() {
-  NatsConfig& nats = config.nats;
-  const int credentials =
-      (nats.token.empty() ? 0 : 1) + (nats.user.empty() ? 0 : 1) + (nats.creds_file.empty() ? 0 : 1);
-  if (credentials > 1) {
-    error("nats.token", "set at most one of nats.token, nats.user and nats.creds_file");
-  }
-  if (!nats.password.empty() && nats.user.empty()) {
-    error("nats.password", "is set without nats.user");
-  }
-  if (nats.tls_cert_file.empty() != nats.tls_key_file.empty()) {
-    error("nats.tls_cert", "nats.tls_cert and nats.tls_key go together");
-  }
-  if (nats.reconnect_wait_max_ms < nats.reconnect_wait_ms) {
-    error("nats.reconnect_wait_max_ms", "must be at least nats.reconnect_wait_ms");
-  }
-  for (auto [key, file] : {std::pair{"nats.creds_file", &nats.creds_file},
-                           std::pair{"nats.tls_ca", &nats.tls_ca_file},
-                           std::pair{"nats.tls_cert", &nats.tls_cert_file},
-                           std::pair{"nats.tls_key", &nats.tls_key_file}}) {
-    if (file->empty()) continue;
-    *file = resolveRelativePath(base_dir, *file);
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(*file, ec)) {
-      error(key, "file '" + *file + "' does not exist or is not a regular file");
-    }
-  }
-  bool any_tls_url = false;
-  for (const std::string& url : nats.servers) any_tls_url |= url.rfind("tls://", 0) == 0;
-  if (any_tls_url) nats.tls = true;
+  checkNatsConfig(config.nats, base_dir,
+                  [this](const char* key, std::string message) { error(key, std::move(message)); });
 }
 
 void Loader::checkOperatorToken() {

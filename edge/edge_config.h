@@ -10,6 +10,7 @@
 
 #include "common/channel.h"
 #include "common/ip_network.h"
+#include "common/nats_config.h"
 #include "common/status.h"
 #include "common/token.h"
 
@@ -72,28 +73,6 @@ struct LimitsConfig {
   std::vector<IpNetwork> exempt_ips;  // never limited per address nor banned
 };
 
-// [nats]: the region's NATS cluster. No servers = standalone (the edge talks to no one).
-struct NatsConfig {
-  std::vector<std::string> servers;  // nats://host:port or tls://host:port
-  std::string token;                 // at most one of token, user/password, creds_file
-  std::string user;
-  std::string password;
-  std::string creds_file;
-  bool tls = false;
-  std::string tls_ca_file;
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  uint64_t reconnect_wait_ms = 250;
-  uint64_t reconnect_wait_max_ms = 5000;
-  uint64_t reconnect_buffer_bytes = 8u << 20;
-  uint64_t ping_interval_ms = 5000;
-  uint64_t max_pending_ops = 65536;
-  uint64_t max_pending_bytes = 64u << 20;
-  uint64_t request_timeout_ms = 5000;
-  uint64_t history_replicas = 3;  // replicas of the region's history stream
-  bool enabled() const { return !servers.empty(); }
-};
-
 struct EdgeConfig {
   std::string source_path;  // the file it was loaded from
 
@@ -142,8 +121,9 @@ struct EdgeConfig {
   // [auth]
   TokenPolicy token_policy;  // audience, leeway_s, max_token_bytes
 
-  // [nats]
+  // [nats]: the region's NATS cluster. No servers = standalone (the edge talks to no one).
   NatsConfig nats;
+  uint64_t history_replicas = 3;  // nats.history_replicas: replicas of the region's streams
 
   // [storage]
   std::string storage_dir = "/var/lib/wsfleet";  // relative paths: relative to the conf file

@@ -26,8 +26,6 @@ using wsfleet::checkNodeName;
 std::string parseListen(std::string_view text, ListenAddress& out);
 std::string parseOrigin(std::string_view text, std::string& out);
 std::string checkPublicUrl(std::string_view text);
-// nats://host:port or tls://host:port (credentials belong in nats.token/user, not the URL).
-std::string parseNatsUrl(std::string_view text, std::string& out);
 std::string checkWsPath(std::string_view text);
 std::string checkNonEmpty(std::string_view text);
 std::string checkApiKey(std::string_view text, std::string& out);

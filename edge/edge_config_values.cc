@@ -139,12 +139,6 @@ std::string checkApiKey(std::string_view text, std::string& out) {
   return "";
 }
 
-std::string parseNatsUrl(std::string_view text, std::string& out) {
-  std::string problem = checkNatsUrl(text);
-  if (problem.empty()) out = std::string(text);
-  return problem;
-}
-
 std::string checkOperatorToken(std::string_view text) {
   if (text.empty()) return "";
   std::string ignored;

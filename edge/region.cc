@@ -32,7 +32,7 @@ StreamSpec historySpec(const EdgeConfig& config) {
   spec.name = historyStreamName(config.region);
   spec.subjects = "wsf." + config.region + ".hist.>";
   spec.republish_dest = "wsf." + config.region + ".ch.>";
-  spec.replicas = static_cast<int>(config.nats.history_replicas);
+  spec.replicas = static_cast<int>(config.history_replicas);
   uint64_t most = 1;
   int64_t oldest = 0;
   bool unbounded_age = false;
@@ -58,7 +58,7 @@ StreamSpec inboxSpec(const EdgeConfig& config, bool& enabled) {
   StreamSpec spec;
   spec.name = inboxStreamName(config.region);
   spec.subjects = "wsf." + config.region + ".inbox.>";
-  spec.replicas = static_cast<int>(config.nats.history_replicas);
+  spec.replicas = static_cast<int>(config.history_replicas);
   spec.max_msgs_per_subject = 1;
   spec.max_age_ms = 0;
   enabled = false;
@@ -106,24 +106,8 @@ Region::Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers han
 
 Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int worker_index,
                                               MetricsRegistry& registry, Handlers handlers) {
-  NatsLinkOptions options;
-  options.servers = config.nats.servers;
+  NatsLinkOptions options = natsLinkOptions(config.nats);
   options.name = "wsfleet-edge " + config.node_name + " worker " + std::to_string(worker_index);
-  options.token = config.nats.token;
-  options.user = config.nats.user;
-  options.password = config.nats.password;
-  options.creds_file = config.nats.creds_file;
-  options.tls = config.nats.tls;
-  options.tls_ca_file = config.nats.tls_ca_file;
-  options.tls_cert_file = config.nats.tls_cert_file;
-  options.tls_key_file = config.nats.tls_key_file;
-  options.reconnect_wait_ms = static_cast<int64_t>(config.nats.reconnect_wait_ms);
-  options.reconnect_wait_max_ms = static_cast<int64_t>(config.nats.reconnect_wait_max_ms);
-  options.reconnect_buffer_bytes = static_cast<int64_t>(config.nats.reconnect_buffer_bytes);
-  options.ping_interval_ms = static_cast<int64_t>(config.nats.ping_interval_ms);
-  options.max_outbound_ops = config.nats.max_pending_ops;
-  options.max_inbound_items = config.nats.max_pending_ops;
-  options.max_queue_bytes = config.nats.max_pending_bytes;
   options.metric_labels = {{"worker", std::to_string(worker_index)}};
 
   std::unique_ptr<Region> region(new Region(config, registry, std::move(handlers)));

@@ -100,10 +100,6 @@ std::function<std::string(std::string_view, std::string&)> checkedItem(
   };
 }
 
-#define WSF_FIELD(Type, member) \
-  [](Type & c) -> auto& {       \
-    return c.member;            \
-  }
 
 const std::vector<ConfigOption<RegionSpec>>& regionOptions() {
   static const std::vector<ConfigOption<RegionSpec>> options = {
