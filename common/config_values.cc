@@ -1,5 +1,7 @@
 #include "common/config_values.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
 #include "common/config_toml.h"
@@ -10,6 +12,16 @@ namespace wsfleet {
 namespace {
 
 constexpr size_t kMaxNameBytes = 64;
+
+bool isIpv4Literal(const std::string& host) {
+  in_addr addr{};
+  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
+}
+
+bool isIpv6Literal(const std::string& host) {
+  in6_addr addr{};
+  return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
+}
 
 bool isNodeNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -112,6 +124,41 @@ std::string checkNatsUrl(std::string_view text) {
   }
   const std::string problem = checkAuthority(rest, true);
   return problem.empty() ? "" : shape + ": it " + problem;
+}
+
+// "host:port" or "[v6]:port"; the host is an IP literal or "localhost" so that binding
+// never depends on DNS at start-up.
+std::string parseListen(std::string_view text, ListenAddress& out) {
+  const std::string shape = quoteForError(text) +
+                            " is not a listen address (\"IP:port\", \"[IPv6]:port\" or "
+                            "\"localhost:port\", port 1..65535)";
+  std::string host;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return shape;
+    }
+    host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+    if (!isIpv6Literal(host)) return quoteForError(host) + " is not an IPv6 address";
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return shape;
+    host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string::npos) {
+      return quoteForError(text) + ": write an IPv6 address in brackets, \"[::1]:8080\"";
+    }
+    if (host != "localhost" && !isIpv4Literal(host)) {
+      return quoteForError(host) + " is not an IP address or \"localhost\"";
+    }
+  }
+  const std::optional<uint16_t> port = parsePort(port_text);
+  if (!port) return shape;
+  out.host = std::move(host);
+  out.port = *port;
+  return "";
 }
 
 }  // namespace wsfleet

@@ -8,6 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "common/config_toml.h"
 
 namespace wsfleet {
 
@@ -25,5 +28,38 @@ std::optional<uint16_t> parsePort(std::string_view text);  // 1..65535
 std::string checkAuthority(std::string_view authority, bool port_required);
 // nats://host:port or tls://host:port, without credentials (they have their own keys).
 std::string checkNatsUrl(std::string_view text);
+
+// Where a listener binds.
+struct ListenAddress {
+  std::string host = "127.0.0.1";  // IPv4 or IPv6 literal, or "localhost"
+  uint16_t port = 0;
+};
+// "IP:port", "[IPv6]:port" or "localhost:port": the host is an IP literal or "localhost"
+// so that binding never depends on DNS at start-up.
+std::string parseListen(std::string_view text, ListenAddress& out);
+
+// A listen address option of configuration C (see config_toml.h).
+template <class C>
+ConfigOption<C> listenOption(std::string key, ListenAddress C::*field, std::string def,
+                             std::string doc) {
+  std::string def_text = "\"" + def + "\"";
+  auto set = [field, def](C& target, const toml::node* value, const std::string& full_key,
+                          ConfigErrors& errors) {
+    if (value == nullptr) {
+      const std::string problem = parseListen(def, target.*field);
+      (void)problem;  // our own default; a unit test proves it parses
+      return;
+    }
+    const auto* str = value->as_string();
+    if (str == nullptr) {
+      errors.add(*value, full_key + ": " + config_detail::expectedType("a string", *value));
+      return;
+    }
+    const std::string problem = parseListen(str->get(), target.*field);
+    if (!problem.empty()) errors.add(*value, full_key + ": " + problem);
+  };
+  return customOption<C>(std::move(key), "string \"host:port\"", std::move(def_text),
+                         std::move(doc), std::move(set));
+}
 
 }  // namespace wsfleet

@@ -20,32 +20,7 @@ using edge_config_detail::checkOperatorToken;
 using edge_config_detail::checkPublicUrl;
 using edge_config_detail::checkWsPath;
 using edge_config_detail::Loader;
-using edge_config_detail::parseListen;
 using edge_config_detail::parseOrigin;
-
-template <class C>
-ConfigOption<C> listenOption(std::string key, ListenAddress C::*field, std::string def,
-                             std::string doc) {
-  std::string def_text = "\"" + def + "\"";
-  auto set = [field, def](C& target, const toml::node* value, const std::string& full_key,
-                          ConfigErrors& errors) {
-    if (value == nullptr) {
-      const std::string problem = parseListen(def, target.*field);
-      (void)problem;  // our own default; a unit test proves it parses
-      return;
-    }
-    const auto* str = value->as_string();
-    if (str == nullptr) {
-      errors.add(*value, full_key + ": " + config_detail::expectedType("a string", *value));
-      return;
-    }
-    const std::string problem = parseListen(str->get(), target.*field);
-    if (!problem.empty()) errors.add(*value, full_key + ": " + problem);
-  };
-  return customOption<C>(std::move(key), "string \"host:port\"", std::move(def_text),
-                         std::move(doc), std::move(set));
-}
-
 
 // ---- The option tables. Defaults here are the ones in force; conf/edge.toml repeats them
 // with longer explanations.

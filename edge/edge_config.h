@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/channel.h"
+#include "common/config_values.h"
 #include "common/ip_network.h"
 #include "common/nats_config.h"
 #include "common/status.h"
@@ -16,10 +17,6 @@
 
 namespace wsfleet {
 
-struct ListenAddress {
-  std::string host = "127.0.0.1";  // IPv4 or IPv6 literal, or "localhost"
-  uint16_t port = 0;
-};
 
 enum class Ordering { kOwner, kNone };  // kOwner: sequenced + stored; kNone: at-most-once
 enum class Priority { kNormal, kLow };

@@ -23,7 +23,6 @@ using wsfleet::checkNamespaceName;  // common/config_values.h
 using wsfleet::checkTenantName;
 // Node and region names.
 using wsfleet::checkNodeName;
-std::string parseListen(std::string_view text, ListenAddress& out);
 std::string parseOrigin(std::string_view text, std::string& out);
 std::string checkPublicUrl(std::string_view text);
 std::string checkWsPath(std::string_view text);

@@ -2,8 +2,6 @@
 
 #include "common/config_values.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -11,16 +9,6 @@ namespace wsfleet::edge_config_detail {
 namespace {
 
 constexpr size_t kMinApiKeyBytes = 16;
-
-bool isIpv4(const std::string& host) {
-  in_addr addr{};
-  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
-}
-
-bool isIpv6(const std::string& host) {
-  in6_addr addr{};
-  return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
-}
 
 // Splits "scheme://rest"; false when there is no well-formed scheme.
 bool splitScheme(std::string_view url, std::string_view& scheme, std::string_view& rest) {
@@ -41,41 +29,6 @@ bool splitScheme(std::string_view url, std::string_view& scheme, std::string_vie
 
 }  // namespace
 
-
-// "host:port" or "[v6]:port"; the host is an IP literal or "localhost" so that binding
-// never depends on DNS at start-up.
-std::string parseListen(std::string_view text, ListenAddress& out) {
-  const std::string shape = quoteForError(text) +
-                            " is not a listen address (\"IP:port\", \"[IPv6]:port\" or "
-                            "\"localhost:port\", port 1..65535)";
-  std::string host;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return shape;
-    }
-    host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-    if (!isIpv6(host)) return quoteForError(host) + " is not an IPv6 address";
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return shape;
-    host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-    if (host.find(':') != std::string::npos) {
-      return quoteForError(text) + ": write an IPv6 address in brackets, \"[::1]:8080\"";
-    }
-    if (host != "localhost" && !isIpv4(host)) {
-      return quoteForError(host) + " is not an IP address or \"localhost\"";
-    }
-  }
-  const std::optional<uint16_t> port = parsePort(port_text);
-  if (!port) return shape;
-  out.host = std::move(host);
-  out.port = *port;
-  return "";
-}
 
 // Browsers send the Origin header lower-case (RFC 6454 serialisation), so the allowlist is
 // stored lower-case and compared byte for byte.
