@@ -68,4 +68,24 @@ std::string historyStreamName(std::string_view region) {
   return "WSF_HIST_" + std::string(region);
 }
 
+std::string channelTail(std::string_view tenant, std::string_view channel) {
+  return subjectToken(tenant) + "." + subjectToken(channel);
+}
+
+std::string interestSubject(std::string_view region, std::string_view node,
+                            std::string_view instance) {
+  return join(region, "interest", node, instance);
+}
+
+std::string forwardedPublishSubject(std::string_view region, std::string_view owner,
+                                    std::string_view tenant, std::string_view channel) {
+  return "wsf." + std::string(region) + ".xpub." + std::string(owner) + "." +
+         channelTail(tenant, channel);
+}
+
+std::string forwardedApiSubject(std::string_view region, std::string_view owner,
+                                std::string_view api) {
+  return "wsf." + std::string(region) + ".xapi." + std::string(owner) + "." + std::string(api);
+}
+
 }  // namespace wsfleet

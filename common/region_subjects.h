@@ -10,6 +10,14 @@
 //   wsf.<region>.inbox.<tenant>.<user>    direct messages kept for an offline user (the
 //                                         inbox stream) until the user's next connect
 //
+// Between a region's edges and its bridges (wsfleet-bridge):
+//   wsf.<region>.interest.<node>.<instance>  an edge worker's channels owned elsewhere
+//   wsf.<region>.xpub.<owner>.<tenant>.<channel>  a durable publish for the owner region
+//   wsf.<region>.xapi.<owner>.<api>          a history read in the owner region
+//   wsf.<region>.bridge.hb                   the region's bridges, to each other
+// Between bridges of different regions (the only subjects that cross gateways):
+//   wsfx.<dest>.hb | .interest | .b.<instance>.ch.<tenant>.<channel>
+//
 // Tenant, channel and user names become single subject tokens through subjectToken(),
 // which keeps a safe set of bytes and escapes everything else as %HH: no name a client or
 // a token carries can add a token (`.`), a wildcard (`*`, `>`) or whitespace to a subject,
@@ -30,6 +38,16 @@ std::string historySubject(std::string_view region, std::string_view tenant,
 std::string inboxSubject(std::string_view region, std::string_view tenant, std::string_view user);
 // The JetStream streams holding the region's channel history and offline inboxes.
 std::string historyStreamName(std::string_view region);
+
+// "<tenant token>.<channel token>": a channel as the tail of its subjects.
+std::string channelTail(std::string_view tenant, std::string_view channel);
+std::string interestSubject(std::string_view region, std::string_view node,
+                            std::string_view instance);
+std::string forwardedPublishSubject(std::string_view region, std::string_view owner,
+                                    std::string_view tenant, std::string_view channel);
+// `api` as after "$JS.API." ("STREAM.MSG.GET.WSF_HIST_us").
+std::string forwardedApiSubject(std::string_view region, std::string_view owner,
+                                std::string_view api);
 std::string inboxStreamName(std::string_view region);
 
 }  // namespace wsfleet

@@ -116,7 +116,9 @@ void EdgeService::cmdSubscribe(Connection& conn, const ClientCommand& cmd) {
       // Already subscribed: answer with where the channel is, as standalone does.
       auto it = region_channels_.find(scopedKey(conn.tenant, cmd.channel));
       const uint64_t at = it != region_channels_.end() ? it->second->cursor : 0;
-      return reply(conn, encodeSubscribeReply(cmd.id, StreamPosition{region_->epoch(), at}, false));
+      const std::string& epoch =
+          region_->epochOf(it != region_channels_.end() ? it->second->owner : config_.region);
+      return reply(conn, encodeSubscribeReply(cmd.id, StreamPosition{epoch, at}, false));
     }
     return regionSubscribe(conn, cmd);
   }

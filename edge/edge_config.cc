@@ -35,6 +35,9 @@ const std::vector<EdgeOption>& edgeOptions() {
                                "empty = the host name"),
       stringOption<EdgeConfig>("node.region", WSF_FIELD(EdgeConfig, region), "local",
                                "the region this edge belongs to", checkNodeName),
+      stringOption<EdgeConfig>("node.topology", WSF_FIELD(EdgeConfig, topology_path), "",
+                               "the fleet's topology file (relative: to this file); empty = "
+                               "one region, which owns every channel"),
       enumOption<EdgeConfig>(
           "node.log_level", WSF_FIELD(EdgeConfig, log_level),
           std::vector<std::pair<std::string, std::string>>{
@@ -304,6 +307,21 @@ void Loader::checkNode() {
   if (!problem.empty()) error("node.name", problem);
 }
 
+void Loader::checkTopology() {
+  if (config.topology_path.empty()) return;
+  config.topology_path = resolveRelativePath(base_dir, config.topology_path);
+  if (!config.nats.enabled()) {
+    error("node.topology", "needs nats.servers: regions reach each other over NATS");
+    return;
+  }
+  auto topology = loadTopologyOf(config.topology_path, config.region);
+  if (!topology) {
+    error("node.topology", topology.status().message());
+    return;
+  }
+  config.topology = std::move(*topology);
+}
+
 void Loader::checkWebsocket() {
   if (config.outbound_max_bytes < config.max_message_bytes) {
     error("websocket.outbound_max_bytes",
@@ -402,6 +420,7 @@ Result<EdgeConfig> parseWithBase(std::string_view text, const std::string& sourc
   loader.checkTls();
   loader.checkOther();
   loader.checkNats();
+  loader.checkTopology();
   loader.loadTenants();
   loader.checkOperatorToken();
   if (!errors.empty()) return errors.toStatus();

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "common/nats_config.h"
 #include "common/status.h"
 #include "common/token.h"
+#include "regions/topology.h"
 
 namespace wsfleet {
 
@@ -76,6 +78,10 @@ struct EdgeConfig {
   // [node]
   std::string node_name;  // default: host name
   std::string region = "local";
+  // [node] topology: the fleet's regions and who owns which channel (regions/). Empty:
+  // every channel is owned by this edge's region. Loaded with the configuration.
+  std::string topology_path;
+  std::shared_ptr<const Topology> topology;
   std::string log_level = "info";
   uint64_t workers = 0;  // worker processes; 0 = one per core
 

@@ -80,6 +80,7 @@ struct Loader {
   void checkTls();
   void checkOther();
   void checkNats();
+  void checkTopology();  // after checkNats
   void loadTenants();
   void checkOperatorToken();  // after loadTenants: compares with the API keys
   void loadTenant(const std::string& name, const toml::table& table, const toml::node& where);

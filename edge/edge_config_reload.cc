@@ -33,6 +33,16 @@ const std::vector<RestartOnly>& restartOnlyOptions() {
       WSF_RESTART_ONLY("node.name", node_name),
       WSF_RESTART_ONLY("node.region", region),
       WSF_RESTART_ONLY("node.workers", workers),
+      // Owners are computed from the topology read at start; a reload keeps it (ownership
+      // moves at run time are the bridges' business).
+      RestartOnly{"node.topology",
+                  [](const EdgeConfig& a, const EdgeConfig& b) {
+                    return a.topology_path == b.topology_path;
+                  },
+                  [](const EdgeConfig& from, EdgeConfig& to) {
+                    to.topology_path = from.topology_path;
+                    to.topology = from.topology;
+                  }},
       RestartOnly{"websocket.listen",
                   [](const EdgeConfig& a, const EdgeConfig& b) {
                     return sameAddress(a.ws_listen, b.ws_listen);

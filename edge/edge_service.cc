@@ -553,6 +553,7 @@ void EdgeService::resyncPresence(const char* why, int64_t now_mono_ms) {
 
 void EdgeService::flushNow() {
   if (replication_) replication_->goodbye();
+  if (interest_) interest_->goodbye();
   Status s = presence_->flush();
   if (!s.isOk()) logWarn("presence_flush_failed", {{"error", s.toString()}});
   s = env_.sync();
@@ -627,6 +628,7 @@ void EdgeService::tick() {
     region_->tick(now);
     retryRegionCatchUps(now);
     recheckInboxes(now);
+    if (interest_) interest_->tick(now);
   }
   recheckLeaves(now);
   if (replication_) replication_->tick(now, static_cast<int64_t>(config_.presence_heartbeat_ms));

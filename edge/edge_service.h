@@ -32,11 +32,13 @@
 #include "edge/hub.h"
 #include "edge/inbound_limits.h"
 #include "edge/ip_guard.h"
+#include "edge/interest_announcer.h"
 #include "edge/lmdb_syncer.h"
 #include "edge/peer_message.h"
 #include "edge/presence_replication.h"
 #include "edge/presence_store.h"
 #include "edge/region.h"
+#include "regions/ownership.h"
 
 namespace wsfleet {
 
@@ -271,6 +273,7 @@ class EdgeService {
     std::string key;  // scopedKey(tenant, channel)
     std::string tenant;
     std::string channel;
+    std::string owner;  // the region whose history orders the channel
     std::string history_subject;
     bool positioned = false;  // cursor is known
     bool busy = false;        // a fetch from the stream is running: live messages wait
@@ -295,10 +298,19 @@ class EdgeService {
   };
   void onRegionDelivery(NatsInbound& message);
   void onRegionReconnected();
-  void onRegionEpochChanged();
+  void onRegionEpochChanged(const std::string& owner);
   void forEachRegionChannel(const std::function<void(RegionChannel&)>& fn);
   void regionStore(const TenantConfig& tenant, const std::string& channel, std::string_view from,
                    std::string_view data_json, const std::string& scoped_key, PublishDone done);
+  // Stores into `owner`'s history over `subject` (the stream's own subject, or the
+  // bridges' for another region) and answers with the acknowledged position.
+  void regionStoreAt(const std::string& owner, const std::string& subject, std::string bytes,
+                     std::vector<NatsHeader> headers, PublishDone done);
+  // The region that orders the channel (node.topology), this one without a topology.
+  std::string ownerOf(const std::string& tenant, const std::string& channel) const;
+  // Interest in a channel's live subject, announced to the bridges when owned elsewhere.
+  void watchChannel(const std::string& tenant, const std::string& channel);
+  void unwatchChannel(const std::string& tenant, const std::string& channel);
   void regionSendDirect(const TenantConfig& tenant, const std::string& user, std::string encoded,
                         int64_t ts, bool delivered_here, SendDone done);
   // Subscribes to a durable channel once its position in the region's history is known
@@ -315,6 +327,7 @@ class EdgeService {
   RegionChannel& regionChannel(const std::string& tenant, const std::string& channel);
   void regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame, int64_t ts);
   void regionPosition(RegionChannel& rc);
+  void regionPositionFailed(RegionChannel& rc);
   void regionCatchUp(RegionChannel& rc);
   // Delivers held live messages that follow the cursor, in offset order; true when it
   // took any.
@@ -335,7 +348,7 @@ class EdgeService {
   // A waiting subscribe's turn: true when it still stands; otherwise (unsubscribed
   // meanwhile) it is answered with an error here.
   bool takeSubscribing(Connection& conn, const std::string& channel, std::optional<uint64_t> id);
-  FramePtr storedFrame(const PeerMessage& stored, uint64_t seq) const;
+  FramePtr storedFrame(const std::string& owner, const PeerMessage& stored, uint64_t seq) const;
 
   // Drain and reload (edge_drain.cc, edge_reload.cc).
   HttpResponse adminDrain(std::string_view authorization, std::string_view peer,
@@ -428,6 +441,8 @@ class EdgeService {
   uint64_t http_ticket_ = 0;
   std::unique_ptr<Region> region_;  // region mode only
   std::unique_ptr<PresenceReplication> replication_;  // region mode only
+  std::unique_ptr<InterestAnnouncer> interest_;       // with a topology only
+  HealthySet healthy_regions_;                        // every region of the topology
   std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
   std::multimap<int64_t, std::string> region_retry_;  // when -> channel key (retries, checks)
   // Leaves held back because the presence view still showed the user elsewhere.

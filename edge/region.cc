@@ -73,7 +73,7 @@ StreamSpec inboxSpec(const EdgeConfig& config, bool& enabled) {
 }
 
 // A short, stable rendering of the stream's creation time.
-std::string epochOf(const std::string& stream, const std::string& created) {
+std::string epochFromCreation(const std::string& stream, const std::string& created) {
   uint64_t h = 1469598103934665603ull;
   for (char c : stream + "\n" + created) {
     h ^= static_cast<unsigned char>(c);
@@ -129,14 +129,9 @@ void Region::onWake() {
         if (live_sub_ids_.count(item.sub_id) == 0) break;
         handlers_.delivery(item);
         break;
-      case NatsInbound::Kind::kReply: {
-        auto it = pending_.find(item.request_id);
-        if (it == pending_.end()) break;  // timed out already
-        ReplyFn done = std::move(it->second.done);
-        pending_.erase(it);
-        done(&item);
+      case NatsInbound::Kind::kReply:
+        requests_.onReply(item);  // false: timed out already
         break;
-      }
       case NatsInbound::Kind::kState:
         onLinkState(item.state);
         break;
@@ -159,16 +154,7 @@ void Region::onLinkState(NatsLinkState state) {
 }
 
 void Region::tick(int64_t now_mono_ms) {
-  while (!deadlines_.empty() && deadlines_.front().first <= now_mono_ms) {
-    const uint64_t id = deadlines_.front().second;
-    deadlines_.pop_front();
-    auto it = pending_.find(id);
-    if (it == pending_.end()) continue;  // answered
-    ReplyFn done = std::move(it->second.done);
-    pending_.erase(it);
-    requests_timed_out_.inc();
-    done(nullptr);
-  }
+  requests_timed_out_.inc(requests_.expire(now_mono_ms));
   if (!connected()) return;
   setUpStreams(now_mono_ms);
   // A stream deleted and recreated meanwhile (a new epoch) is noticed within this period
@@ -176,6 +162,11 @@ void Region::tick(int64_t now_mono_ms) {
   if (history_.known && now_mono_ms - last_history_look_ms_ >= kHistoryLookMs) {
     last_history_look_ms_ = now_mono_ms;
     recheckHistory();
+  }
+  for (auto& [owner, h] : remote_histories_) {
+    if (!h.fetching && !h.epoch.empty() && now_mono_ms - h.looked_ms >= kHistoryLookMs) {
+      lookAtRemote(owner);
+    }
   }
 }
 
@@ -201,14 +192,8 @@ bool Region::publish(std::string subject, std::string data, std::vector<NatsHead
 
 void Region::request(std::string subject, std::string data, std::vector<NatsHeader> headers,
                      ReplyFn done) {
-  const uint64_t id = next_request_id_++;
-  if (!link_->request(id, std::move(subject), std::move(data), std::move(headers))) {
-    done(nullptr);  // the queue to the NATS thread is full (counted by the link)
-    return;
-  }
-  const int64_t deadline = nowMonoMs() + request_timeout_ms_;
-  pending_.emplace(id, Pending{deadline, std::move(done)});
-  deadlines_.emplace_back(deadline, id);
+  requests_.send(*link_, std::move(subject), std::move(data), std::move(headers),
+                 nowMonoMs() + request_timeout_ms_, std::move(done));
 }
 
 void Region::getMessage(std::string body, ReplyFn done) {
@@ -284,13 +269,73 @@ void Region::onStreamInfo(Stream& stream, const NatsInbound* reply, bool created
   }
   stream.created = info->created;
   if (&stream != &history_) return;
-  const std::string epoch = epochOf(stream.spec.name, info->created);
+  const std::string epoch = epochFromCreation(stream.spec.name, info->created);
   const bool changed = !epoch_.empty() && epoch != epoch_;
   epoch_ = epoch;
   if (changed) {
     logWarn("history_epoch_changed", {{"stream", stream.spec.name}, {"epoch", epoch_}});
-    if (handlers_.epoch_changed) handlers_.epoch_changed();
+    if (handlers_.epoch_changed) handlers_.epoch_changed(name_);
   }
+}
+
+// ---- other regions' histories ----
+
+const std::string& Region::epochOf(const std::string& owner) const {
+  if (owner == name_) return epoch_;
+  static const std::string kUnknown;
+  auto it = remote_histories_.find(owner);
+  return it == remote_histories_.end() ? kUnknown : it->second.epoch;
+}
+
+void Region::getHistoryMessage(const std::string& owner, std::string body, ReplyFn done) {
+  if (owner == name_) return getMessage(std::move(body), std::move(done));
+  request(forwardedApiSubject(name_, owner, "STREAM.MSG.GET." + historyStreamName(owner)),
+          std::move(body), {}, std::move(done));
+}
+
+void Region::historyInfoFor(const std::string& owner, const std::string& subject, ReplyFn done) {
+  if (owner == name_) return historyInfoFor(subject, std::move(done));
+  request(forwardedApiSubject(name_, owner, "STREAM.INFO." + historyStreamName(owner)),
+          streamInfoForSubject(subject), {}, std::move(done));
+}
+
+void Region::withEpoch(const std::string& owner, std::function<void(bool known)> done) {
+  if (owner == name_) return done(!epoch_.empty());
+  RemoteHistory& h = remote_histories_[owner];
+  if (!h.epoch.empty()) return done(true);
+  h.waiting.push_back(std::move(done));
+  if (!h.fetching) lookAtRemote(owner);
+}
+
+void Region::lookAtRemote(const std::string& owner) {
+  RemoteHistory& h = remote_histories_[owner];
+  h.fetching = true;
+  h.looked_ms = nowMonoMs();
+  const std::string stream = historyStreamName(owner);
+  request(forwardedApiSubject(name_, owner, "STREAM.INFO." + stream), "", {},
+          [this, owner, stream](const NatsInbound* reply) {
+            RemoteHistory& r = remote_histories_[owner];
+            r.fetching = false;
+            auto info = reply == nullptr || !reply->status.empty()
+                            ? Result<StreamInfo>(Status(Code::kUnavailable, "no_reply", ""))
+                            : parseStreamInfo(parser_, reply->data);
+            const bool known = info.isOk();
+            if (known) {
+              const std::string epoch = epochFromCreation(stream, info->created);
+              const bool changed = !r.epoch.empty() && epoch != r.epoch;
+              r.epoch = epoch;
+              if (changed) {
+                logWarn("history_epoch_changed", {{"stream", stream}, {"epoch", epoch}});
+                if (handlers_.epoch_changed) handlers_.epoch_changed(owner);
+              }
+            } else {
+              logWarn("remote_history_unreadable",
+                      {{"owner", owner}, {"error", info.status().message()}});
+            }
+            auto waiting = std::move(r.waiting);
+            r.waiting.clear();
+            for (auto& done : waiting) done(known);
+          });
 }
 
 }  // namespace wsfleet

@@ -19,7 +19,6 @@
 // threads away from it).
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +30,7 @@
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/nats_link.h"
+#include "common/nats_requests.h"
 #include "common/status.h"
 #include "edge/edge_config.h"
 
@@ -46,9 +46,9 @@ class Region {
     // The link is up again after losing its server: what was published meanwhile never
     // reached this worker, so durable channels catch up from the stream.
     std::function<void()> reconnected;
-    // The history stream was recreated (deleted and created again): a new epoch, every
-    // channel's offsets start over.
-    std::function<void()> epoch_changed;
+    // A history stream was recreated (deleted and created again): a new epoch, the
+    // offsets of every channel `owner` owns start over.
+    std::function<void(const std::string& owner)> epoch_changed;
   };
 
   static Result<std::unique_ptr<Region>> start(const EdgeConfig& config, int worker_index,
@@ -71,6 +71,17 @@ class Region {
   // STREAM.INFO of the history stream with `subject`'s message count.
   void historyInfoFor(const std::string& subject, ReplyFn done);
 
+  // ---- histories of channels owned by other regions (read through the region's
+  // bridges, wsf.<region>.xapi.<owner>.*; see bridge/bridge.h) ----
+  // The epoch of `owner`'s history stream; "" until known.
+  const std::string& epochOf(const std::string& owner) const;
+  // Calls `done(true)` once the epoch of `owner` is known (at once when it is), or
+  // done(false) when the owner's stream could not be read.
+  void withEpoch(const std::string& owner, std::function<void(bool known)> done);
+  // MSG.GET / STREAM.INFO on `owner`'s history stream, this region's or another's.
+  void getHistoryMessage(const std::string& owner, std::string body, ReplyFn done);
+  void historyInfoFor(const std::string& owner, const std::string& subject, ReplyFn done);
+
   // Looks at the history stream again (a store found no one listening: the stream may be
   // gone, and is then created again with a new epoch). Readiness does not change meanwhile.
   void recheckHistory();
@@ -89,7 +100,7 @@ class Region {
   void purge(const std::string& stream, std::string body, ReplyFn done);
 
   JsonParser& parser() { return parser_; }
-  size_t pendingRequests() const { return pending_.size(); }
+  size_t pendingRequests() const { return requests_.pending(); }
 
  private:
   Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers handlers);
@@ -119,17 +130,18 @@ class Region {
   std::unordered_set<uint64_t> live_sub_ids_;          // the ids in watched_
   uint64_t next_sub_id_ = 1;
 
-  struct Pending {
-    int64_t deadline_ms;
-    ReplyFn done;
-  };
-  std::unordered_map<uint64_t, Pending> pending_;
-  // (deadline, id) in posting order: every request has the same timeout, so this is
-  // also deadline order and expiring is a pop from the front.
-  std::deque<std::pair<int64_t, uint64_t>> deadlines_;
-  uint64_t next_request_id_ = 1;
+  NatsRequests requests_;
 
   std::string epoch_;
+  // Other regions' history streams, by owner region.
+  struct RemoteHistory {
+    std::string epoch;
+    bool fetching = false;
+    int64_t looked_ms = 0;
+    std::vector<std::function<void(bool)>> waiting;
+  };
+  std::unordered_map<std::string, RemoteHistory> remote_histories_;
+  void lookAtRemote(const std::string& owner);
   bool was_connected_ = false;
   int64_t last_history_look_ms_ = 0;
   std::vector<NatsInbound> inbound_;  // reused between wake-ups

@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "common/region_subjects.h"
 #include "common/token.h"
 #include "edge/edge_service.h"
@@ -34,6 +35,8 @@ constexpr int64_t kCatchUpRetryMs = 500;
 constexpr int64_t kTailCheckMs = 1000;
 constexpr size_t kMaxWaiters = 10000;
 constexpr int64_t kInboxRecheckMs = 1000;
+// How often the whole interest set goes to the bridges (see edge/interest_announcer.h).
+constexpr int64_t kInterestRefreshMs = 2000;
 
 uint64_t parseSeq(const std::string* text) {
   if (text == nullptr) return 0;
@@ -68,7 +71,7 @@ Status EdgeService::startRegion(int worker_index) {
   Region::Handlers handlers;
   handlers.delivery = [this](NatsInbound& message) { onRegionDelivery(message); };
   handlers.reconnected = [this] { onRegionReconnected(); };
-  handlers.epoch_changed = [this] { onRegionEpochChanged(); };
+  handlers.epoch_changed = [this](const std::string& owner) { onRegionEpochChanged(owner); };
   WSF_ASSIGN_OR_RETURN(
       region_, Region::start(config_, worker_index, metrics_.registry(), std::move(handlers)));
   // Worker 0 is the host's presence replica (one writer of the region view per host).
@@ -78,6 +81,12 @@ Status EdgeService::startRegion(int worker_index) {
       [this](std::vector<SweptMembership> gone) {
         for (auto& m : gone) swept_memberships_.push_back(std::move(m));
       });
+  if (config_.topology) {
+    for (const RegionSpec& r : config_.topology->regions) healthy_regions_.insert(r.name);
+    interest_ = std::make_unique<InterestAnnouncer>(
+        *region_, interestSubject(config_.region, config_.node_name, instance_id_),
+        config_.node_name + "/" + instance_id_, kInterestRefreshMs);
+  }
   logInfo("region_link_started",
           {{"region", config_.region}, {"servers", config_.nats.servers.size()}});
   return Status::ok();
@@ -107,8 +116,32 @@ void EdgeService::toOthers(const PeerMessage& message) {
 
 // ---- interest ----
 
+std::string EdgeService::ownerOf(const std::string& tenant, const std::string& channel) const {
+  if (!config_.topology) return config_.region;
+  auto decided = decideOwner(*config_.topology, healthy_regions_, tenant, channel);
+  return decided.isOk() ? decided->region : config_.region;
+}
+
+void EdgeService::watchChannel(const std::string& tenant, const std::string& channel) {
+  region_->watch(channelSubject(config_.region, tenant, channel));
+  // Messages of a channel owned elsewhere reach this region only while its bridges
+  // announce interest to the owner.
+  if (interest_) {
+    const std::string owner = ownerOf(tenant, channel);
+    if (owner != config_.region) interest_->add(owner, channelTail(tenant, channel));
+  }
+}
+
+void EdgeService::unwatchChannel(const std::string& tenant, const std::string& channel) {
+  region_->unwatch(channelSubject(config_.region, tenant, channel));
+  if (interest_) {
+    const std::string owner = ownerOf(tenant, channel);
+    if (owner != config_.region) interest_->remove(owner, channelTail(tenant, channel));
+  }
+}
+
 void EdgeService::regionChannelJoined(const std::string& tenant, const std::string& channel) {
-  if (region_) region_->watch(channelSubject(config_.region, tenant, channel));
+  if (region_) watchChannel(tenant, channel);
 }
 
 void EdgeService::regionChannelLeft(const std::string& tenant, const std::string& channel) {
@@ -119,7 +152,7 @@ void EdgeService::regionChannelLeft(const std::string& tenant, const std::string
     return;  // still needed; forgotten when idle
   }
   if (it != region_channels_.end()) region_channels_.erase(it);
-  region_->unwatch(channelSubject(config_.region, tenant, channel));
+  unwatchChannel(tenant, channel);
 }
 
 void EdgeService::regionForgetIfUnused(const std::string& key) {
@@ -127,9 +160,10 @@ void EdgeService::regionForgetIfUnused(const std::string& key) {
   if (it == region_channels_.end()) return;
   RegionChannel& rc = *it->second;
   if (rc.busy || !rc.waiters.empty() || !hub_.subscribers(rc.tenant, rc.channel).empty()) return;
-  const std::string subject = channelSubject(config_.region, rc.tenant, rc.channel);
+  const std::string tenant = rc.tenant;
+  const std::string channel = rc.channel;
   region_channels_.erase(it);
-  region_->unwatch(subject);
+  unwatchChannel(tenant, channel);
 }
 
 void EdgeService::regionUserJoined(const Connection& conn) {
@@ -217,7 +251,20 @@ void EdgeService::onRegionDelivery(NatsInbound& message) {
       const uint64_t prev = parseSeq(message.header("Nats-Last-Sequence"));
       auto it = region_channels_.find(scopedKey(decoded->tenant, decoded->target));
       if (it == region_channels_.end()) return;  // nobody here any more
-      regionLive(*it->second, seq, prev, storedFrame(*decoded, seq), decoded->origin_ts_ms);
+      RegionChannel& rc = *it->second;
+      if (message.header("Wsf-Tail") != nullptr) {
+        // The owner's bridge resent the channel's last message (a link came back, or
+        // its forwarding bridge changed): only a hint that something may be missing.
+        if (rc.positioned && seq > rc.cursor) {
+          if (rc.busy) {
+            rc.catch_up_after = true;
+          } else {
+            regionCatchUp(rc);
+          }
+        }
+        return;
+      }
+      regionLive(rc, seq, prev, storedFrame(rc.owner, *decoded, seq), decoded->origin_ts_ms);
       return;
     }
     case PeerMessage::Kind::kUser: {
@@ -233,8 +280,10 @@ void EdgeService::onRegionDelivery(NatsInbound& message) {
   }
 }
 
-FramePtr EdgeService::storedFrame(const PeerMessage& stored, uint64_t seq) const {
-  return makeFrame(encodeMessage(stored.target, region_->epoch(), seq, stored.from, stored.frame,
+FramePtr EdgeService::storedFrame(const std::string& owner, const PeerMessage& stored,
+                                  uint64_t seq) const {
+  return makeFrame(encodeMessage(stored.target, region_->epochOf(owner), seq, stored.from,
+                                 stored.frame,
                                  stored.origin_ts_ms));
 }
 
@@ -261,10 +310,11 @@ void EdgeService::onRegionReconnected() {
   });
 }
 
-void EdgeService::onRegionEpochChanged() {
-  // Offsets of the old stream mean nothing in the new one: every channel reads its
-  // position again (subscribers see the new epoch on the next message).
-  forEachRegionChannel([this](RegionChannel& rc) {
+void EdgeService::onRegionEpochChanged(const std::string& owner) {
+  // Offsets of the old stream mean nothing in the new one: every channel of that owner
+  // reads its position again (subscribers see the new epoch on the next message).
+  forEachRegionChannel([this, &owner](RegionChannel& rc) {
+    if (rc.owner != owner) return;
     rc.held.clear();
     rc.held_bytes = 0;
     if (rc.busy) {
@@ -287,10 +337,11 @@ EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant
     slot->key = key;
     slot->tenant = tenant;
     slot->channel = channel;
-    slot->history_subject = historySubject(config_.region, tenant, channel);
+    slot->owner = ownerOf(tenant, channel);
+    slot->history_subject = historySubject(slot->owner, tenant, channel);
     // Listening starts before the position is read, so nothing stored after that read
     // can pass by unseen.
-    region_->watch(channelSubject(config_.region, tenant, channel));
+    watchChannel(tenant, channel);
   }
   return *slot;
 }
@@ -362,8 +413,9 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
   rc.busy = true;
   takeHeldInOrder(rc);
   const std::string key = rc.key;
-  region_->getMessage(
-      msgGetNextBySubject(rc.cursor + 1, rc.history_subject), [this, key](const NatsInbound* r) {
+  region_->getHistoryMessage(
+      rc.owner, msgGetNextBySubject(rc.cursor + 1, rc.history_subject),
+      [this, key](const NatsInbound* r) {
         auto it = region_channels_.find(key);
         if (it == region_channels_.end()) return;
         RegionChannel& ch = *it->second;
@@ -402,7 +454,8 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
           if (got->subject == ch.history_subject && stored &&
               stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor) {
             metrics_.region_caught_up.inc();
-            fanOut(ch.tenant, ch.channel, storedFrame(*stored, got->seq), stored->origin_ts_ms);
+            fanOut(ch.tenant, ch.channel, storedFrame(ch.owner, *stored, got->seq),
+                   stored->origin_ts_ms);
           }
           ch.cursor = std::max(ch.cursor, got->seq);
           took_held = takeHeldInOrder(ch);
@@ -468,7 +521,18 @@ void EdgeService::regionIdle(RegionChannel& rc) {
 void EdgeService::regionPosition(RegionChannel& rc) {
   rc.busy = true;
   const std::string key = rc.key;
-  region_->getMessage(msgGetLastBySubject(rc.history_subject), [this, key](const NatsInbound* r) {
+  if (region_->epochOf(rc.owner).empty()) {
+    // Another region's history, not looked at yet: its epoch first (offsets are
+    // meaningless without it).
+    region_->withEpoch(rc.owner, [this, key](bool known) {
+      auto it = region_channels_.find(key);
+      if (it == region_channels_.end()) return;
+      if (known) return regionPosition(*it->second);
+      regionPositionFailed(*it->second);
+    });
+    return;
+  }
+  region_->getHistoryMessage(rc.owner, msgGetLastBySubject(rc.history_subject), [this, key](const NatsInbound* r) {
     auto it = region_channels_.find(key);
     if (it == region_channels_.end()) return;
     RegionChannel& ch = *it->second;
@@ -487,21 +551,27 @@ void EdgeService::regionPosition(RegionChannel& rc) {
       regionIdle(ch);
       return;
     }
-    // No position, no subscription: every waiting subscribe is refused.
-    metrics_.dropped("region_position_failed");
-    std::deque<RegionChannel::Waiter> waiters = std::move(ch.waiters);
-    ch.waiters.clear();
-    ch.held.clear();
-    ch.held_bytes = 0;
-    for (auto& w : waiters) {
-      Connection* conn = live(w.ref);
-      if (conn == nullptr || !takeSubscribing(*conn, ch.channel, w.id)) continue;
-      replyError(*conn, w.id,
-                 Status(Code::kUnavailable, "region_unavailable",
-                        "the channel's history is unreachable, try again"));
-    }
-    regionForgetIfUnused(key);
+    regionPositionFailed(ch);
   });
+}
+
+void EdgeService::regionPositionFailed(RegionChannel& ch) {
+  // No position, no subscription: every waiting subscribe is refused.
+  const std::string key = ch.key;
+  ch.busy = false;
+  metrics_.dropped("region_position_failed");
+  std::deque<RegionChannel::Waiter> waiters = std::move(ch.waiters);
+  ch.waiters.clear();
+  ch.held.clear();
+  ch.held_bytes = 0;
+  for (auto& w : waiters) {
+    Connection* conn = live(w.ref);
+    if (conn == nullptr || !takeSubscribing(*conn, ch.channel, w.id)) continue;
+    replyError(*conn, w.id,
+               Status(Code::kUnavailable, "region_unavailable",
+                      "the channel's history is unreachable, try again"));
+  }
+  regionForgetIfUnused(key);
 }
 
 void EdgeService::regionSubscribe(Connection& conn, const ClientCommand& cmd) {
@@ -545,7 +615,7 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
       continue;
     }
     const bool resumable =
-        w.since && w.since->epoch == region_->epoch() && w.since->offset <= rc.cursor;
+        w.since && w.since->epoch == region_->epochOf(rc.owner) && w.since->offset <= rc.cursor;
     if (w.since && !resumable) {
       metrics_.resumes_not_recovered.inc();
       regionFinishSubscribe(rc, *conn, w.id, false, {});
@@ -567,7 +637,7 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
       // which the stream can vouch for only without an age limit and while the channel
       // holds fewer messages than its per-channel limit (it trims oldest first, so a
       // channel that never reached it never lost one).
-      region_->historyInfoFor(rc.history_subject, [this, replay](const NatsInbound* r) {
+      region_->historyInfoFor(rc.owner, rc.history_subject, [this, replay](const NatsInbound* r) {
         if (region_channels_.count(replay->key) == 0) return;
         auto info = r == nullptr || !r->status.empty()
                         ? Result<StreamInfo>(Status(Code::kUnavailable, "no_reply", ""))
@@ -581,8 +651,8 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
     }
     // The client's last message must still be stored: then everything after it is (the
     // stream trims a channel oldest first, and wsfleet never deletes single messages).
-    region_->getMessage(
-        msgGetBySeq(replay->waiter.since->offset), [this, replay](const NatsInbound* r) {
+    region_->getHistoryMessage(
+        rc.owner, msgGetBySeq(replay->waiter.since->offset), [this, replay](const NatsInbound* r) {
           auto it = region_channels_.find(replay->key);
           if (it == region_channels_.end()) return;
           auto got = r == nullptr || !r->status.empty()
@@ -600,10 +670,12 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
 void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) {
   auto it = region_channels_.find(replay->key);
   if (it == region_channels_.end()) return;
-  region_->getMessage(
-      msgGetNextBySubject(replay->next, it->second->history_subject),
+  region_->getHistoryMessage(
+      it->second->owner, msgGetNextBySubject(replay->next, it->second->history_subject),
       [this, replay](const NatsInbound* r) {
-        if (region_channels_.count(replay->key) == 0) return;
+        auto ch = region_channels_.find(replay->key);
+        if (ch == region_channels_.end()) return;
+        const std::string& owner = ch->second->owner;
         auto got = r == nullptr || !r->status.empty()
                        ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
                        : parseMsgGet(region_->parser(), r->data);
@@ -614,7 +686,7 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
         if (stored && stored->kind == PeerMessage::Kind::kStored) {
           replay->missed.push_back(
               {got->seq, stored->origin_ts_ms,
-               encodeMessage(stored->target, region_->epoch(), got->seq, stored->from,
+               encodeMessage(stored->target, region_->epochOf(owner), got->seq, stored->from,
                              stored->frame, stored->origin_ts_ms)});
         }
         replay->next = got->seq + 1;
@@ -629,7 +701,9 @@ void EdgeService::regionReplayVerify(const std::shared_ptr<RegionReplay>& replay
   // The channel may have been trimmed while the replay was fetched (next_by_subj skips
   // what is gone): the client's last message still being there proves nothing after it
   // was removed.
-  region_->getMessage(msgGetBySeq(since), [this, replay](const NatsInbound* r) {
+  auto channel = region_channels_.find(replay->key);
+  if (channel == region_channels_.end()) return;
+  region_->getHistoryMessage(channel->second->owner, msgGetBySeq(since), [this, replay](const NatsInbound* r) {
     auto it = region_channels_.find(replay->key);
     if (it == region_channels_.end()) return;
     auto got = r == nullptr || !r->status.empty()
@@ -682,12 +756,14 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
   if (!added.added) {
     // Subscribed meanwhile by another path: it has the live messages already.
     return reply(conn,
-                 encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, false));
+                 encodeSubscribeReply(id, StreamPosition{region_->epochOf(rc.owner), rc.cursor},
+                                      false));
   }
   if (ns->presence) presenceJoin(conn, rc.channel);
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
-  reply(conn, encodeSubscribeReply(id, StreamPosition{region_->epoch(), rc.cursor}, recovered));
+  reply(conn,
+        encodeSubscribeReply(id, StreamPosition{region_->epochOf(rc.owner), rc.cursor}, recovered));
   for (auto& message : missed) {
     if (!enqueue(conn, makeFrame(message.frame))) break;
     metrics_.messages_delivered.inc();
@@ -719,10 +795,37 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   if (!scoped_key.empty()) {
     headers.push_back({"Nats-Msg-Id", messageId(tenant.name, channel, scoped_key)});
   }
+  // W3C trace context: the stored message keeps it, so every region's delivery of it
+  // (the republish, the bridges' forwards) carries the publish's trace id.
+  headers.push_back({"traceparent", "00-" + randomHex(16) + "-" + randomHex(8) + "-01"});
   metrics_.messages_received.inc();
+  const std::string owner = ownerOf(tenant.name, channel);
+  if (owner == config_.region) {
+    return regionStoreAt(owner, historySubject(owner, tenant.name, channel),
+                         encodePeerMessage(stored), std::move(headers), std::move(done));
+  }
+  // Owned by another region: stored there, through this region's bridges, once that
+  // history's epoch is known (the acknowledged position names it).
+  region_->withEpoch(owner, [this, owner, subject = forwardedPublishSubject(
+                                              config_.region, owner, tenant.name, channel),
+                             bytes = encodePeerMessage(stored), headers = std::move(headers),
+                             done = std::move(done)](bool known) mutable {
+    if (!known) {
+      metrics_.dropped("owner_region_unavailable");
+      return done(Status(Code::kUnavailable, "owner_region_unavailable",
+                         "the region that owns this channel is unreachable, try again"));
+    }
+    regionStoreAt(owner, subject, std::move(bytes), std::move(headers), std::move(done));
+  });
+}
+
+void EdgeService::regionStoreAt(const std::string& owner, const std::string& subject,
+                                std::string bytes, std::vector<NatsHeader> headers,
+                                PublishDone done) {
+  const bool here = owner == config_.region;
   region_->request(
-      historySubject(config_.region, tenant.name, channel), encodePeerMessage(stored),
-      std::move(headers), [this, done = std::move(done)](const NatsInbound* r) {
+      subject, std::move(bytes), std::move(headers),
+      [this, here, owner, done = std::move(done)](const NatsInbound* r) {
         if (r == nullptr) {
           metrics_.dropped("region_store_timeout");
           return done(Status(Code::kUnavailable, "region_store_timeout",
@@ -731,25 +834,27 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
         }
         if (!r->status.empty()) {
           // No one stores this subject: no quorum, or the stream is gone (then it is
-          // created again, with a new epoch).
-          region_->recheckHistory();
+          // created again, with a new epoch); for another region's channel, no bridge.
+          if (here) region_->recheckHistory();
           metrics_.dropped("region_store_unavailable");
           return done(Status(Code::kUnavailable, "region_store_unavailable",
-                             "the region's history is unavailable"));
+                             here ? "the region's history is unavailable"
+                                  : "no bridge to the region that owns this channel"));
         }
         auto ack = parsePubAck(region_->parser(), r->data);
         if (!ack.isOk()) {
-          // JetStream's own words go to the log; the client gets a plain sentence.
+          // JetStream's (or the bridge's) own words go to the log; the client gets a
+          // plain sentence.
           metrics_.dropped(ack.status().reason());
-          logWarn("region_store_refused", {{"error", ack.status().message()}});
+          logWarn("region_store_refused", {{"owner", owner}, {"error", ack.status().message()}});
           const bool full = std::string_view(ack.status().reason()) == "jetstream_store_full";
           return done(Status(Code::kUnavailable, ack.status().reason(),
-                             full ? "the region's history store is full, try again later"
-                                  : "the region's history refused the message, try again"));
+                             full ? "the history store is full, try again later"
+                                  : "the channel's history refused the message, try again"));
         }
         metrics_.history_appends.inc();
         PublishOutcome outcome;
-        outcome.position = StreamPosition{region_->epoch(), ack->seq};
+        outcome.position = StreamPosition{region_->epochOf(owner), ack->seq};
         done(std::move(outcome));
       });
 }

@@ -400,4 +400,17 @@ Result<Topology> loadTopology(const std::string& path) {
   return parseTopology(*text, path);
 }
 
+Result<std::shared_ptr<const Topology>> loadTopologyOf(const std::string& path,
+                                                      std::string_view region) {
+  Result<Topology> topology = loadTopology(path);
+  if (!topology) return topology.takeStatus();
+  if (topology->findRegion(region) == nullptr) {
+    std::string names;
+    for (const RegionSpec& r : topology->regions) names += (names.empty() ? "" : ", ") + r.name;
+    return Status(Code::kConfig, "region_not_in_topology",
+                  path + " has no region '" + std::string(region) + "' (it has " + names + ")");
+  }
+  return std::make_shared<const Topology>(std::move(*topology));
+}
+
 }  // namespace wsfleet

@@ -8,6 +8,7 @@
 // touches the file system.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,5 +67,10 @@ Result<Topology> parseTopology(std::string_view text, std::string_view source_na
 
 // Reads `path` and parses it with the path as the source name.
 Result<Topology> loadTopology(const std::string& path);
+
+// What a daemon of region `region` loads: the topology, which must name that region
+// (Code::kConfig "region_not_in_topology" otherwise).
+Result<std::shared_ptr<const Topology>> loadTopologyOf(const std::string& path,
+                                                      std::string_view region);
 
 }  // namespace wsfleet

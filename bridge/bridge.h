@@ -1,0 +1,119 @@
+#pragma once
+// wsfleet-bridge: the one process of a region that speaks to other regions.
+//
+// What it does (docs/ARCHITECTURE.md, "Across regions"):
+//  - interest: the region's edge workers announce the channels they have subscribers for
+//    whose owner is another region; the bridge aggregates them and announces them to each
+//    owner region (deltas at once, full snapshots periodically, withdrawals after a
+//    linger);
+//  - owner side: for every channel of this region that another region wants, it listens
+//    on the channel's live subject (the history stream's republish, in offset order) and
+//    sends each message once to every interested region, to one bridge there;
+//  - receiving side: a message forwarded to this bridge is republished on the channel's
+//    live subject of this region, headers (offsets, traceparent) unchanged;
+//  - publishes: a durable publish for a channel owned elsewhere goes from the edge to a
+//    bridge (queue group), which stores it in the owner's stream and relays the owner's
+//    acknowledgement, retrying with the same message id (the owner drops repeats);
+//  - history: reads of the owner's stream (catch-up, resume) are proxied the same way;
+//  - links: each other region is up while one of its bridges is heard; while it is down,
+//    publishes for its channels are refused at once (circuit breaker) and nothing is
+//    forwarded to it; when it comes back, the last message of each channel it wants is
+//    sent again, so its edges see what they missed and fetch it from the history.
+// Several bridges per region share the work by rendezvous over the live bridges
+// (bridge/peer_set.h): one forwards each channel, one receives it.
+//
+// Single-threaded: every method runs on the bridge's loop (NatsLink keeps cnats away).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/bridge_config.h"
+#include "bridge/interest_table.h"
+#include "bridge/peer_set.h"
+#include "common/json.h"
+#include "common/metrics.h"
+#include "common/nats_link.h"
+#include "common/nats_requests.h"
+#include "common/status.h"
+
+namespace wsfleet {
+
+class Bridge {
+ public:
+  static Result<std::unique_ptr<Bridge>> start(const BridgeConfig& config,
+                                               MetricsRegistry& registry);
+  ~Bridge();
+
+  int wakeFd() const { return link_->wakeFd(); }
+  void onWake();
+  void tick(int64_t now_mono_ms);
+  // Tells the region's bridges and the other regions that this one leaves.
+  void sayGoodbye();
+
+  bool ready() const { return link_->state() == NatsLinkState::kConnected; }
+  std::string statusJson() const;
+
+ private:
+  Bridge(const BridgeConfig& config, MetricsRegistry& registry);
+  struct RemoteRegion;
+  struct Metrics;
+
+  void subscribeFixed();
+  void onMessage(NatsInbound& message);
+  void onEdgeInterest(const NatsInbound& message);
+  void onPeerHeartbeat(const NatsInbound& message);
+  void onRemoteHeartbeat(const NatsInbound& message);
+  void onRemoteInterest(const NatsInbound& message);
+  void onOwnedChannelMessage(const std::string& tail, NatsInbound& message);
+  void onForwardedIn(const std::string& tail, NatsInbound& message);
+  void onForwardPublish(NatsInbound& message);
+  void onForwardApi(NatsInbound& message);
+
+  struct PendingPublish;
+  void tryForwardPublish(const std::shared_ptr<PendingPublish>& publish);
+  void replyError(const std::string& reply, int code, const std::string& description);
+
+  void sendHeartbeats(int64_t now_ms);
+  void announceInterest(int64_t now_ms, bool snapshot);
+  void applyRemoteInterestChanges();
+  // Sends the last stored message of `tail` to `region` (whose edges then see whether
+  // they missed anything).
+  void resendTail(const std::string& tail, const std::string& region);
+  void resendAllTails(const std::string* only_region);
+  void updateLinks(int64_t now_ms);
+  RemoteRegion* remote(const std::string& name);
+  bool linkUp(const std::string& region) const;
+
+  const BridgeConfig& config_;
+  std::string region_;
+  std::string instance_;
+  std::unique_ptr<NatsLink> link_;
+  NatsRequests requests_;
+  JsonParser parser_;
+  std::unique_ptr<Metrics> metrics_;
+
+  PeerSet peers_;  // this region's bridges
+  std::map<std::string, std::unique_ptr<RemoteRegion>> remotes_;
+  LocalInterest local_interest_;
+  RemoteInterest remote_interest_;
+  std::set<std::string> announced_owners_;  // owners told about a non-empty set lately
+
+  // Live subjects of owned channels other regions want: tail <-> subscription id.
+  std::unordered_map<std::string, uint64_t> owned_subs_;
+  std::unordered_map<uint64_t, std::string> owned_sub_tails_;
+  uint64_t next_sub_id_ = 1000;
+
+  size_t publishes_in_flight_ = 0;
+  std::multimap<int64_t, std::shared_ptr<PendingPublish>> publish_retries_;
+
+  int64_t next_heartbeat_ms_ = 0;
+  int64_t next_snapshot_ms_ = 0;
+  bool was_connected_ = false;
+};
+
+}  // namespace wsfleet

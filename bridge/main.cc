@@ -1,0 +1,150 @@
+// wsfleet-bridge: arguments, then one poll loop over the NATS link, the admin listener
+// and the signals. Everything else is in the wsfleet_bridge library, which the tests link.
+#include <CLI/CLI.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bridge/admin_server.h"
+#include "bridge/bridge.h"
+#include "bridge/bridge_config.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/unique_fd.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+// The loop wakes at least this often for heartbeats, expiries and retries.
+constexpr int kTickMs = 20;
+// After SIGTERM: time for the goodbyes to reach the servers.
+constexpr int64_t kGoodbyeFlushMs = 200;
+
+int run(const wsfleet::BridgeConfig& config) {
+  using namespace wsfleet;
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  UniqueFd signals(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signals.valid()) {
+    logError("bridge_start_failed", {{"error", "signalfd failed"}});
+    return kExitFailure;
+  }
+
+  MetricsRegistry registry;
+  auto bridge = Bridge::start(config, registry);
+  if (!bridge) {
+    logError("bridge_start_failed", {{"error", bridge.status().toString()}});
+    return kExitFailure;
+  }
+  Bridge& b = **bridge;
+  auto admin = AdminServer::listen(
+      config.admin_listen,
+      [&](const std::string& path) -> AdminAnswer {
+        if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+        if (path == "/readyz") {
+          return b.ready() ? AdminAnswer{200, "text/plain; charset=utf-8", "ready\n"}
+                           : AdminAnswer{503, "text/plain; charset=utf-8",
+                                         "not connected to the region's NATS cluster\n"};
+        }
+        if (path == "/metrics") {
+          return {200, "text/plain; version=0.0.4; charset=utf-8", registry.renderPrometheus()};
+        }
+        if (path == "/status") return {200, "application/json", b.statusJson() + "\n"};
+        return {404, "text/plain; charset=utf-8", "not found\n"};
+      },
+      registry);
+  if (!admin) {
+    logError("bridge_start_failed", {{"error", admin.status().toString()}});
+    return kExitFailure;
+  }
+  logInfo("bridge_started", {{"region", config.region},
+                             {"instance", config.instance},
+                             {"admin", config.admin_listen.host + ":" +
+                                           std::to_string(config.admin_listen.port)}});
+
+  std::vector<pollfd> fds;
+  int64_t stop_at = 0;
+  for (;;) {
+    fds.clear();
+    fds.push_back({b.wakeFd(), POLLIN, 0});
+    fds.push_back({signals.get(), POLLIN, 0});
+    (*admin)->pollFds(fds);
+    ::poll(fds.data(), fds.size(), kTickMs);
+    const int64_t now = nowMonoMs();
+    if (fds[0].revents & POLLIN) b.onWake();
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      while (::read(signals.get(), &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGHUP) {
+          logInfo("bridge_reload_ignored",
+                  {{"why", "the bridge reads its configuration at start; restart it"}});
+          continue;
+        }
+        if (stop_at == 0) {
+          logInfo("bridge_stopping", {{"signal", static_cast<int>(info.ssi_signo)}});
+          b.sayGoodbye();
+          stop_at = now + kGoodbyeFlushMs;
+        }
+      }
+    }
+    (*admin)->onEvents(fds, now);
+    b.tick(now);
+    if (stop_at != 0 && now >= stop_at) break;
+  }
+  logInfo("bridge_stopped", {});
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace wsfleet;
+  CLI::App app{
+      "wsfleet-bridge: carries channel interest, publishes and messages between its region "
+      "and the other regions of the fleet"};
+  std::string config_path;
+  std::string check_path;
+  auto* run_opt = app.add_option("-c,--config", config_path, "Configuration file (TOML)");
+  auto* check_opt = app.add_option("--check-config", check_path,
+                                   "Validate a configuration file, print every error, and exit");
+  run_opt->excludes(check_opt);
+  app.set_version_flag("--version", std::string("wsfleet-bridge ") + WSFLEET_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  if (!check_path.empty()) {
+    auto config = loadBridgeConfig(check_path);
+    if (!config.isOk()) {
+      std::fprintf(stderr, "%s\n", config.status().message().c_str());
+      return kExitConfig;
+    }
+    std::printf("%s: ok\n", check_path.c_str());
+    return kExitOk;
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "wsfleet-bridge: --config FILE is required (see --help)\n");
+    return kExitConfig;
+  }
+  auto config = loadBridgeConfig(config_path);
+  if (!config.isOk()) {
+    std::fprintf(stderr, "%s\n", config.status().message().c_str());
+    return kExitConfig;
+  }
+  LogLevel level = LogLevel::kInfo;
+  parseLogLevel(config->log_level, &level);
+  setLogLevel(level);
+  setLogProcessTag("bridge");
+  return run(*config);
+}
