@@ -10,8 +10,9 @@
   self_route, extra_conf, ...), stopped at the end.
 - nats_cluster: a fresh, started 3-server region "eu" with JetStream.
 - nats_supercluster_factory(regions=("us", "eu"), servers_per_region=1, start=True,
-  **opts) -> NatsSupercluster: one cluster per region joined by gateways, stopped at
-  the end.
+  partitionable=False, **opts) -> NatsSupercluster: one cluster per region joined by
+  gateways (through proxies of the test process with partitionable=True: sc.cut(a, b),
+  sc.heal(a, b), sc.wait_gateways(a, b, connected)), stopped at the end.
 All fail the test when a nats-server died without the test killing it.
 """
 
@@ -106,6 +107,9 @@ def _finish_nats(clusters):
                 problems.append(f"{s.name}: stop failed: {exc!r}")
             if s.problems:
                 problems.append("; ".join(s.problems) + "\n" + s.log_tail())
+        if hasattr(c, "close_proxies"):
+            c.close_proxies()
+            problems += c.proxy_problems
     if problems:
         pytest.fail("nats-server problem(s):\n" + "\n\n".join(problems), pytrace=False)
 
