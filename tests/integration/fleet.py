@@ -271,9 +271,14 @@ class Fleet:
             cluster = supercluster.region(r)
             for i in range(edges_per_region):
                 name = f"edge-{r}-{i + 1}"
+                # One test client publishes hundreds of messages as fast as acks come
+                # back: the per-connection and per-user rate limits (test_rate_limits.py
+                # covers them) are off here.
                 over = region_conf(cluster, name, node={"topology": str(self.topology_path)},
                                    tenants={"demo": {"namespaces": ns},
-                                            "other": {"namespaces": ns}})
+                                            "other": {"namespaces": ns}},
+                                   limits={"commands_per_s": 0, "user_publishes_per_s": 0,
+                                           "channel_publishes_per_s": 0})
                 deep_merge(over, edge_overrides or {})
                 self.edges[r].append(harness.Edge(self.workdir, over, name=name))
             for i in range(bridges_per_region):
