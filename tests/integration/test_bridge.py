@@ -16,6 +16,7 @@ interest_refresh_ms = 2000). So a count is compared with a baseline: the same co
 a quiet window of the same length taken just before.
 """
 
+import contextlib
 import time
 
 import pytest
@@ -111,19 +112,59 @@ def warm_up(client, ch, subscribers, oracle, timeout=20.0):
                                      f"{timeout}s: {behind}") from None
 
 
-def start_subscribers(subscribers):
-    for s in subscribers:
-        s.start()
-    for s in subscribers:
-        assert s.ready.wait(20), f"{s.sub_name} not subscribed"
-        assert not s.failures, s.failures
+@contextlib.contextmanager
+def subscribers_running(subscribers):
+    """Starts them and waits until each is subscribed; stops them if the block fails
+    (run_load stops them otherwise)."""
+    try:
+        for s in subscribers:
+            s.start()
+        for s in subscribers:
+            assert s.ready.wait(20), f"{s.sub_name} not subscribed"
+            assert not s.failures, s.failures
+        yield
+    except BaseException:
+        stop_subscribers(subscribers)
+        raise
 
 
-def finish(subscribers):
+def stop_subscribers(subscribers):
+    """Stops them (also after a failed assertion: no check here to mask it)."""
     for s in subscribers:
-        s.finish()
+        s.stop_event.set()
+    for s in subscribers:
+        s.join(5.0)
+
+
+def assert_subscribers_fine(subscribers):
+    assert not [s.sub_name for s in subscribers if s.is_alive()], "subscribers did not stop"
     problems = [f"{s.sub_name}: {f}" for s in subscribers for f in s.failures]
     assert not problems, problems
+
+
+def run_load(subscribers, publishers, fault=None, after_each=30, timeout=45):
+    """Starts the publishers (subscribers already run); with a fault, runs it once every
+    publisher has `after_each` acks; waits for the publishers, then for every subscriber
+    to reach the last acknowledged offset. Stops everything, also on failure."""
+    try:
+        for p in publishers:
+            p.start()
+        if fault is not None:
+            wait_until(lambda: all(len(p.acked) >= after_each or p.failures
+                                   for p in publishers), 30,
+                       what=f"{after_each} acks per publisher")
+            fault()
+        for p in publishers:
+            p.join(timeout)
+            assert not p.is_alive(), f"{p.pub_name} still publishing after {timeout}s"
+        problems = [f"{p.pub_name}: {f}" for p in publishers for f in p.failures]
+        assert not problems, problems
+        wait_caught_up(subscribers, max(o for p in publishers for o in p.acked), timeout=20)
+    finally:
+        for p in publishers:
+            p.stop_event.set()
+        stop_subscribers(subscribers)
+    assert_subscribers_fine(subscribers)
 
 
 def assert_no_redelivery(oracle):
@@ -217,27 +258,18 @@ def test_three_regions_publish_and_subscribe_one_sequence_nothing_lost(fleet_fac
     oracle = DeliveryOracle()
     subs = [FollowingSubscriber(f"sub-{r}", [fleet.edge(r)], ch, oracle)
             for r in fleet.regions]
-    start_subscribers(subs)
-    prober = fleet.edge("eu").connect(harness.user("prober"))
-    try:
-        warm_up(prober, ch, subs, oracle)
-    finally:
-        prober.close()
+    with subscribers_running(subs):
+        prober = fleet.edge("eu").connect(harness.user("prober"))
+        try:
+            warm_up(prober, ch, subs, oracle)
+        finally:
+            prober.close()
     pubs = [RetryingPublisher(f"pub-{r}", [fleet.edge(r)], ch, oracle, count=60,
                               interval=0.01)
             for r in fleet.regions]
-    for p in pubs:
-        p.start()
-    for p in pubs:
-        p.join(45)
-        assert not p.is_alive(), f"{p.pub_name} still publishing"
-    assert not [f for p in pubs for f in p.failures], [p.failures for p in pubs]
+    run_load(subs, pubs)
+    # A healthy fleet: no publish needed a retry.
     assert all(not p.refusals for p in pubs), [p.refusals for p in pubs]
-    last = max(o for p in pubs for o in p.acked)
-    try:
-        wait_caught_up(subs, last, timeout=20)
-    finally:
-        finish(subs)
     oracle.assert_nothing_lost()
     assert_no_redelivery(oracle)
     # One sequence: every subscriber saw the same offsets carrying the same messages in
@@ -265,12 +297,13 @@ def test_partition_local_delivery_goes_on_remote_publishes_refused_catch_up_afte
     b_eu = FollowingSubscriber("b@eu", [fleet.edge("eu")], b, ob)
     b_us = FollowingSubscriber("b@us", [fleet.edge("us")], b, ob)
     subs = [a_us, a_eu, b_eu, b_us]
-    start_subscribers(subs)
-    pa = fleet.edge("us").connect(harness.user("pa"))    # owner-side publishers
-    pb = fleet.edge("eu").connect(harness.user("pb"))
-    xa = fleet.edge("eu").connect(harness.user("xa"))    # across the cut
-    xb = fleet.edge("us").connect(harness.user("xb"))
+    clients = []
     try:
+        with subscribers_running(subs):
+            # owner-side publishers, then publishers across the cut
+            pa, pb, xa, xb = (fleet.edge(r).connect(harness.user(n)) for r, n in
+                              (("us", "pa"), ("eu", "pb"), ("eu", "xa"), ("us", "xb")))
+            clients = [pa, pb, xa, xb]
         warm_up(pa, a, [a_us, a_eu], oa)
         warm_up(pb, b, [b_eu, b_us], ob)
 
@@ -330,9 +363,10 @@ def test_partition_local_delivery_goes_on_remote_publishes_refused_catch_up_afte
         wait_caught_up([a_us, a_eu], max(after_a, ok_a), timeout=10)
         wait_caught_up([b_eu, b_us], after_b, timeout=10)
     finally:
-        for c in (pa, pb, xa, xb):
+        for c in clients:
             c.close(timeout=0.5)
-        finish(subs)
+        stop_subscribers(subs)
+    assert_subscribers_fine(subs)
     for oracle in (oa, ob):
         oracle.assert_nothing_lost()
         assert_no_redelivery(oracle)
@@ -361,18 +395,18 @@ def test_bridge_killed_under_load_nothing_lost_no_duplicate(fleet_factory, side)
     remote = FollowingSubscriber("sub-eu", [fleet.edge("eu")], ch, oracle)
     local = FollowingSubscriber("sub-us", [fleet.edge("us")], ch, oracle)
     subs = [remote, local]
-    start_subscribers(subs)
-    # The bridge doing the work for this channel on the chosen side: its counter moves.
     region, other, direction = ("us", "eu", "out") if side == "owner" else ("eu", "us", "in")
-    before = [bridge_forwarded(b, other, direction) for b in fleet.bridges[region]]
-    prober = fleet.edge("us").connect(harness.user("prober"))
-    try:
-        warm_up(prober, ch, [remote, local], oracle)
-    finally:
-        prober.close()
-    moved = [bridge_forwarded(b, other, direction) - x
-             for b, x in zip(fleet.bridges[region], before)]
-    assert sum(1 for m in moved if m) == 1, f"{side} bridges that forwarded: {moved}"
+    with subscribers_running(subs):
+        # The bridge doing the work for this channel on the chosen side: its counter moves.
+        before = [bridge_forwarded(b, other, direction) for b in fleet.bridges[region]]
+        prober = fleet.edge("us").connect(harness.user("prober"))
+        try:
+            warm_up(prober, ch, [remote, local], oracle)
+        finally:
+            prober.close()
+        moved = [bridge_forwarded(b, other, direction) - x
+                 for b, x in zip(fleet.bridges[region], before)]
+        assert sum(1 for m in moved if m) == 1, f"{side} bridges that forwarded: {moved}"
     victim = next(b for b, m in zip(fleet.bridges[region], moved) if m)
     survivor = next(b for b in fleet.bridges[region] if b is not victim)
     survivor_before = bridge_forwarded(survivor, other, direction)
@@ -383,20 +417,7 @@ def test_bridge_killed_under_load_nothing_lost_no_duplicate(fleet_factory, side)
                               interval=0.02),
             RetryingPublisher("pub-eu", [fleet.edge("eu")], ch, oracle, count=250,
                               interval=0.02)]
-    for p in pubs:
-        p.start()
-    wait_until(lambda: all(len(p.acked) >= 30 or p.failures for p in pubs), 30,
-               what="30 acks per publisher")
-    victim.kill()
-    for p in pubs:
-        p.join(40)
-        assert not p.is_alive(), f"{p.pub_name} still publishing"
-    assert not [f for p in pubs for f in p.failures], [p.failures for p in pubs]
-    last = max(o for p in pubs for o in p.acked)
-    try:
-        wait_caught_up(subs, last, timeout=20)
-    finally:
-        finish(subs)
+    run_load(subs, pubs, fault=victim.kill)
     oracle.assert_nothing_lost()
     assert_no_redelivery(oracle)
     assert bridge_forwarded(survivor, other, direction) > survivor_before, \
