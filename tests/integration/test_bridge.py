@@ -12,8 +12,8 @@ Gateway counts (/gatewayz out_msgs, every region and direction) always include t
 the test does not cause: nats-server's own (system account, the JetStream meta group,
 about one message a second) and the bridges' control messages (a heartbeat per bridge
 and remote region each heartbeat_interval_ms = 500, an interest snapshot each
-interest_refresh_ms = 2000). So a count is compared with a baseline: the same count over
-a quiet window of the same length taken just before.
+interest_refresh_ms = 2000). So a count is compared with what the gateway message rate
+of a quiet window (WINDOW_S, taken just before) predicts for the same length of time.
 """
 
 import contextlib
@@ -53,28 +53,38 @@ def forwarded(fleet, direction=None):
     return sum(fleet.bridge_metric(r, FORWARDED, **labels) for r in fleet.regions)
 
 
-def tolerance(baseline):
-    """How far a window's gateway count may stray from the baseline window's by chance.
-    Periodic traffic (heartbeats, interest snapshots, nats-server's ~1/s) lands one tick
-    more or fewer in a window depending on its phase, and the JetStream meta group may
-    send a small burst: 10 messages plus half the baseline covers that. A leak of the
-    channel's messages (hundreds) cannot hide in it; the bridges' own counters, checked
-    exactly, catch smaller ones."""
-    return 10 + baseline // 2
+def tolerance(noise):
+    """How far a window's gateway count may stray by chance from the `noise` the baseline
+    rate predicts for it. Periodic traffic (heartbeats, interest snapshots, nats-server's
+    ~1/s) lands one tick more or fewer in a window depending on its phase, and the
+    JetStream meta group may send a small burst: 10 messages plus half the expected
+    noise covers that. A leak of the channel's messages (hundreds) cannot hide in it;
+    the bridges' own counters, checked exactly, catch smaller ones."""
+    return 10 + noise / 2
+
+
+class Baseline:
+    """The gateway message rate of a quiet fleet, over one WINDOW_S window."""
+
+    def __init__(self, fleet):
+        self.count, self.seconds = counting_window(fleet)
+
+    def noise(self, seconds):
+        return self.count * seconds / self.seconds
 
 
 def counting_window(fleet, action=None, length=WINDOW_S):
-    """Gateway messages during `length` seconds in which action() runs (it must finish
-    inside the window, so that what it causes is counted). The window's length is fixed
-    so that it compares with a baseline window of the same length."""
+    """(gateway messages, seconds) over a window of at least `length` seconds in which
+    action() runs, and longer if the action does (everything it causes is counted)."""
     start = gateway_total(fleet)
     t0 = time.monotonic()
     if action is not None:
         action()
     elapsed = time.monotonic() - t0
-    assert elapsed < length, f"the action took {elapsed:.1f}s, longer than the {length}s window"
-    time.sleep(length - elapsed)  # the rest of a fixed-length measurement window
-    return gateway_total(fleet) - start
+    if elapsed < length:
+        time.sleep(length - elapsed)  # the rest of a fixed-length measurement window
+    count = gateway_total(fleet) - start
+    return count, time.monotonic() - t0
 
 
 def open_route(publisher, receivers, ch, timeout=20.0):
@@ -190,7 +200,7 @@ def test_region_local_channel_sends_nothing_over_the_gateways(fleet_factory, cx)
     messages_of(local, ch, 1)
 
     fwd_before = forwarded(fleet)
-    baseline = counting_window(fleet)
+    baseline = Baseline(fleet)
     acked = []
     n = 300
 
@@ -201,11 +211,12 @@ def test_region_local_channel_sends_nothing_over_the_gateways(fleet_factory, cx)
         assert [m["offset"] for m in got] == acked
         assert all(m["epoch"] == epoch for m in got)
 
-    during = counting_window(fleet, load)
-    assert baseline > 0, "no gateway traffic at all: are the counters read?"
-    assert during <= baseline + tolerance(baseline), \
-        f"{during} gateway messages while publishing {n} region-local ones, " \
-        f"{baseline} in the quiet window before"
+    during, seconds = counting_window(fleet, load)
+    assert baseline.count > 0, "no gateway traffic at all: are the counters read?"
+    noise = baseline.noise(seconds)
+    assert during <= noise + tolerance(noise), \
+        f"{during} gateway messages in {seconds:.1f}s while publishing {n} region-local " \
+        f"ones; the quiet rate predicts {noise:.0f}"
     assert forwarded(fleet) == fwd_before, "a bridge forwarded a region-local channel"
     # The bridges are alive and talking (their heartbeats are part of the baseline).
     assert fleet.links_up("us", "eu") == 1
@@ -226,7 +237,7 @@ def test_shared_channel_crosses_once_per_message_in_offset_order(fleet_factory, 
     us_bridge = fleet.bridge("us")
     out_before = bridge_forwarded(us_bridge, "eu", "out")
     in_before = bridge_forwarded(fleet.bridge("eu"), "us", "in")
-    baseline = counting_window(fleet)
+    baseline = Baseline(fleet)
     n = 300
     acked = []
 
@@ -238,12 +249,12 @@ def test_shared_channel_crosses_once_per_message_in_offset_order(fleet_factory, 
         assert [m["data"]["i"] for m in got] == list(range(n))
         assert all(m["epoch"] == r_remote["epoch"] for m in got)
 
-    during = counting_window(fleet, load)
+    during, seconds = counting_window(fleet, load)
     remote.no_event("message", within=0.3)
-    extra = during - baseline
-    assert abs(extra - n) <= tolerance(baseline), \
-        f"{during} gateway messages for {n} messages to one region ({baseline} in the " \
-        f"quiet window): expected about {n} more"
+    noise = baseline.noise(seconds)
+    assert abs(during - noise - n) <= tolerance(noise), \
+        f"{during} gateway messages in {seconds:.1f}s for {n} messages to one region; " \
+        f"the quiet rate predicts {noise:.0f} besides them"
     assert bridge_forwarded(us_bridge, "eu", "out") - out_before == n
     assert bridge_forwarded(fleet.bridge("eu"), "us", "in") - in_before == n
     # The owner region's own subscriber got them all too, in the same order.
@@ -438,7 +449,7 @@ def test_two_bridges_per_region_forward_each_message_once(fleet_factory, cx):
     out_before = fleet.bridge_metric("us", FORWARDED, region="eu", direction="out")
     in_before = fleet.bridge_metric("eu", FORWARDED, region="us", direction="in")
     per_bridge_before = [bridge_forwarded(b, "eu", "out") for b in fleet.bridges["us"]]
-    baseline = counting_window(fleet)
+    baseline = Baseline(fleet)
     n = 200
     acked = []
 
@@ -448,14 +459,16 @@ def test_two_bridges_per_region_forward_each_message_once(fleet_factory, cx):
         got = messages_of(remote, ch, n, timeout=20)
         assert [m["offset"] for m in got] == acked
 
-    during = counting_window(fleet, load)
+    during, seconds = counting_window(fleet, load)
     remote.no_event("message", within=0.3)
     assert fleet.bridge_metric("us", FORWARDED, region="eu", direction="out") - \
         out_before == n, "owner-side bridges forwarded some messages twice (or not at all)"
     assert fleet.bridge_metric("eu", FORWARDED, region="us", direction="in") - \
         in_before == n, "subscriber-side bridges republished some messages twice"
-    assert abs(during - baseline - n) <= tolerance(baseline), \
-        f"{during} gateway messages for {n} messages ({baseline} in the quiet window)"
+    noise = baseline.noise(seconds)
+    assert abs(during - noise - n) <= tolerance(noise), \
+        f"{during} gateway messages in {seconds:.1f}s for {n} messages; the quiet rate " \
+        f"predicts {noise:.0f} besides them"
     # One channel, one elected owner-side bridge: the other forwarded none of it.
     per_bridge = [bridge_forwarded(b, "eu", "out") - x
                   for b, x in zip(fleet.bridges["us"], per_bridge_before)]
