@@ -10,8 +10,12 @@
   self_route, extra_conf, ...), stopped at the end.
 - nats_cluster: a fresh, started 3-server region "eu" with JetStream.
 - nats_supercluster_factory(regions=("us", "eu"), servers_per_region=1, start=True,
-  **opts) -> NatsSupercluster: one cluster per region joined by gateways, stopped at
-  the end.
+  partitionable=False, **opts) -> NatsSupercluster: one cluster per region joined by
+  gateways (through proxies of the test process with partitionable=True: sc.cut(a, b),
+  sc.heal(a, b), sc.wait_gateways(a, b, connected)), stopped at the end.
+- fleet_factory(regions=("us", "eu"), servers_per_region=1, edges_per_region=1,
+  bridges_per_region=1, pins=None, partitionable=False, jetstream=True) -> fleet.Fleet:
+  a supercluster with edges and wsfleet-bridge processes in every region (fleet.py).
 All fail the test when a nats-server died without the test killing it.
 """
 
@@ -23,6 +27,7 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fleet as fleetm  # noqa: E402
 import harness  # noqa: E402
 import nats_cluster as natsc  # noqa: E402
 
@@ -106,6 +111,9 @@ def _finish_nats(clusters):
                 problems.append(f"{s.name}: stop failed: {exc!r}")
             if s.problems:
                 problems.append("; ".join(s.problems) + "\n" + s.log_tail())
+        if hasattr(c, "close_proxies"):
+            c.close_proxies()
+            problems += c.proxy_problems
     if problems:
         pytest.fail("nats-server problem(s):\n" + "\n\n".join(problems), pytrace=False)
 
@@ -148,3 +156,45 @@ def nats_supercluster_factory(tmp_path):
 
     yield make
     _finish_nats(made)
+
+
+@pytest.fixture
+def fleet_factory(tmp_path):
+    """fleet_factory(regions=("us", "eu"), servers_per_region=1, edges_per_region=1,
+    bridges_per_region=1, pins=None, partitionable=False, jetstream=True, start=True,
+    **fleet_opts) -> fleet.Fleet on a fresh NatsSupercluster (fleet.py). Every bridge,
+    edge and nats-server is stopped at the end; a crash of any of them fails the test."""
+    if not natsc.nats_server_available():
+        pytest.skip(f"{natsc.NATS_SERVER} not installed (Debian package nats-server)")
+    made = []   # (Fleet or None, NatsSupercluster)
+
+    def make(regions=("us", "eu"), servers_per_region=1, edges_per_region=1,
+             bridges_per_region=1, pins=None, partitionable=False, jetstream=True,
+             start=True, **fleet_opts):
+        if not fleetm.bridge_available():
+            pytest.fail(f"{fleetm.bridge_binary()} does not exist (build the wsfleet-bridge "
+                        "target; WSFLEET_BIN_DIR names the directory)", pytrace=False)
+        n = len(made) + 1
+        sc = natsc.NatsSupercluster(tmp_path / f"fleet{n}-nats", regions=regions,
+                                    servers_per_region=servers_per_region,
+                                    partitionable=partitionable, jetstream=jetstream)
+        made.append([None, sc])
+        sc.start()
+        f = fleetm.Fleet(tmp_path / f"fleet{n}", sc, edges_per_region=edges_per_region,
+                         bridges_per_region=bridges_per_region, pins=pins, **fleet_opts)
+        made[-1][0] = f
+        if start:
+            f.start()
+        return f
+
+    yield make
+    problems = []
+    for f, _ in made:
+        if f is not None:
+            problems += f.stop()
+    try:
+        _finish_nats([sc for _, sc in made])
+    except pytest.fail.Exception as e:
+        problems.append(str(e))
+    if problems:
+        pytest.fail("fleet process problem(s):\n" + "\n\n".join(problems), pytrace=False)

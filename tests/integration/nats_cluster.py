@@ -85,6 +85,7 @@ import urllib.request
 from collections import deque, namedtuple
 from pathlib import Path
 
+from gateway_proxy import GatewayProxy, Partitions
 from harness import _die_with_parent
 from ports import free_port
 
@@ -143,6 +144,7 @@ class NatsServer:
         self.system_account = system_account
         self.gateway_port = None
         self.gateway_peers = {}    # other gateway (region) name -> its gateway ports
+        self.gateway_advertise = None  # port other regions are told to dial (a proxy's)
         self.proc = None
         self.problems = []
         self._sent_signal = None
@@ -181,8 +183,10 @@ class NatsServer:
                 "gateway {",
                 f"  name: {_conf_string(self.cluster)}",
                 f"  listen: \"127.0.0.1:{self.gateway_port}\"",
-                "  gateways: [",
             ]
+            if self.gateway_advertise is not None:
+                lines.append(f"  advertise: \"127.0.0.1:{self.gateway_advertise}\"")
+            lines.append("  gateways: [")
             for peer, ports in sorted(self.gateway_peers.items()):
                 urls = ", ".join(f"\"nats://127.0.0.1:{p}\"" for p in ports)
                 lines.append(f"    {{name: {_conf_string(peer)}, urls: [{urls}]}}")
@@ -201,12 +205,14 @@ class NatsServer:
     def write_conf(self):
         self.conf_path.write_text(self.conf_text())
 
-    def configure_gateway(self, port, peers):
+    def configure_gateway(self, port, peers, advertise=None):
         """Joins this server to a supercluster: a gateway named after its cluster,
         listening on `port`, with explicit gateways {region: [gateway ports]} to the
-        other clusters. Takes effect on the next start."""
+        other clusters. advertise: the port the servers of other regions learn for this
+        one by gossip (default: `port`). Takes effect on the next start."""
         assert not self.standalone, "a gateway needs a cluster block"
         self.gateway_port = port
+        self.gateway_advertise = advertise
         self.gateway_peers = {r: list(ps) for r, ps in peers.items()}
         self.write_conf()
 
@@ -592,9 +598,12 @@ class NatsSupercluster:
     tests that count client messages exactly run with jetstream=False and
     system_account=False."""
 
-    def __init__(self, workdir, regions=("us", "eu"), servers_per_region=3, **server_opts):
+    def __init__(self, workdir, regions=("us", "eu"), servers_per_region=3,
+                 partitionable=False, **server_opts):
         """server_opts go to every NatsServer (jetstream, system_account, token, user,
-        password, max_file_store, extra_conf, ...)."""
+        password, max_file_store, extra_conf, ...). partitionable: every gateway
+        connection goes through a proxy of the test process (gateway_proxy.py), so that
+        cut(a, b) / heal(a, b) can partition two regions."""
         regions = list(regions)
         assert len(regions) >= 2 and len(set(regions)) == len(regions), regions
         assert servers_per_region >= 1
@@ -605,10 +614,22 @@ class NatsSupercluster:
                                         self_route=True, **server_opts)
                          for r in regions}
         gw_ports = {r: [free_port() for _ in c.servers] for r, c in self.clusters.items()}
+        self.partitions = Partitions() if partitionable else None
+        self.proxies = {}   # server name -> GatewayProxy
+        dial = gw_ports
+        if partitionable:
+            for r, c in self.clusters.items():
+                for s, port in zip(c.servers, gw_ports[r]):
+                    self.proxies[s.name] = GatewayProxy(self.partitions, r, s.name, port)
+            dial = {r: [self.proxies[s.name].port for s in c.servers]
+                    for r, c in self.clusters.items()}
         for r, c in self.clusters.items():
-            peers = {o: ps for o, ps in gw_ports.items() if o != r}
+            peers = {o: ps for o, ps in dial.items() if o != r}
             for s, port in zip(c.servers, gw_ports[r]):
-                s.configure_gateway(port, peers)
+                # Gossip must name the proxy too, or servers would learn the real
+                # gateway ports and reconnect around it (gateway_proxy.py).
+                proxy = self.proxies.get(s.name)
+                s.configure_gateway(port, peers, advertise=proxy.port if proxy else None)
 
     @property
     def regions(self):
@@ -635,6 +656,91 @@ class NatsSupercluster:
     def stop(self):
         for s in self.servers:
             s.stop()
+        self.close_proxies()
+
+    def close_proxies(self):
+        """Stops the gateway proxies (after the servers: nothing to relay any more)."""
+        for p in self.proxies.values():
+            p.close()
+
+    @property
+    def proxy_problems(self):
+        return list(self.partitions.problems) if self.partitions else []
+
+    # ---- partitions (partitionable=True)
+    def _partitions(self):
+        assert self.partitions is not None, "NatsSupercluster(partitionable=True) needed"
+        return self.partitions
+
+    def cut(self, a, b):
+        """Partitions regions a and b both ways: their gateway connections are closed
+        and every new one is closed after its CONNECT until heal(a, b). Returns once
+        the proxied connections are gone (the servers notice on their own; see
+        wait_gateways)."""
+        assert a != b and a in self.clusters and b in self.clusters, (a, b)
+        self._partitions().cut(a, b)
+
+    def heal(self, a, b):
+        """Lets regions a and b connect again (the servers retry about once a second)."""
+        self._partitions().heal(a, b)
+
+    def gateway_links(self, a, b):
+        """{"a->b": n, "b->a": m}: connections with a connection object in /gatewayz,
+        outbound from each side's servers (inbound ones counted on the other side)."""
+        out = {}
+        for src, dst in ((a, b), (b, a)):
+            n = 0
+            for s in self.clusters[src].running():
+                gz = s.gatewayz()
+                if (gz.get("outbound_gateways") or {}).get(dst, {}).get("connection"):
+                    n += 1
+                n += sum(1 for x in (gz.get("inbound_gateways") or {}).get(dst) or []
+                         if x.get("connection"))
+            out[f"{src}->{dst}"] = n
+        return out
+
+    def wait_gateways(self, a, b, connected=True, timeout=20.0):
+        """connected=True: every running server of a has an outbound gateway to b and
+        vice versa, each seen inbound on the other side. connected=False: no server of
+        either region lists a gateway connection to the other (outbound or inbound),
+        and no proxied connection between them is left."""
+        def state():
+            try:
+                if connected:
+                    return self._pair_ready(a, b) is None
+                links = self.gateway_links(a, b)
+                proxied = self.partitions.count(a, b) if self.partitions else 0
+                return not any(links.values()) and proxied == 0
+            except (OSError, ValueError, NatsFailure):
+                return False
+
+        deadline = time.monotonic() + timeout
+        while not state():
+            if time.monotonic() >= deadline:
+                detail = self._pair_ready(a, b) if connected else self.gateway_links(a, b)
+                raise NatsFailure(f"gateways {a}<->{b} not "
+                                  f"{'connected' if connected else 'gone'} within "
+                                  f"{timeout}s: {detail}")
+            time.sleep(0.05)
+
+    def _pair_ready(self, a, b):
+        """None when regions a and b are connected both ways, else why not."""
+        ids = {}
+        for src, dst in ((a, b), (b, a)):
+            for s in self.clusters[src].running():
+                ids[s.name] = s.varz()["server_id"]
+        for src, dst in ((a, b), (b, a)):
+            inbound = set()
+            for s in self.clusters[dst].running():
+                for x in (s.gatewayz().get("inbound_gateways") or {}).get(src) or []:
+                    inbound.add((x.get("connection") or {}).get("name"))
+            for s in self.clusters[src].running():
+                out = (s.gatewayz().get("outbound_gateways") or {}).get(dst) or {}
+                if not out.get("connection"):
+                    return f"{s.name}: no outbound gateway to {dst}"
+                if ids[s.name] not in inbound:
+                    return f"region {dst}: no inbound gateway from {s.name}"
+        return None
 
     def wait_ready(self, timeout=READY_TIMEOUT_S):
         """Every region whole (routes, see NatsCluster.wait_ready), every server with an

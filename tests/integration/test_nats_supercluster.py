@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import harness
 import nats_cluster as natsc
 
 QUIET = {"jetstream": False, "system_account": False}
@@ -183,3 +184,83 @@ def test_jetstream_meta_group_spans_regions(nats_supercluster_factory):
             assert ack.get("seq") == 1, ack
     finally:
         c.close()
+
+
+# ------------------------------------------------------------------------- partitions
+def _exactly(sub, sid, want, what):
+    got = [sub.next_msg(timeout=5.0, sid=sid).payload for _ in range(len(want))]
+    assert got == want, what
+    with pytest.raises(natsc.NatsTimeout):
+        sub.next_msg(timeout=0.2, sid=sid)
+
+
+def _send(pub, prefix, tag, n=20):
+    payloads = [f"{tag}-{i}".encode() for i in range(n)]
+    for i, p in enumerate(payloads):
+        pub.publish(f"{prefix}.{i}", p)
+    pub.flush()
+    return payloads
+
+
+def test_gateways_go_through_the_proxies_gossip_included(nats_supercluster_factory):
+    sc = nats_supercluster_factory(regions=("us", "eu", "ap"), servers_per_region=2,
+                                   partitionable=True, **QUIET)
+    proxy_ports = {p.port for p in sc.proxies.values()}
+    real_ports = {s.gateway_port for s in sc.servers}
+    assert not proxy_ports & real_ports
+    for s in sc.servers:
+        gz = s.gatewayz()
+        # What the server gossips about itself to other regions is its proxy.
+        assert gz["port"] == sc.proxies[s.name].port, gz
+        for remote, gw in gz["outbound_gateways"].items():
+            assert gw["connection"]["port"] in proxy_ports, (s.name, remote, gw)
+    # Every outbound connection of every server is a live relay of some proxy.
+    assert sum(p.live_links() for p in sc.proxies.values()) == len(sc.servers) * 2
+
+
+def test_cut_stops_messages_both_ways_heal_restores_them_third_region_unaffected(
+        nats_supercluster_factory):
+    sc = nats_supercluster_factory(regions=("us", "eu", "ap"), partitionable=True, **QUIET)
+    us, eu, ap = sc.connect("us"), sc.connect("eu"), sc.connect("ap")
+    try:
+        to_us, to_eu, to_ap = us.subscribe("to-us.>"), eu.subscribe("to-eu.>"), \
+            ap.subscribe("to-ap.>")
+        for c in (us, eu, ap):
+            c.flush()
+        for pub, src, sub, dst in ((us, "us", eu, "eu"), (eu, "eu", us, "us"),
+                                   (us, "us", ap, "ap"), (ap, "ap", us, "us"),
+                                   (eu, "eu", ap, "ap"), (ap, "ap", eu, "eu")):
+            _await_interest(sc, pub, sub, src, f"to-{dst}.probe-{src}")
+        _exactly(eu, to_eu, _send(us, "to-eu", "before"), "us -> eu before the cut")
+
+        sc.cut("us", "eu")
+        sc.wait_gateways("us", "eu", connected=False, timeout=10)
+        # Both sides keep dialling (about once a second) and the proxy keeps refusing.
+        harness.wait_until(lambda: sc.partitions.refusals("us", "eu") >= 2 and
+                           sc.partitions.refusals("eu", "us") >= 2, 15,
+                           what="reconnects refused both ways")
+        assert sc.gateway_links("us", "eu") == {"us->eu": 0, "eu->us": 0}
+        assert all(sc.gateway_links("us", "ap").values()), sc.gateway_links("us", "ap")
+        assert all(sc.gateway_links("eu", "ap").values()), sc.gateway_links("eu", "ap")
+
+        _send(us, "to-eu", "cut")
+        _send(eu, "to-us", "cut")
+        # The third region still talks to both sides, both ways.
+        _exactly(ap, to_ap, _send(us, "to-ap", "us-during"), "us -> ap during the cut")
+        _exactly(ap, to_ap, _send(eu, "to-ap", "eu-during"), "eu -> ap during the cut")
+        _exactly(us, to_us, _send(ap, "to-us", "ap-during"), "ap -> us during the cut")
+        _exactly(eu, to_eu, _send(ap, "to-eu", "ap-during"), "ap -> eu during the cut")
+        # The messages of the cut-off side (sent first, on the same subscriptions) would
+        # have shown up in the _exactly calls above: none crossed.
+        assert sc.gateway_links("us", "eu") == {"us->eu": 0, "eu->us": 0}
+
+        sc.heal("us", "eu")
+        sc.wait_gateways("us", "eu", connected=True, timeout=15)
+        _await_interest(sc, us, eu, "us", "to-eu.probe-healed")
+        _exactly(eu, to_eu, _send(us, "to-eu", "after"), "us -> eu after heal")
+        _await_interest(sc, eu, us, "eu", "to-us.probe-healed")
+        _exactly(us, to_us, _send(eu, "to-us", "after"), "eu -> us after heal")
+    finally:
+        for c in (us, eu, ap):
+            c.close()
+
