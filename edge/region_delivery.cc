@@ -406,7 +406,7 @@ void EdgeService::regionGap(RegionChannel& rc, uint64_t resume_at) {
   for (Connection* conn : std::vector<Connection*>(subscribers)) {
     requestClose(*conn, 4009, "messages missed while the history was unreachable; resume");
   }
-  rc.cursor = resume_at;
+  rc.cursor = std::max(rc.cursor, resume_at);
 }
 
 void EdgeService::regionCatchUp(RegionChannel& rc) {
@@ -434,7 +434,9 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
             return;
           }
           // Nothing after the cursor in the stream, yet a held message waits for a
-          // predecessor: the predecessors are gone.
+          // predecessor: the predecessors are gone. (Repeats of delivered messages, which
+          // arrive when two bridges forwarded one, go first: they miss nothing.)
+          takeHeldInOrder(ch);
           if (!ch.held.empty()) {
             regionGap(ch, ch.held.front().prev);
             takeHeldInOrder(ch);
@@ -443,6 +445,7 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
           regionIdle(ch);
           return;
         }
+        takeHeldInOrder(ch);  // repeats of delivered messages go first
         bool took_held = false;
         if (!ch.held.empty() && got->seq > ch.held.front().seq) {
           // The stream's next message is newer than one held: what came between the

@@ -376,10 +376,10 @@ class Fleet:
                                what=f"bridge links {a}<->{b} {'up' if up else 'down'}")
 
     # ---- bridge metrics summed over a region
-    def bridge_metric(self, region, name, **labels):
+    def bridge_metric(self, of_region, name, **labels):
         """Sum of a bridge metric over the region's bridges that are running."""
         return sum(b.metrics().value(name, **labels)
-                   for b in self.bridges[region] if b.alive())
+                   for b in self.bridges[of_region] if b.alive())
 
 
 _uniq = 0
