@@ -68,6 +68,11 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
       region_caught_up(r.counter("wsfleet_region_caught_up_total",
                                  "durable messages fetched from the region's history because "
                                  "their live copy never arrived")),
+      region_catch_up_lag(r.histogram(
+          "wsfleet_region_catch_up_lag_seconds",
+          "Age of the durable messages delivered from the history by catch-ups (a link or "
+          "region that was cut off, a lost live copy)",
+          latencyBuckets())),
       region_catch_up_retries(
           r.counter("wsfleet_region_catch_up_retries_total",
                     "catch-ups of durable channels that found the history unreachable and "

@@ -54,6 +54,9 @@ class EdgeMetrics {
   Counter& drain_hints_sent;  // `reconnect` frames queued by drains
   // Durable messages fetched from the region's stream because the live copy was missed.
   Counter& region_caught_up;
+  // Age (origin timestamp -> delivery) of the messages delivered from the history by a
+  // catch-up: how far behind a region or a link was when it caught up.
+  Histogram& region_catch_up_lag;
   Counter& region_catch_up_retries;  // a catch-up found the stream unreachable
   Counter& inbox_queued;     // direct messages kept for a user offline in the region
   Counter& inbox_delivered;  // ... and delivered on the user's next connect

@@ -457,6 +457,9 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
           if (got->subject == ch.history_subject && stored &&
               stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor) {
             metrics_.region_caught_up.inc();
+            metrics_.region_catch_up_lag.observe(
+                static_cast<double>(std::max<int64_t>(0, nowWallMs() - stored->origin_ts_ms)) /
+                1000.0);
             fanOut(ch.tenant, ch.channel, storedFrame(ch.owner, *stored, got->seq),
                    stored->origin_ts_ms);
           }
