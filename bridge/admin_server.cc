@@ -17,6 +17,7 @@ namespace {
 constexpr size_t kMaxHeadBytes = 8192;
 constexpr size_t kMaxClients = 64;
 constexpr int64_t kRequestDeadlineMs = 5000;
+constexpr int64_t kAcceptPauseMs = 100;
 
 const char* reasonPhrase(int status) {
   switch (status) {
@@ -79,8 +80,8 @@ Result<std::unique_ptr<AdminServer>> AdminServer::listen(const ListenAddress& wh
       new AdminServer(std::move(fd), std::move(handler), registry));
 }
 
-void AdminServer::pollFds(std::vector<pollfd>& out) const {
-  out.push_back({listener_.get(), POLLIN, 0});
+void AdminServer::pollFds(std::vector<pollfd>& out, int64_t now_mono_ms) const {
+  if (now_mono_ms >= paused_until_ms_) out.push_back({listener_.get(), POLLIN, 0});
   for (const auto& c : clients_) {
     out.push_back({c->fd.get(), static_cast<short>(c->out.empty() ? POLLIN : POLLOUT), 0});
   }
@@ -114,7 +115,15 @@ void AdminServer::onEvents(const std::vector<pollfd>& fds, int64_t now_mono_ms) 
 void AdminServer::accept(int64_t now_mono_ms) {
   for (;;) {
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd.valid()) return;
+    if (!fd.valid()) {
+      // Out of descriptors: the listener stays readable, so it is left out of the poll
+      // for a moment instead of spinning on it.
+      if (errno == EMFILE || errno == ENFILE) {
+        refused_.inc();
+        paused_until_ms_ = now_mono_ms + kAcceptPauseMs;
+      }
+      return;
+    }
     if (clients_.size() >= kMaxClients) {
       refused_.inc();
       continue;  // closed by UniqueFd
@@ -128,21 +137,31 @@ void AdminServer::accept(int64_t now_mono_ms) {
 
 bool AdminServer::read(Client& c) {
   char buf[4096];
+  bool eof = false;
   for (;;) {
     const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
-    if (n == 0) return false;
+    if (n == 0) {
+      eof = true;  // a client may send its request and half-close: it still gets an answer
+      break;
+    }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       return false;
     }
     c.in.append(buf, static_cast<size_t>(n));
+    if (c.in.size() > kMaxHeadBytes + 4) break;
+  }
+  const size_t end = c.in.find("\r\n\r\n");
+  if (end == std::string::npos || end > kMaxHeadBytes) {
     if (c.in.size() > kMaxHeadBytes) {
       answer(c, {431, "text/plain; charset=utf-8", "request head too large\n"});
       return write(c);
     }
+    if (!eof) return true;  // more to come
+    if (c.in.empty()) return false;
+    answer(c, {400, "text/plain; charset=utf-8", "incomplete request head\n"});
+    return write(c);
   }
-  const size_t end = c.in.find("\r\n\r\n");
-  if (end == std::string::npos) return true;  // more to come
   const std::string_view head(c.in.data(), end);
   const size_t line_end = head.find("\r\n");
   const std::string_view line = head.substr(0, line_end);

@@ -1,7 +1,7 @@
 #pragma once
 // The bridge's admin listener: a small HTTP/1.1 server for /healthz, /readyz, /metrics
-// and /status, driven by the bridge's poll loop. Every request gets one answer and the
-// connection is closed after it; requests are GET only, the head is capped in size and
+// and /status, driven by the bridge's poll loop. A request gets one answer (a head that
+// never completes is dropped at its deadline) and the connection is closed after it; requests are GET only, the head is capped in size and
 // must arrive within a deadline (a slow or silent client cannot hold a slot forever),
 // and connections are capped in number.
 
@@ -34,7 +34,7 @@ class AdminServer {
                                                      MetricsRegistry& registry);
 
   // The descriptors to poll now (the listener and every open connection), appended.
-  void pollFds(std::vector<pollfd>& out) const;
+  void pollFds(std::vector<pollfd>& out, int64_t now_mono_ms) const;
   // Handles the events of the descriptors pollFds gave; closes connections past their
   // deadline.
   void onEvents(const std::vector<pollfd>& fds, int64_t now_mono_ms);
@@ -58,6 +58,7 @@ class AdminServer {
   Handler handler_;
   std::vector<std::unique_ptr<Client>> clients_;
   Counter& refused_;
+  int64_t paused_until_ms_ = 0;  // accepting paused (out of descriptors) until then
 };
 
 }  // namespace wsfleet

@@ -19,12 +19,22 @@ constexpr uint64_t kSubPeerHeartbeat = 4;
 constexpr uint64_t kSubRemoteHeartbeat = 5;
 constexpr uint64_t kSubRemoteInterest = 6;
 constexpr uint64_t kSubForwardedIn = 7;
+constexpr uint64_t kSubDirect = 8;          // wsf.<r>.xuser.>: direct messages from edges
+constexpr uint64_t kSubHomeDirect = 9;      // wsfx.<r>.user.>: for users whose home is here
+constexpr uint64_t kSubForwardedUser = 10;  // wsfx.<r>.b.<self>.user.>
 
 // Requests for one region's work go to one bridge of the region, whichever.
 constexpr const char* kQueueGroup = "wsf-bridge";
 constexpr int64_t kRetryBackoffMs = 100;
 // An edge's interest lives this many of its own refresh periods without news.
 constexpr int64_t kInterestTtlPeriods = 3;
+// Interest messages are split at about this size (NATS' default max payload is 1 MB).
+constexpr size_t kMaxInterestMessageBytes = 256 * 1024;
+// Snapshots wait this long after start: edges send their whole set every 2 s
+// (edge/interest_announcer.h), so by then every live edge has been heard.
+constexpr int64_t kSnapshotWarmupMs = 3000;
+// Interest expiry walks the tables: a few times a second is enough for TTLs of seconds.
+constexpr int64_t kExpiryScanMs = 250;
 
 // An optional field: `fallback` when absent or of another type.
 bool boolField(simdjson::dom::element doc, const char* field, bool fallback) {
@@ -39,6 +49,9 @@ int64_t intField(simdjson::dom::element doc, const char* field, int64_t fallback
 bool startsWith(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && text.substr(0, prefix.size()) == prefix;
 }
+
+// Interest entries for users start with '@' (userInterestTail).
+bool isUserTail(std::string_view tail) { return !tail.empty() && tail.front() == '@'; }
 
 // The strings of a JSON array field; nullopt when it is there but not an array of strings.
 std::optional<std::vector<std::string>> stringArray(simdjson::dom::element doc,
@@ -173,7 +186,8 @@ Bridge::Bridge(const BridgeConfig& config, MetricsRegistry& registry)
       instance_(config.instance),
       metrics_(std::make_unique<Metrics>(Metrics{registry})),
       peers_(config.instance),
-      local_interest_(static_cast<int64_t>(config.links.interest_linger_ms)) {
+      local_interest_(static_cast<int64_t>(config.links.interest_linger_ms)),
+      warm_until_ms_(nowMonoMs() + kSnapshotWarmupMs) {
   for (const RegionSpec& spec : config.topology->regions) {
     if (spec.name == region_) continue;
     auto r = std::make_unique<RemoteRegion>();
@@ -211,6 +225,9 @@ void Bridge::subscribeFixed() {
   link_->subscribe(kSubRemoteHeartbeat, x + ".hb");
   link_->subscribe(kSubRemoteInterest, x + ".interest");
   link_->subscribe(kSubForwardedIn, x + ".b." + instance_ + ".ch.>");
+  link_->subscribe(kSubDirect, r + ".xuser.>", kQueueGroup);
+  link_->subscribe(kSubHomeDirect, x + ".user.>", kQueueGroup);
+  link_->subscribe(kSubForwardedUser, x + ".b." + instance_ + ".user.>");
 }
 
 Bridge::RemoteRegion* Bridge::remote(const std::string& name) {
@@ -239,9 +256,13 @@ void Bridge::onWake() {
       case NatsInbound::Kind::kState:
         logInfo("nats_link", {{"state", natsLinkStateName(item.state)}});
         if (item.state == NatsLinkState::kConnected) {
-          if (was_connected_) {
-            // What the owner side sent meanwhile never reached this region: every remote
-            // region sends its tails again once it hears us (and we resend ours).
+          if (was_connected_ && !stopping_) {
+            // What was sent to this bridge meanwhile had no subscriber: leaving and coming
+            // back makes every bridge that sends here (remote owners, and this region's
+            // peers) resend the tails of what it sends, so the region's edges catch up.
+            // This bridge resends its own for the same reason.
+            sayGoodbye();
+            stopping_ = false;
             resendAllTails(nullptr);
           }
           was_connected_ = true;
@@ -267,6 +288,24 @@ void Bridge::onMessage(NatsInbound& message) {
       return onRemoteHeartbeat(message);
     case kSubRemoteInterest:
       return onRemoteInterest(message);
+    case kSubDirect:
+      return onDirect(message);
+    case kSubHomeDirect: {
+      const std::string prefix = "wsfx." + region_ + ".user.";
+      if (!startsWith(message.subject, prefix)) return;
+      const std::string* origin = message.header("Wsf-Origin-Region");
+      if (origin == nullptr || remote(*origin) == nullptr) {
+        return metrics_->dropped("malformed_direct").inc();
+      }
+      return deliverFromHome(message.subject.substr(prefix.size()), *origin, message);
+    }
+    case kSubForwardedUser: {
+      const std::string prefix = "wsfx." + region_ + ".b." + instance_ + ".user.";
+      if (!startsWith(message.subject, prefix)) return;
+      link_->publish("wsf." + region_ + ".user." + message.subject.substr(prefix.size()),
+                     std::move(message.data));
+      return;
+    }
     case kSubForwardedIn: {
       const std::string prefix = "wsfx." + region_ + ".b." + instance_ + ".ch.";
       if (!startsWith(message.subject, prefix)) return;
@@ -288,7 +327,7 @@ void Bridge::tick(int64_t now_ms) {
     publish_retries_.erase(publish_retries_.begin());
     tryForwardPublish(publish);
   }
-  if (!ready()) return;
+  if (!ready() || stopping_) return;
   if (now_ms >= next_heartbeat_ms_) {
     next_heartbeat_ms_ = now_ms + static_cast<int64_t>(config_.links.heartbeat_interval_ms);
     sendHeartbeats(now_ms);
@@ -299,21 +338,36 @@ void Bridge::tick(int64_t now_ms) {
     resendAllTails(nullptr);  // channels this bridge forwards now
   }
   updateLinks(now_ms);
-  local_interest_.expire(now_ms);
+  const bool scan = now_ms >= next_expiry_scan_ms_;
+  if (scan) next_expiry_scan_ms_ = now_ms + kExpiryScanMs;
+  if (scan) local_interest_.expire(now_ms);
   if (now_ms >= next_snapshot_ms_) {
     next_snapshot_ms_ = now_ms + static_cast<int64_t>(config_.links.interest_refresh_ms);
     announceInterest(now_ms, true);
   } else {
     announceInterest(now_ms, false);
   }
-  remote_interest_.expire(now_ms);
-  applyRemoteInterestChanges();
+  if (scan) {
+    remote_interest_.expire(now_ms);
+    applyRemoteInterestChanges();
+    users_.expire(now_ms);
+    users_.takeChanges();
+  }
   metrics_->localInterest().set(static_cast<int64_t>(local_interest_.size()));
   metrics_->remoteInterest().set(static_cast<int64_t>(remote_interest_.size()));
   metrics_->pendingPublishes().set(static_cast<int64_t>(publishes_in_flight_));
 }
 
+void Bridge::beginStop() {
+  // Requests go to the region's other bridges from now on; those under way finish.
+  for (uint64_t id : {kSubForwardPublish, kSubForwardApi, kSubDirect, kSubHomeDirect}) {
+    link_->unsubscribe(id);
+  }
+  sayGoodbye();
+}
+
 void Bridge::sayGoodbye() {
+  stopping_ = true;
   std::string bye;
   JsonWriter(bye).beginObject().field("instance", instance_).fieldBool("bye", true).endObject();
   link_->publish("wsf." + region_ + ".bridge.hb", bye);
@@ -389,9 +443,14 @@ void Bridge::onRemoteHeartbeat(const NatsInbound& message) {
 
 void Bridge::updateLinks(int64_t now_ms) {
   for (auto& [name, r] : remotes_) {
-    r->bridges.expire(now_ms);
+    const bool lost_bridge = r->bridges.expire(now_ms);
     const bool up = !r->bridges.empty();
-    if (up == r->up) continue;
+    if (up == r->up) {
+      // One of its bridges went silent (died without a goodbye): what was sent to it is
+      // lost, and its channels now go to another bridge there, which starts with tails.
+      if (up && lost_bridge) resendAllTails(&r->name);
+      continue;
+    }
     r->up = up;
     r->link_up->set(up ? 1 : 0);
     if (up) {
@@ -429,7 +488,11 @@ void Bridge::onEdgeInterest(const NatsInbound& message) {
   if (!add || !del) return metrics_->dropped("malformed_interest").inc();
   // Only channels of known other regions: an owner that is this region or unknown would
   // announce interest nowhere (and is a bug or a stale topology on the edge).
-  auto known = [this](const LocalInterest::Key& key) { return remotes_.count(key.first) != 0; };
+  // Users are announced to their home region, which may be this one; channels only to
+  // other regions.
+  auto known = [this](const LocalInterest::Key& key) {
+    return remotes_.count(key.first) != 0 || (key.first == region_ && isUserTail(key.second));
+  };
   const size_t before = add->size() + del->size();
   add->erase(std::remove_if(add->begin(), add->end(), [&](auto& k) { return !known(k); }),
              add->end());
@@ -441,50 +504,106 @@ void Bridge::onEdgeInterest(const NatsInbound& message) {
   announceInterest(now, false);
 }
 
-void Bridge::announceInterest(int64_t /*now_ms*/, bool snapshot) {
+void Bridge::sendInterest(const std::string& owner, const char* kind, bool snapshot,
+                          const std::vector<std::string>& add,
+                          const std::vector<std::string>& del) {
   const int64_t ttl =
       kInterestTtlPeriods * static_cast<int64_t>(config_.links.interest_refresh_ms);
-  auto send = [&](const std::string& owner, bool is_snapshot, const std::vector<std::string>& add,
-                  const std::vector<std::string>& del) {
+  // A set too large for one message (NATS' default max payload is 1 MB) goes out as a
+  // snapshot of its first part followed by additions.
+  size_t a = 0;
+  size_t d = 0;
+  bool first = true;
+  do {
     std::string body;
     JsonWriter w(body);
     w.beginObject()
         .field("region", region_)
         .field("instance", instance_)
+        .field("kind", kind)
         .fieldInt("ttl_ms", ttl)
-        .fieldBool("snapshot", is_snapshot)
+        .fieldBool("snapshot", snapshot && first)
         .key("add")
         .beginArray();
-    for (const std::string& tail : add) w.string(tail);
+    const size_t a0 = a;
+    const size_t d0 = d;
+    for (; a < add.size() && body.size() < kMaxInterestMessageBytes; ++a) w.string(add[a]);
     w.endArray().key("del").beginArray();
-    for (const std::string& tail : del) w.string(tail);
+    for (; d < del.size() && body.size() < kMaxInterestMessageBytes; ++d) w.string(del[d]);
     w.endArray().endObject();
+    if (owner == region_) {
+      // This region's users, for itself as their home: the link never echoes a bridge's
+      // own messages back to it, so it applies them here (its peers hear them).
+      users_.apply(region_, snapshot && first,
+                   std::vector<std::string>(add.begin() + static_cast<std::ptrdiff_t>(a0),
+                                            add.begin() + static_cast<std::ptrdiff_t>(a)),
+                   std::vector<std::string>(del.begin() + static_cast<std::ptrdiff_t>(d0),
+                                            del.begin() + static_cast<std::ptrdiff_t>(d)),
+                   nowMonoMs() + ttl);
+      users_.takeChanges();
+    } else {
+      metrics_->control(owner).inc();
+    }
     link_->publish("wsfx." + owner + ".interest", std::move(body));
-    metrics_->control(owner).inc();
+    first = false;
+  } while (a < add.size() || d < del.size());
+}
+
+void Bridge::announceInterest(int64_t now_ms, bool snapshot) {
+  // One bridge of the region speaks for it to each owner (the others would announce the
+  // same set, and a snapshot from a bridge that just started and has not heard every
+  // edge yet would withdraw what the others announced).
+  auto speaks_for = [this](const std::string& owner) {
+    return peers_.isSelfChosen("interest/" + owner);
+  };
+  auto split = [](const std::vector<std::string>& tails, std::vector<std::string>& channels,
+                  std::vector<std::string>& users) {
+    for (const std::string& tail : tails) {
+      if (isUserTail(tail)) {
+        users.push_back(tail.substr(1));
+      } else {
+        channels.push_back(tail);
+      }
+    }
   };
   LocalInterest::Changes changes = local_interest_.takeChanges();
   if (snapshot) {
+    // Snapshots wait until the edges have all been heard once since this bridge started.
+    if (now_ms < warm_until_ms_) return;
     std::set<std::string> owners = local_interest_.owners();
+    for (const std::string& owner : announced_owners_) owners.insert(owner);
+    std::set<std::string> still;
     for (const std::string& owner : owners) {
-      send(owner, true, local_interest_.channelsOwnedBy(owner), {});
+      if (!speaks_for(owner)) continue;
+      std::vector<std::string> channels, users;
+      split(local_interest_.channelsOwnedBy(owner), channels, users);
+      if (owner != region_) sendInterest(owner, "channel", true, channels, {});
+      sendInterest(owner, "user", true, users, {});
+      // An owner whose set became empty hears it once, then no more (no traffic for
+      // regions this one wants nothing from).
+      if (!channels.empty() || !users.empty()) still.insert(owner);
     }
-    // An owner whose set became empty hears it once, then no more (no traffic for
-    // regions this one wants nothing from).
-    for (const std::string& owner : announced_owners_) {
-      if (owners.count(owner) == 0) send(owner, true, {}, {});
-    }
-    announced_owners_ = std::move(owners);
+    announced_owners_ = std::move(still);
     return;
   }
   std::set<std::string> touched;
   for (const auto& [owner, tails] : changes.added) touched.insert(owner);
   for (const auto& [owner, tails] : changes.removed) touched.insert(owner);
   for (const std::string& owner : touched) {
-    static const std::vector<std::string> kNone;
-    auto a = changes.added.find(owner);
-    auto d = changes.removed.find(owner);
-    send(owner, false, a == changes.added.end() ? kNone : a->second,
-         d == changes.removed.end() ? kNone : d->second);
+    if (!speaks_for(owner)) continue;
+    std::vector<std::string> add_channels, add_users, del_channels, del_users;
+    if (auto it = changes.added.find(owner); it != changes.added.end()) {
+      split(it->second, add_channels, add_users);
+    }
+    if (auto it = changes.removed.find(owner); it != changes.removed.end()) {
+      split(it->second, del_channels, del_users);
+    }
+    if (!add_channels.empty() || !del_channels.empty()) {
+      sendInterest(owner, "channel", false, add_channels, del_channels);
+    }
+    if (!add_users.empty() || !del_users.empty()) {
+      sendInterest(owner, "user", false, add_users, del_users);
+    }
     announced_owners_.insert(owner);
   }
 }
@@ -498,11 +617,24 @@ void Bridge::onRemoteInterest(const NatsInbound& message) {
       (*doc)["ttl_ms"].get(ttl) != simdjson::SUCCESS || ttl <= 0) {
     return metrics_->dropped("malformed_control").inc();
   }
-  if (remote(std::string(region)) == nullptr) return metrics_->dropped("unknown_region").inc();
+  std::string_view kind;
+  if ((*doc)["kind"].get(kind) != simdjson::SUCCESS || (kind != "channel" && kind != "user")) {
+    return metrics_->dropped("malformed_control").inc();
+  }
+  // This region's own bridges announce its users to it (it may be their home region).
+  const bool users = kind == "user";
+  if (remote(std::string(region)) == nullptr && !(users && region == region_)) {
+    return metrics_->dropped("unknown_region").inc();
+  }
   const bool snapshot = boolField(*doc, "snapshot", false);
   auto add = stringArray(*doc, "add");
   auto del = stringArray(*doc, "del");
   if (!add || !del) return metrics_->dropped("malformed_control").inc();
+  if (users) {
+    users_.apply(std::string(region), snapshot, *add, *del, nowMonoMs() + ttl);
+    users_.takeChanges();  // looked up per message; nothing to subscribe
+    return;
+  }
   remote_interest_.apply(std::string(region), snapshot, *add, *del, nowMonoMs() + ttl);
   applyRemoteInterestChanges();
 }
@@ -556,8 +688,11 @@ void Bridge::onOwnedChannelMessage(const std::string& tail, NatsInbound& message
 void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {
   const std::string* origin = message.header("Wsf-Origin-Region");
   const std::string from = origin != nullptr && remote(*origin) != nullptr ? *origin : "unknown";
-  metrics_->forwardedMessages(from, "in").inc();
-  metrics_->forwardedBytes(from, "in").inc(message.data.size());
+  // Tails are counted where they are sent (tail_resends_total), not as traffic.
+  if (message.header("Wsf-Tail") == nullptr) {
+    metrics_->forwardedMessages(from, "in").inc();
+    metrics_->forwardedBytes(from, "in").inc(message.data.size());
+  }
   link_->publish("wsf." + region_ + ".ch." + tail, std::move(message.data),
                  std::move(message.headers));
 }
@@ -611,13 +746,17 @@ void Bridge::onForwardPublish(NatsInbound& message) {
   if (!startsWith(message.subject, prefix) || message.reply.empty()) {
     return metrics_->dropped("malformed_publish").inc();
   }
+  // <owner>.<hist|inbox>.<tenant>.<name>
   const std::string rest = message.subject.substr(prefix.size());
   const size_t dot = rest.find('.');
+  const size_t kind_end = dot == std::string::npos ? dot : rest.find('.', dot + 1);
   const std::string owner = rest.substr(0, dot);
-  RemoteRegion* r = dot == std::string::npos ? nullptr : remote(owner);
-  if (r == nullptr) {
+  const std::string kind =
+      kind_end == std::string::npos ? "" : rest.substr(dot + 1, kind_end - dot - 1);
+  RemoteRegion* r = kind_end == std::string::npos ? nullptr : remote(owner);
+  if (r == nullptr || (kind != "hist" && kind != "inbox")) {
     metrics_->dropped("publish_unknown_owner").inc();
-    return replyError(message.reply, 400, "no such other region: " + owner);
+    return replyError(message.reply, 400, "not a store in another region: " + rest);
   }
   if (!r->up) {
     metrics_->publishes(owner, "refused").inc();
@@ -630,7 +769,7 @@ void Bridge::onForwardPublish(NatsInbound& message) {
   }
   auto publish = std::make_shared<PendingPublish>();
   publish->owner = owner;
-  publish->store_subject = "wsf." + owner + ".hist." + rest.substr(dot + 1);
+  publish->store_subject = "wsf." + owner + "." + rest.substr(dot + 1);
   publish->reply = std::move(message.reply);
   publish->data = std::move(message.data);
   publish->headers = std::move(message.headers);
@@ -653,7 +792,8 @@ void Bridge::tryForwardPublish(const std::shared_ptr<PendingPublish>& publish) {
         const bool answered = reply != nullptr && reply->status.empty();
         if (answered) {
           --publishes_in_flight_;
-          metrics_->publishes(publish->owner, "acked").inc();
+          const bool refused = reply->data.find("\"error\"") != std::string::npos;
+          metrics_->publishes(publish->owner, refused ? "refused" : "acked").inc();
           link_->publish(publish->reply, reply->data);  // the owner's ack (or refusal)
           return;
         }
@@ -683,14 +823,19 @@ void Bridge::onForwardApi(NatsInbound& message) {
   const size_t dot = rest.find('.');
   const std::string owner = rest.substr(0, dot);
   const std::string api = dot == std::string::npos ? "" : rest.substr(dot + 1);
-  const std::string stream = historyStreamName(owner);
+  // Reads of the owner's history; reads and purges of its inboxes (a user's inbox is in
+  // its home region and emptied from wherever the user connects).
+  const std::string history = historyStreamName(owner);
+  const std::string inbox = inboxStreamName(owner);
   RemoteRegion* r = remote(owner);
-  if (r == nullptr || (api != "STREAM.INFO." + stream && api != "STREAM.MSG.GET." + stream)) {
+  const bool allowed = api == "STREAM.INFO." + history || api == "STREAM.MSG.GET." + history ||
+                       api == "STREAM.MSG.GET." + inbox || api == "STREAM.PURGE." + inbox;
+  if (r == nullptr || !allowed) {
     metrics_->dropped("api_refused").inc();
-    return replyError(message.reply, 400, "not a history read of another region");
+    return replyError(message.reply, 400, "not a history or inbox access in another region");
   }
   if (!r->up) {
-    metrics_->dropped("link_down").inc();
+    metrics_->dropped("api_link_down").inc();
     return replyError(message.reply, 503, "the owner region " + owner + " is unreachable");
   }
   requests_.send(*link_, "$JS.API." + api, std::move(message.data), {},
@@ -703,6 +848,70 @@ void Bridge::onForwardApi(NatsInbound& message) {
                    }
                    link_->publish(reply, answer->data);
                  });
+}
+
+// ---- direct messages ----
+
+void Bridge::onDirect(NatsInbound& message) {
+  // wsf.<region>.xuser.<home>.<tenant>.<user>
+  const std::string prefix = "wsf." + region_ + ".xuser.";
+  if (!startsWith(message.subject, prefix)) return metrics_->dropped("malformed_direct").inc();
+  const std::string rest = message.subject.substr(prefix.size());
+  const size_t dot = rest.find('.');
+  const std::string home = rest.substr(0, dot);
+  if (dot == std::string::npos || (home != region_ && remote(home) == nullptr)) {
+    metrics_->dropped("malformed_direct").inc();
+    return replyError(message.reply, 400, "no such region: " + home);
+  }
+  const std::string tail = rest.substr(dot + 1);
+  if (home == region_) return deliverFromHome(tail, region_, message);
+  if (!linkUp(home)) {
+    metrics_->dropped("link_down").inc();
+    return replyError(message.reply, 503, "the user's home region " + home + " is unreachable");
+  }
+  std::vector<NatsHeader> headers = {{"Wsf-Origin-Region", region_}};
+  const std::string subject = "wsfx." + home + ".user." + tail;
+  if (message.reply.empty()) {
+    link_->publish(subject, std::move(message.data), std::move(headers));
+    return;
+  }
+  requests_.send(*link_, subject, std::move(message.data), std::move(headers),
+                 nowMonoMs() + static_cast<int64_t>(config_.nats.request_timeout_ms),
+                 [this, reply = std::move(message.reply), home](const NatsInbound* answer) {
+                   if (answer == nullptr || !answer->status.empty()) {
+                     metrics_->dropped("direct_unanswered").inc();
+                     return replyError(reply, 503,
+                                       "the user's home region " + home + " did not answer");
+                   }
+                   link_->publish(reply, answer->data);
+                 });
+}
+
+void Bridge::deliverFromHome(const std::string& tail, const std::string& origin,
+                             NatsInbound& message) {
+  uint64_t delivered = 0;
+  if (const auto* regions = users_.regionsOf(tail)) {
+    for (const auto& [name, expires] : *regions) {
+      if (name == origin) continue;  // the sender's region delivered it itself
+      if (name == region_) {
+        link_->publish("wsf." + region_ + ".user." + tail, message.data);
+        ++delivered;
+        continue;
+      }
+      RemoteRegion* r = remote(name);
+      if (r == nullptr || !r->up) {
+        metrics_->dropped("link_down").inc();
+        continue;
+      }
+      link_->publish("wsfx." + name + ".b." + r->bridges.choose(tail) + ".user." + tail,
+                     message.data);
+      ++delivered;
+    }
+  }
+  if (message.reply.empty()) return;
+  std::string answer;
+  JsonWriter(answer).beginObject().fieldUint("delivered", delivered).endObject();
+  link_->publish(message.reply, std::move(answer));
 }
 
 // ---- status ----
@@ -729,6 +938,7 @@ std::string Bridge::statusJson() const {
       .fieldUint("local", local_interest_.size())
       .fieldUint("local_sources", local_interest_.sources())
       .fieldUint("remote", remote_interest_.size())
+      .fieldUint("users", users_.size())
       .endObject()
       .fieldUint("pending_publishes", publishes_in_flight_)
       .endObject();

@@ -52,10 +52,14 @@ class Bridge {
   int wakeFd() const { return link_->wakeFd(); }
   void onWake();
   void tick(int64_t now_mono_ms);
-  // Tells the region's bridges and the other regions that this one leaves.
+  // Tells the region's bridges and the other regions that this one leaves, and stops
+  // heartbeats and announcements (which would undo it).
   void sayGoodbye();
+  // SIGTERM: no new requests (the other bridges of the region take them), goodbye.
+  void beginStop();
 
   bool ready() const { return link_->state() == NatsLinkState::kConnected; }
+  size_t pendingPublishes() const { return publishes_in_flight_; }
   std::string statusJson() const;
 
  private:
@@ -80,6 +84,12 @@ class Bridge {
 
   void sendHeartbeats(int64_t now_ms);
   void announceInterest(int64_t now_ms, bool snapshot);
+  void sendInterest(const std::string& owner, const char* kind, bool snapshot,
+                    const std::vector<std::string>& add, const std::vector<std::string>& del);
+  // Direct messages: from an edge of this region (wsf.<r>.xuser.<home>.<tail>), and, in
+  // the user's home region, to every region the user is online in but `origin`.
+  void onDirect(NatsInbound& message);
+  void deliverFromHome(const std::string& tail, const std::string& origin, NatsInbound& message);
   void applyRemoteInterestChanges();
   // Sends the last stored message of `tail` to `region` (whose edges then see whether
   // they missed anything).
@@ -101,6 +111,8 @@ class Bridge {
   std::map<std::string, std::unique_ptr<RemoteRegion>> remotes_;
   LocalInterest local_interest_;
   RemoteInterest remote_interest_;
+  RemoteInterest users_;  // users whose home is this region: where they are online
+  int64_t warm_until_ms_ = 0;
   std::set<std::string> announced_owners_;  // owners told about a non-empty set lately
 
   // Live subjects of owned channels other regions want: tail <-> subscription id.
@@ -114,6 +126,8 @@ class Bridge {
   int64_t next_heartbeat_ms_ = 0;
   int64_t next_snapshot_ms_ = 0;
   bool was_connected_ = false;
+  bool stopping_ = false;  // said goodbye: no heartbeats or announcements any more
+  int64_t next_expiry_scan_ms_ = 0;
 };
 
 }  // namespace wsfleet

@@ -27,6 +27,8 @@ constexpr int kExitConfig = 2;
 constexpr int kTickMs = 20;
 // After SIGTERM: time for the goodbyes to reach the servers.
 constexpr int64_t kGoodbyeFlushMs = 200;
+// ... and for the publishes being forwarded to be answered, at most.
+constexpr int64_t kForwardDrainMs = 5000;
 
 int run(const wsfleet::BridgeConfig& config) {
   using namespace wsfleet;
@@ -77,11 +79,12 @@ int run(const wsfleet::BridgeConfig& config) {
 
   std::vector<pollfd> fds;
   int64_t stop_at = 0;
+  int64_t give_up_at = 0;
   for (;;) {
     fds.clear();
     fds.push_back({b.wakeFd(), POLLIN, 0});
     fds.push_back({signals.get(), POLLIN, 0});
-    (*admin)->pollFds(fds);
+    (*admin)->pollFds(fds, nowMonoMs());
     ::poll(fds.data(), fds.size(), kTickMs);
     const int64_t now = nowMonoMs();
     if (fds[0].revents & POLLIN) b.onWake();
@@ -95,14 +98,19 @@ int run(const wsfleet::BridgeConfig& config) {
         }
         if (stop_at == 0) {
           logInfo("bridge_stopping", {{"signal", static_cast<int>(info.ssi_signo)}});
-          b.sayGoodbye();
+          b.beginStop();
           stop_at = now + kGoodbyeFlushMs;
+          give_up_at = now + kForwardDrainMs;
         }
       }
     }
     (*admin)->onEvents(fds, now);
     b.tick(now);
-    if (stop_at != 0 && now >= stop_at) break;
+    // Stops once the goodbyes are out and the publishes being forwarded were answered
+    // (or their deadline passed).
+    if (stop_at != 0 && now >= stop_at && (b.pendingPublishes() == 0 || now >= give_up_at)) {
+      break;
+    }
   }
   logInfo("bridge_stopped", {});
   return kExitOk;

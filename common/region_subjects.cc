@@ -78,9 +78,20 @@ std::string interestSubject(std::string_view region, std::string_view node,
 }
 
 std::string forwardedPublishSubject(std::string_view region, std::string_view owner,
-                                    std::string_view tenant, std::string_view channel) {
-  return "wsf." + std::string(region) + ".xpub." + std::string(owner) + "." +
-         channelTail(tenant, channel);
+                                    std::string_view kind, std::string_view tenant,
+                                    std::string_view name) {
+  return "wsf." + std::string(region) + ".xpub." + std::string(owner) + "." + std::string(kind) +
+         "." + channelTail(tenant, name);
+}
+
+std::string forwardedUserSubject(std::string_view region, std::string_view home,
+                                 std::string_view tenant, std::string_view user) {
+  return "wsf." + std::string(region) + ".xuser." + std::string(home) + "." +
+         channelTail(tenant, user);
+}
+
+std::string userInterestTail(std::string_view tenant, std::string_view user) {
+  return "@" + channelTail(tenant, user);
 }
 
 std::string forwardedApiSubject(std::string_view region, std::string_view owner,

@@ -12,11 +12,13 @@
 //
 // Between a region's edges and its bridges (wsfleet-bridge):
 //   wsf.<region>.interest.<node>.<instance>  an edge worker's channels owned elsewhere
-//   wsf.<region>.xpub.<owner>.<tenant>.<channel>  a durable publish for the owner region
+//   wsf.<region>.xpub.<owner>.<hist|inbox>.<tenant>.<name>  a store in another region
+//   wsf.<region>.xuser.<home>.<tenant>.<user>  a direct message, to the user's home region
 //   wsf.<region>.xapi.<owner>.<api>          a history read in the owner region
 //   wsf.<region>.bridge.hb                   the region's bridges, to each other
 // Between bridges of different regions (the only subjects that cross gateways):
-//   wsfx.<dest>.hb | .interest | .b.<instance>.ch.<tenant>.<channel>
+//   wsfx.<dest>.hb | .interest | .user.<tenant>.<user>
+//   wsfx.<dest>.b.<instance>.ch.<tenant>.<channel> | .b.<instance>.user.<tenant>.<user>
 //
 // Tenant, channel and user names become single subject tokens through subjectToken(),
 // which keeps a safe set of bytes and escapes everything else as %HH: no name a client or
@@ -43,8 +45,17 @@ std::string historyStreamName(std::string_view region);
 std::string channelTail(std::string_view tenant, std::string_view channel);
 std::string interestSubject(std::string_view region, std::string_view node,
                             std::string_view instance);
+// A store for another region's stream: `kind` "hist" (a channel's history, `name` the
+// channel) or "inbox" (a user's inbox, `name` the user).
 std::string forwardedPublishSubject(std::string_view region, std::string_view owner,
-                                    std::string_view tenant, std::string_view channel);
+                                    std::string_view kind, std::string_view tenant,
+                                    std::string_view name);
+// A direct message for a user, to the user's home region (which knows where the user is).
+std::string forwardedUserSubject(std::string_view region, std::string_view home,
+                                 std::string_view tenant, std::string_view user);
+// Interest entries name users as "@<tenant token>.<user token>" (tenant tokens never
+// start with '@'), channels as channelTail.
+std::string userInterestTail(std::string_view tenant, std::string_view user);
 // `api` as after "$JS.API." ("STREAM.MSG.GET.WSF_HIST_us").
 std::string forwardedApiSubject(std::string_view region, std::string_view owner,
                                 std::string_view api);

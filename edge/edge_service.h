@@ -280,6 +280,7 @@ class EdgeService {
     bool reposition = false;  // the epoch changed while busy: read the position again
     bool stalled = false;     // busy, a catch-up failed and waits in region_retry_
     bool catch_up_after = false;  // the link came back while busy: catch up once idle
+    bool cursor_checked = false;  // this catch-up found the cursor's message still stored
     uint64_t cursor = 0;      // the offset last delivered to the local subscribers
     struct Live {
       uint64_t seq;
@@ -313,6 +314,12 @@ class EdgeService {
   void unwatchChannel(const std::string& tenant, const std::string& channel);
   void regionSendDirect(const TenantConfig& tenant, const std::string& user, std::string encoded,
                         int64_t ts, bool delivered_here, SendDone done);
+  // The user is online nowhere: into the inbox of its home region when the tenant keeps
+  // inboxes (`keep`), else dropped (counted).
+  void regionOffline(bool keep, const std::string& home, const std::string& tenant,
+                     const std::string& user, std::string bytes, SendDone done);
+  // The user's home region (node.topology), this one without a topology.
+  std::string homeOf(const std::string& tenant, const std::string& user) const;
   // Subscribes to a durable channel once its position in the region's history is known
   // (and, with `since`, the missed messages are fetched).
   void regionSubscribe(Connection& conn, const ClientCommand& cmd);

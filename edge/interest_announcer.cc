@@ -7,8 +7,8 @@ namespace wsfleet {
 
 namespace {
 
-// Announcements larger than this are split (NATS' default max payload is 1 MB).
-constexpr size_t kMaxEntriesPerMessage = 5000;
+// Announcements are split at about this size (NATS' default max payload is 1 MB).
+constexpr size_t kMaxMessageBytes = 256 * 1024;
 
 }  // namespace
 
@@ -32,7 +32,12 @@ void InterestAnnouncer::remove(const std::string& owner, const std::string& tail
 }
 
 void InterestAnnouncer::tick(int64_t now_mono_ms) {
-  if (!region_.connected()) return;  // the snapshot after reconnecting says it all
+  if (!region_.connected()) {
+    // The bridges may have forgotten this worker meanwhile: the whole set goes out as
+    // soon as the link is back.
+    next_snapshot_ms_ = 0;
+    return;
+  }
   if (now_mono_ms >= next_snapshot_ms_) {
     next_snapshot_ms_ = now_mono_ms + refresh_ms_;
     added_.clear();
@@ -60,12 +65,11 @@ void InterestAnnouncer::send(bool snapshot, const std::set<Key>& add, const std:
         .fieldBool("snapshot", snapshot && first)
         .key("add")
         .beginArray();
-    size_t n = 0;
-    for (; a != add.end() && n < kMaxEntriesPerMessage; ++a, ++n) {
+    for (; a != add.end() && body.size() < kMaxMessageBytes; ++a) {
       w.beginArray().string(a->first).string(a->second).endArray();
     }
     w.endArray().key("del").beginArray();
-    for (; d != del.end() && n < kMaxEntriesPerMessage; ++d, ++n) {
+    for (; d != del.end() && body.size() < kMaxMessageBytes; ++d) {
       w.beginArray().string(d->first).string(d->second).endArray();
     }
     w.endArray().endObject();

@@ -12,6 +12,7 @@ namespace {
 
 constexpr int64_t kSetupRetryMs = 1000;
 constexpr int64_t kHistoryLookMs = 10000;
+constexpr size_t kMaxEpochWaiters = 10000;
 
 // Stream limits cover every durable namespace: the longest history and the longest age
 // any of them asks for (an age of 0, none, wins). Narrower namespaces are not trimmed
@@ -289,20 +290,29 @@ const std::string& Region::epochOf(const std::string& owner) const {
 
 void Region::getHistoryMessage(const std::string& owner, std::string body, ReplyFn done) {
   if (owner == name_) return getMessage(std::move(body), std::move(done));
-  request(forwardedApiSubject(name_, owner, "STREAM.MSG.GET." + historyStreamName(owner)),
-          std::move(body), {}, std::move(done));
+  streamApi(owner, "STREAM.MSG.GET." + historyStreamName(owner), std::move(body),
+            std::move(done));
 }
 
 void Region::historyInfoFor(const std::string& owner, const std::string& subject, ReplyFn done) {
   if (owner == name_) return historyInfoFor(subject, std::move(done));
-  request(forwardedApiSubject(name_, owner, "STREAM.INFO." + historyStreamName(owner)),
-          streamInfoForSubject(subject), {}, std::move(done));
+  streamApi(owner, "STREAM.INFO." + historyStreamName(owner), streamInfoForSubject(subject),
+            std::move(done));
+}
+
+void Region::streamApi(const std::string& region, const std::string& api, std::string body,
+                       ReplyFn done) {
+  request(region == name_ ? "$JS.API." + api : forwardedApiSubject(name_, region, api),
+          std::move(body), {}, std::move(done));
 }
 
 void Region::withEpoch(const std::string& owner, std::function<void(bool known)> done) {
   if (owner == name_) return done(!epoch_.empty());
   RemoteHistory& h = remote_histories_[owner];
   if (!h.epoch.empty()) return done(true);
+  // Bounded: beyond this many waiting (publishes and subscribes while the first look at
+  // that region's history is under way), refused at once.
+  if (h.waiting.size() >= kMaxEpochWaiters) return done(false);
   h.waiting.push_back(std::move(done));
   if (!h.fetching) lookAtRemote(owner);
 }

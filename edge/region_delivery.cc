@@ -166,9 +166,20 @@ void EdgeService::regionForgetIfUnused(const std::string& key) {
   unwatchChannel(tenant, channel);
 }
 
+std::string EdgeService::homeOf(const std::string& tenant, const std::string& user) const {
+  if (!config_.topology) return config_.region;
+  auto home = homeRegion(*config_.topology, healthy_regions_, tenant, user);
+  return home.isOk() ? *home : config_.region;
+}
+
 void EdgeService::regionUserJoined(const Connection& conn) {
   if (region_ && hub_.userConnections(conn.tenant, conn.user).size() == 1) {
     region_->watch(userSubject(config_.region, conn.tenant, conn.user));
+    // The user's home region keeps where the user is online (its bridges route direct
+    // messages by it); announced even when this region is the home.
+    if (interest_) {
+      interest_->add(homeOf(conn.tenant, conn.user), userInterestTail(conn.tenant, conn.user));
+    }
     if (region_->hasInbox() && conn.tenant_config->inbox_ttl_ms > 0) {
       regionFetchInbox(conn.tenant, conn.user, 1);
       inbox_rechecks_.push_back({nowMonoMs() + kInboxRecheckMs, conn.tenant, conn.user});
@@ -188,10 +199,13 @@ void EdgeService::recheckInboxes(int64_t now_mono_ms) {
 
 void EdgeService::regionFetchInbox(const std::string& tenant, const std::string& user,
                                    uint64_t from) {
-  const std::string subject = inboxSubject(config_.region, tenant, user);
-  region_->getMessageFrom(
-      region_->inboxStream(), msgGetNextBySubject(from, subject),
-      [this, tenant, user, subject, from](const NatsInbound* r) {
+  // The inbox is in the user's home region (this one without a topology).
+  const std::string home = homeOf(tenant, user);
+  const std::string stream = inboxStreamName(home);
+  const std::string subject = inboxSubject(home, tenant, user);
+  region_->streamApi(
+      home, "STREAM.MSG.GET." + stream, msgGetNextBySubject(from, subject),
+      [this, tenant, user, home, stream, subject, from](const NatsInbound* r) {
         JsError error;
         auto got = r == nullptr || !r->status.empty()
                        ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
@@ -200,8 +214,8 @@ void EdgeService::regionFetchInbox(const std::string& tenant, const std::string&
           if (error.err_code == kJsNoMessageFound && from > 1) {
             // Everything below `from` was delivered: remove it. A message queued since
             // has a higher sequence and stays.
-            region_->purge(region_->inboxStream(), purgeSubjectBelow(subject, from),
-                           [](const NatsInbound*) {});
+            region_->streamApi(home, "STREAM.PURGE." + stream, purgeSubjectBelow(subject, from),
+                               [](const NatsInbound*) {});
           } else if (error.err_code != kJsNoMessageFound) {
             metrics_.dropped("inbox_unreachable");  // it stays queued for the next connect
           }
@@ -224,6 +238,9 @@ void EdgeService::regionFetchInbox(const std::string& tenant, const std::string&
 void EdgeService::regionUserLeft(const Connection& conn) {
   if (region_ && hub_.userConnections(conn.tenant, conn.user).empty()) {
     region_->unwatch(userSubject(config_.region, conn.tenant, conn.user));
+    if (interest_) {
+      interest_->remove(homeOf(conn.tenant, conn.user), userInterestTail(conn.tenant, conn.user));
+    }
   }
 }
 
@@ -413,6 +430,31 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
   rc.busy = true;
   takeHeldInOrder(rc);
   const std::string key = rc.key;
+  if (!rc.cursor_checked && rc.cursor > 0) {
+    // The last message delivered must still be stored: then nothing after it was trimmed
+    // (the stream trims a channel oldest first), and fetching "the next one after the
+    // cursor" cannot skip a trimmed message unseen. A link cut off for long, which only
+    // learns from a tail that it is behind, would otherwise skip silently.
+    region_->getHistoryMessage(rc.owner, msgGetBySeq(rc.cursor), [this, key](const NatsInbound* r) {
+      auto it = region_channels_.find(key);
+      if (it == region_channels_.end()) return;
+      RegionChannel& ch = *it->second;
+      JsError error;
+      auto got = r == nullptr || !r->status.empty()
+                     ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                     : parseMsgGet(region_->parser(), r->data, &error);
+      if (!got.isOk() && error.err_code != kJsNoMessageFound) {
+        metrics_.region_catch_up_retries.inc();
+        ch.stalled = true;
+        region_retry_.emplace(nowMonoMs() + kCatchUpRetryMs, key);
+        return;
+      }
+      if (!got.isOk() || got->subject != ch.history_subject) regionGap(ch, ch.cursor);
+      ch.cursor_checked = true;
+      regionCatchUp(ch);
+    });
+    return;
+  }
   region_->getHistoryMessage(
       rc.owner, msgGetNextBySubject(rc.cursor + 1, rc.history_subject),
       [this, key](const NatsInbound* r) {
@@ -442,6 +484,7 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
             takeHeldInOrder(ch);
           }
           ch.busy = false;
+          ch.cursor_checked = false;
           regionIdle(ch);
           return;
         }
@@ -470,6 +513,7 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
         // order, so chasing the stream further (while it grows) is not needed.
         if (took_held && ch.held.empty()) {
           ch.busy = false;
+          ch.cursor_checked = false;
           regionIdle(ch);
           return;
         }
@@ -797,10 +841,13 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   stored.origin_ts_ms = nowWallMs();
   stored.frame = std::string(data_json);
   stored.from = std::string(from);
+  // Every store carries a message id: with the client's key, retries of the client are
+  // stored once; without one, a random id still makes the retries of the path (a bridge
+  // trying again after a lost acknowledgement) stored once.
   std::vector<NatsHeader> headers;
-  if (!scoped_key.empty()) {
-    headers.push_back({"Nats-Msg-Id", messageId(tenant.name, channel, scoped_key)});
-  }
+  headers.push_back({"Nats-Msg-Id", scoped_key.empty()
+                                        ? randomHex(16)
+                                        : messageId(tenant.name, channel, scoped_key)});
   // W3C trace context: the stored message keeps it, so every region's delivery of it
   // (the republish, the bridges' forwards) carries the publish's trace id.
   headers.push_back({"traceparent", "00-" + randomHex(16) + "-" + randomHex(8) + "-01"});
@@ -813,7 +860,8 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   // Owned by another region: stored there, through this region's bridges, once that
   // history's epoch is known (the acknowledged position names it).
   region_->withEpoch(owner, [this, owner, subject = forwardedPublishSubject(
-                                              config_.region, owner, tenant.name, channel),
+                                              config_.region, owner, "hist", tenant.name,
+                                              channel),
                              bytes = encodePeerMessage(stored), headers = std::move(headers),
                              done = std::move(done)](bool known) mutable {
     if (!known) {
@@ -870,46 +918,83 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
                                    SendDone done) {
   PeerMessage message{PeerMessage::Kind::kUser, tenant.name, user, "", 0, ts, std::move(encoded)};
   const std::string subject = userSubject(config_.region, tenant.name, user);
+  std::string bytes = encodePeerMessage(message);
+  // With other regions, the user's home region knows where else the user is online; its
+  // bridges send the message there and answer how many regions got it.
+  const std::string home = homeOf(tenant.name, user);
+  const std::string elsewhere =
+      config_.topology ? forwardedUserSubject(config_.region, home, tenant.name, user) : "";
   if (delivered_here) {
-    // Online here already; the user's other workers get it without anyone waiting.
-    region_->publish(subject, encodePeerMessage(message));
+    // Online here already; the user's other workers and regions get it without anyone
+    // waiting.
+    region_->publish(subject, bytes);
+    if (!elsewhere.empty()) region_->publish(elsewhere, bytes);
     return done(std::string("online"));
   }
   // Only workers holding a connection of the user listen on its subject: any answer means
   // online; "no responders" means offline in the whole region.
-  std::string bytes = encodePeerMessage(message);
   const bool keep = region_->hasInbox() && tenant.inbox_ttl_ms > 0;
-  std::string inbox = inboxSubject(config_.region, tenant.name, user);
-  region_->request(
-      subject, bytes, {},
-      [this, keep, bytes, inbox = std::move(inbox), done = std::move(done)](const NatsInbound* r) {
-        if (r == nullptr) {
-          return done(
-              Status(Code::kUnavailable, "region_unavailable", "no answer from the region"));
-        }
-        if (r->status != "503") return done(std::string("online"));
-        if (!keep) {
-          metrics_.dropped("user_offline");
-          return done(std::string("dropped"));
-        }
-        // Offline everywhere: into the user's inbox, acknowledged once stored.
-        region_->request(inbox, bytes, {}, [this, done](const NatsInbound* stored) {
-          if (stored == nullptr || !stored->status.empty()) {
-            metrics_.dropped("inbox_unavailable");
-            return done(Status(Code::kUnavailable, "inbox_unavailable",
-                               "the user is offline and the inbox is unreachable"));
-          }
-          auto ack = parsePubAck(region_->parser(), stored->data);
-          if (!ack.isOk()) {
-            metrics_.dropped(ack.status().reason());
-            logWarn("inbox_store_refused", {{"error", ack.status().message()}});
-            return done(Status(Code::kUnavailable, ack.status().reason(),
-                               "the user is offline and the inbox refused the message"));
-          }
-          metrics_.inbox_queued.inc();
-          done(std::string("queued"));
-        });
-      });
+  region_->request(subject, bytes, {},
+                   [this, keep, bytes, home, elsewhere, tenant = tenant.name, user,
+                    done = std::move(done)](const NatsInbound* r) mutable {
+                     if (r == nullptr) {
+                       return done(Status(Code::kUnavailable, "region_unavailable",
+                                          "no answer from the region"));
+                     }
+                     const bool here = r->status != "503";
+                     if (here && !elsewhere.empty()) region_->publish(elsewhere, bytes);
+                     if (here) return done(std::string("online"));
+                     if (elsewhere.empty()) {
+                       return regionOffline(keep, home, tenant, user, std::move(bytes),
+                                            std::move(done));
+                     }
+                     region_->request(
+                         elsewhere, bytes, {},
+                         [this, keep, bytes, home, tenant, user,
+                          done = std::move(done)](const NatsInbound* routed) mutable {
+                           // No bridge or no answer: as if offline elsewhere (the inbox
+                           // keeps it; delivering late beats losing it).
+                           uint64_t regions = 0;
+                           if (routed != nullptr && routed->status.empty()) {
+                             auto doc = region_->parser().parse(routed->data);
+                             if (doc && (*doc)["delivered"].get(regions) != simdjson::SUCCESS) {
+                               regions = 0;
+                             }
+                           }
+                           if (regions > 0) return done(std::string("online"));
+                           regionOffline(keep, home, tenant, user, std::move(bytes),
+                                         std::move(done));
+                         });
+                   });
+}
+
+void EdgeService::regionOffline(bool keep, const std::string& home, const std::string& tenant,
+                                const std::string& user, std::string bytes, SendDone done) {
+  if (!keep) {
+    metrics_.dropped("user_offline");
+    return done(std::string("dropped"));
+  }
+  // Offline everywhere: into the inbox in the user's home region, acknowledged once stored.
+  const std::string subject = home == config_.region
+                                  ? inboxSubject(home, tenant, user)
+                                  : forwardedPublishSubject(config_.region, home, "inbox",
+                                                            tenant, user);
+  region_->request(subject, std::move(bytes), {}, [this, done](const NatsInbound* stored) {
+    if (stored == nullptr || !stored->status.empty()) {
+      metrics_.dropped("inbox_unavailable");
+      return done(Status(Code::kUnavailable, "inbox_unavailable",
+                         "the user is offline and the inbox is unreachable"));
+    }
+    auto ack = parsePubAck(region_->parser(), stored->data);
+    if (!ack.isOk()) {
+      metrics_.dropped(ack.status().reason());
+      logWarn("inbox_store_refused", {{"error", ack.status().message()}});
+      return done(Status(Code::kUnavailable, ack.status().reason(),
+                         "the user is offline and the inbox refused the message"));
+    }
+    metrics_.inbox_queued.inc();
+    done(std::string("queued"));
+  });
 }
 
 }  // namespace wsfleet
