@@ -436,6 +436,11 @@ void Bridge::onEdgeInterest(const NatsInbound& message) {
   del->erase(std::remove_if(del->begin(), del->end(), [&](auto& k) { return !known(k); }),
              del->end());
   if (add->size() + del->size() != before) metrics_->dropped("interest_unknown_owner").inc();
+  auto broken = [](const LocalInterest::Key& key) { return !isChannelTail(key.second); };
+  const size_t known_count = add->size() + del->size();
+  add->erase(std::remove_if(add->begin(), add->end(), broken), add->end());
+  del->erase(std::remove_if(del->begin(), del->end(), broken), del->end());
+  if (add->size() + del->size() != known_count) metrics_->dropped("malformed_channel").inc();
   local_interest_.apply(std::string(source), snapshot, *add, *del,
                         now + kInterestTtlPeriods * refresh, now);
   announceInterest(now, false);
@@ -503,6 +508,13 @@ void Bridge::onRemoteInterest(const NatsInbound& message) {
   auto add = stringArray(*doc, "add");
   auto del = stringArray(*doc, "del");
   if (!add || !del) return metrics_->dropped("malformed_control").inc();
+  // A tail that is not one channel (a wildcard, an empty or a third token) would
+  // subscribe to other channels, or all of them, and send them across the gateway.
+  const size_t before = add->size() + del->size();
+  auto broken = [](const std::string& tail) { return !isChannelTail(tail); };
+  add->erase(std::remove_if(add->begin(), add->end(), broken), add->end());
+  del->erase(std::remove_if(del->begin(), del->end(), broken), del->end());
+  if (add->size() + del->size() != before) metrics_->dropped("malformed_channel").inc();
   remote_interest_.apply(std::string(region), snapshot, *add, *del, nowMonoMs() + ttl);
   applyRemoteInterestChanges();
 }
@@ -554,6 +566,8 @@ void Bridge::onOwnedChannelMessage(const std::string& tail, NatsInbound& message
 }
 
 void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {
+  // Republished on a subject made of the tail: it must name one channel.
+  if (!isChannelTail(tail)) return metrics_->dropped("malformed_forward").inc();
   const std::string* origin = message.header("Wsf-Origin-Region");
   const std::string from = origin != nullptr && remote(*origin) != nullptr ? *origin : "unknown";
   metrics_->forwardedMessages(from, "in").inc();
@@ -618,6 +632,10 @@ void Bridge::onForwardPublish(NatsInbound& message) {
   if (r == nullptr) {
     metrics_->dropped("publish_unknown_owner").inc();
     return replyError(message.reply, 400, "no such other region: " + owner);
+  }
+  if (!isChannelTail(std::string_view(rest).substr(dot + 1))) {
+    metrics_->dropped("malformed_publish").inc();
+    return replyError(message.reply, 400, "not a channel: " + rest.substr(dot + 1));
   }
   if (!r->up) {
     metrics_->publishes(owner, "refused").inc();
