@@ -297,13 +297,16 @@ void Bridge::onMessage(NatsInbound& message) {
       if (origin == nullptr || remote(*origin) == nullptr) {
         return metrics_->dropped("malformed_direct").inc();
       }
-      return deliverFromHome(message.subject.substr(prefix.size()), *origin, message);
+      const std::string tail = message.subject.substr(prefix.size());
+      if (!isChannelTail(tail)) return metrics_->dropped("malformed_direct").inc();
+      return deliverFromHome(tail, *origin, message);
     }
     case kSubForwardedUser: {
       const std::string prefix = "wsfx." + region_ + ".b." + instance_ + ".user.";
       if (!startsWith(message.subject, prefix)) return;
-      link_->publish("wsf." + region_ + ".user." + message.subject.substr(prefix.size()),
-                     std::move(message.data));
+      const std::string tail = message.subject.substr(prefix.size());
+      if (!isChannelTail(tail)) return metrics_->dropped("malformed_forward").inc();
+      link_->publish("wsf." + region_ + ".user." + tail, std::move(message.data));
       return;
     }
     case kSubForwardedIn: {
@@ -499,6 +502,11 @@ void Bridge::onEdgeInterest(const NatsInbound& message) {
   del->erase(std::remove_if(del->begin(), del->end(), [&](auto& k) { return !known(k); }),
              del->end());
   if (add->size() + del->size() != before) metrics_->dropped("interest_unknown_owner").inc();
+  auto broken = [](const LocalInterest::Key& key) { return !isChannelTail(key.second); };
+  const size_t known_count = add->size() + del->size();
+  add->erase(std::remove_if(add->begin(), add->end(), broken), add->end());
+  del->erase(std::remove_if(del->begin(), del->end(), broken), del->end());
+  if (add->size() + del->size() != known_count) metrics_->dropped("malformed_channel").inc();
   local_interest_.apply(std::string(source), snapshot, *add, *del,
                         now + kInterestTtlPeriods * refresh, now);
   announceInterest(now, false);
@@ -630,6 +638,13 @@ void Bridge::onRemoteInterest(const NatsInbound& message) {
   auto add = stringArray(*doc, "add");
   auto del = stringArray(*doc, "del");
   if (!add || !del) return metrics_->dropped("malformed_control").inc();
+  // A tail that is not one channel or user (a wildcard, an empty or a third token) would
+  // subscribe to other channels, or all of them, and send them across the gateway.
+  const size_t before = add->size() + del->size();
+  auto broken = [](const std::string& tail) { return !isChannelTail(tail); };
+  add->erase(std::remove_if(add->begin(), add->end(), broken), add->end());
+  del->erase(std::remove_if(del->begin(), del->end(), broken), del->end());
+  if (add->size() + del->size() != before) metrics_->dropped("malformed_channel").inc();
   if (users) {
     users_.apply(std::string(region), snapshot, *add, *del, nowMonoMs() + ttl);
     users_.takeChanges();  // looked up per message; nothing to subscribe
@@ -686,6 +701,8 @@ void Bridge::onOwnedChannelMessage(const std::string& tail, NatsInbound& message
 }
 
 void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {
+  // Republished on a subject made of the tail: it must name one channel.
+  if (!isChannelTail(tail)) return metrics_->dropped("malformed_forward").inc();
   const std::string* origin = message.header("Wsf-Origin-Region");
   const std::string from = origin != nullptr && remote(*origin) != nullptr ? *origin : "unknown";
   // Tails are counted where they are sent (tail_resends_total), not as traffic.
@@ -757,6 +774,10 @@ void Bridge::onForwardPublish(NatsInbound& message) {
   if (r == nullptr || (kind != "hist" && kind != "inbox")) {
     metrics_->dropped("publish_unknown_owner").inc();
     return replyError(message.reply, 400, "not a store in another region: " + rest);
+  }
+  if (!isChannelTail(std::string_view(rest).substr(kind_end + 1))) {
+    metrics_->dropped("malformed_publish").inc();
+    return replyError(message.reply, 400, "not a channel or user: " + rest.substr(kind_end + 1));
   }
   if (!r->up) {
     metrics_->publishes(owner, "refused").inc();
@@ -864,6 +885,10 @@ void Bridge::onDirect(NatsInbound& message) {
     return replyError(message.reply, 400, "no such region: " + home);
   }
   const std::string tail = rest.substr(dot + 1);
+  if (!isChannelTail(tail)) {
+    metrics_->dropped("malformed_direct").inc();
+    return replyError(message.reply, 400, "not a user: " + tail);
+  }
   if (home == region_) return deliverFromHome(tail, region_, message);
   if (!linkUp(home)) {
     metrics_->dropped("link_down").inc();

@@ -72,6 +72,19 @@ std::string channelTail(std::string_view tenant, std::string_view channel) {
   return subjectToken(tenant) + "." + subjectToken(channel);
 }
 
+bool isChannelTail(std::string_view tail) {
+  auto is_token = [](std::string_view token) {
+    if (token.empty()) return false;
+    for (char c : token) {
+      if (!keptAsIs(c) && c != '%') return false;  // '%' and hex digits: escapes
+    }
+    return true;
+  };
+  const size_t dot = tail.find('.');
+  return dot != std::string_view::npos && is_token(tail.substr(0, dot)) &&
+         is_token(tail.substr(dot + 1));
+}
+
 std::string interestSubject(std::string_view region, std::string_view node,
                             std::string_view instance) {
   return join(region, "interest", node, instance);

@@ -43,6 +43,10 @@ std::string historyStreamName(std::string_view region);
 
 // "<tenant token>.<channel token>": a channel as the tail of its subjects.
 std::string channelTail(std::string_view tenant, std::string_view channel);
+// Whether `tail` is such a tail: two non-empty tokens of subjectToken()'s alphabet. What
+// arrives from other processes is checked with it before it names a subject (a
+// wildcard, an empty token or a third token would name other channels).
+bool isChannelTail(std::string_view tail);
 std::string interestSubject(std::string_view region, std::string_view node,
                             std::string_view instance);
 // A store for another region's stream: `kind` "hist" (a channel's history, `name` the

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace wsfleet {
@@ -38,6 +39,23 @@ TEST(RegionSubjects, DistinctNamesGetDistinctTokens) {
   const std::vector<std::string> names = {"a.b", "a%2Eb", "a%b", "%", "", "a b", "a+b", "A.B"};
   for (const auto& name : names) tokens.insert(subjectToken(name));
   EXPECT_EQ(tokens.size(), names.size());
+}
+
+TEST(RegionSubjects, ChannelTailsAreRecognised) {
+  using namespace std::string_view_literals;
+  // Whatever names channelTail() gets, the tail passes.
+  const std::pair<std::string_view, std::string_view> names[] = {
+      {"demo", "chat:room-42"}, {"de.mo", "a b*>"}, {"", ""}, {"t", "a\0b\r\n"sv},
+      {"%", "x.y.z"}};
+  for (auto [tenant, channel] : names) {
+    EXPECT_TRUE(isChannelTail(channelTail(tenant, channel))) << channelTail(tenant, channel);
+  }
+  for (std::string_view bad : {""sv, "demo"sv, "demo."sv, ".room"sv, "."sv, "demo..room"sv,
+                               "demo.room.x"sv, ">"sv, "*.*"sv, "demo.*"sv, "*.room"sv,
+                               "demo.>"sv, "demo.ro om"sv, "demo.room\r\n"sv, "de>mo.room"sv,
+                               "demo.ro\0om"sv, "demo.r\xC3\xA9"sv}) {
+    EXPECT_FALSE(isChannelTail(bad)) << bad;
+  }
 }
 
 }  // namespace
