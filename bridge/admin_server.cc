@@ -76,8 +76,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::listen(const ListenAddress& wh
                   "admin listener " + where.host + ":" + std::to_string(where.port) + ": " +
                       std::strerror(errno));
   }
-  return std::unique_ptr<AdminServer>(
-      new AdminServer(std::move(fd), std::move(handler), registry));
+  return std::unique_ptr<AdminServer>(new AdminServer(std::move(fd), std::move(handler), registry));
 }
 
 void AdminServer::pollFds(std::vector<pollfd>& out, int64_t now_mono_ms) const {
@@ -189,8 +188,8 @@ void AdminServer::answer(Client& c, const AdminAnswer& a) {
 
 bool AdminServer::write(Client& c) {
   while (c.sent < c.out.size()) {
-    const ssize_t n = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent,
-                             MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
     c.sent += static_cast<size_t>(n);
   }

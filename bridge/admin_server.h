@@ -1,9 +1,9 @@
 #pragma once
 // The bridge's admin listener: a small HTTP/1.1 server for /healthz, /readyz, /metrics
 // and /status, driven by the bridge's poll loop. A request gets one answer (a head that
-// never completes is dropped at its deadline) and the connection is closed after it; requests are GET only, the head is capped in size and
-// must arrive within a deadline (a slow or silent client cannot hold a slot forever),
-// and connections are capped in number.
+// never completes is dropped at its deadline) and the connection is closed after it; requests are
+// GET only, the head is capped in size and must arrive within a deadline (a slow or silent client
+// cannot hold a slot forever), and connections are capped in number.
 
 #include <poll.h>
 

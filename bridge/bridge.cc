@@ -51,11 +51,12 @@ bool startsWith(std::string_view text, std::string_view prefix) {
 }
 
 // Interest entries for users start with '@' (userInterestTail).
-bool isUserTail(std::string_view tail) { return !tail.empty() && tail.front() == '@'; }
+bool isUserTail(std::string_view tail) {
+  return !tail.empty() && tail.front() == '@';
+}
 
 // The strings of a JSON array field; nullopt when it is there but not an array of strings.
-std::optional<std::vector<std::string>> stringArray(simdjson::dom::element doc,
-                                                    const char* field) {
+std::optional<std::vector<std::string>> stringArray(simdjson::dom::element doc, const char* field) {
   std::vector<std::string> out;
   simdjson::dom::array array;
   auto e = doc[field].get(array);
@@ -139,8 +140,7 @@ struct Bridge::Metrics {
   }
   Gauge& linkUp(const std::string& region) {
     return registry.gauge("wsfleet_bridge_link_up",
-                          "1 while a bridge of the region is heard, else 0",
-                          {{"region", region}});
+                          "1 while a bridge of the region is heard, else 0", {{"region", region}});
   }
   Gauge& localInterest() {
     return registry.gauge("wsfleet_bridge_interest_entries",
@@ -515,8 +515,7 @@ void Bridge::onEdgeInterest(const NatsInbound& message) {
 void Bridge::sendInterest(const std::string& owner, const char* kind, bool snapshot,
                           const std::vector<std::string>& add,
                           const std::vector<std::string>& del) {
-  const int64_t ttl =
-      kInterestTtlPeriods * static_cast<int64_t>(config_.links.interest_refresh_ms);
+  const int64_t ttl = kInterestTtlPeriods * static_cast<int64_t>(config_.links.interest_refresh_ms);
   // A set too large for one message (NATS' default max payload is 1 MB) goes out as a
   // snapshot of its first part followed by additions.
   size_t a = 0;
@@ -725,30 +724,31 @@ void Bridge::resendAllTails(const std::string* only_region) {
 void Bridge::resendTail(const std::string& tail, const std::string& region) {
   if (!peers_.isSelfChosen(tail) || !linkUp(region)) return;
   const std::string subject = "wsf." + region_ + ".hist." + tail;
-  requests_.send(
-      *link_, msgGetSubject(historyStreamName(region_)), msgGetLastBySubject(subject), {},
-      nowMonoMs() + static_cast<int64_t>(config_.nats.request_timeout_ms),
-      [this, tail, region, subject](const NatsInbound* reply) {
-        if (reply == nullptr || !reply->status.empty()) {
-          return metrics_->dropped("tail_unreadable").inc();
-        }
-        JsError error;
-        auto got = parseMsgGet(parser_, reply->data, &error);
-        if (!got.isOk()) {
-          if (error.err_code != kJsNoMessageFound) metrics_->dropped("tail_unreadable").inc();
-          return;
-        }
-        RemoteRegion* r = remote(region);
-        if (r == nullptr || !r->up || got->subject != subject) return;
-        // Marked as a tail: receivers compare its offset with theirs and fetch what they
-        // lack from the history; it is never delivered as a live message.
-        std::vector<NatsHeader> headers = {{"Nats-Sequence", std::to_string(got->seq)},
-                                           {"Wsf-Tail", "1"},
-                                           {"Wsf-Origin-Region", region_}};
-        link_->publish("wsfx." + region + ".b." + r->bridges.choose(tail) + ".ch." + tail,
+  requests_.send(*link_, msgGetSubject(historyStreamName(region_)), msgGetLastBySubject(subject),
+                 {}, nowMonoMs() + static_cast<int64_t>(config_.nats.request_timeout_ms),
+                 [this, tail, region, subject](const NatsInbound* reply) {
+                   if (reply == nullptr || !reply->status.empty()) {
+                     return metrics_->dropped("tail_unreadable").inc();
+                   }
+                   JsError error;
+                   auto got = parseMsgGet(parser_, reply->data, &error);
+                   if (!got.isOk()) {
+                     if (error.err_code != kJsNoMessageFound)
+                       metrics_->dropped("tail_unreadable").inc();
+                     return;
+                   }
+                   RemoteRegion* r = remote(region);
+                   if (r == nullptr || !r->up || got->subject != subject) return;
+                   // Marked as a tail: receivers compare its offset with theirs and fetch what they
+                   // lack from the history; it is never delivered as a live message.
+                   std::vector<NatsHeader> headers = {{"Nats-Sequence", std::to_string(got->seq)},
+                                                      {"Wsf-Tail", "1"},
+                                                      {"Wsf-Origin-Region", region_}};
+                   link_->publish(
+                       "wsfx." + region + ".b." + r->bridges.choose(tail) + ".ch." + tail,
                        std::move(got->data), std::move(headers));
-        metrics_->tailResends(region).inc();
-      });
+                   metrics_->tailResends(region).inc();
+                 });
 }
 
 // ---- publishes and history reads for other regions ----
@@ -795,8 +795,8 @@ void Bridge::onForwardPublish(NatsInbound& message) {
   publish->data = std::move(message.data);
   publish->headers = std::move(message.headers);
   publish->deadline_ms =
-      nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms *
-                                         config_.links.forward_attempts) +
+      nowMonoMs() +
+      static_cast<int64_t>(config_.links.forward_timeout_ms * config_.links.forward_attempts) +
       kRetryBackoffMs * static_cast<int64_t>(config_.links.forward_attempts);
   ++publishes_in_flight_;
   tryForwardPublish(publish);
@@ -807,31 +807,30 @@ void Bridge::tryForwardPublish(const std::shared_ptr<PendingPublish>& publish) {
   const int64_t now = nowMonoMs();
   const int64_t deadline =
       std::min(publish->deadline_ms, now + static_cast<int64_t>(config_.links.forward_timeout_ms));
-  requests_.send(
-      *link_, publish->store_subject, publish->data, publish->headers, deadline,
-      [this, publish](const NatsInbound* reply) {
-        const bool answered = reply != nullptr && reply->status.empty();
-        if (answered) {
-          --publishes_in_flight_;
-          const bool refused = reply->data.find("\"error\"") != std::string::npos;
-          metrics_->publishes(publish->owner, refused ? "refused" : "acked").inc();
-          link_->publish(publish->reply, reply->data);  // the owner's ack (or refusal)
-          return;
-        }
-        // No answer (or nobody stores there right now): try again with the same message
-        // id, which the owner's stream drops as a repeat if the first try was stored.
-        const int64_t retry_at =
-            nowMonoMs() + kRetryBackoffMs * static_cast<int64_t>(publish->attempts);
-        if (publish->attempts < config_.links.forward_attempts && linkUp(publish->owner) &&
-            retry_at < publish->deadline_ms) {
-          publish_retries_.emplace(retry_at, publish);
-          return;
-        }
-        --publishes_in_flight_;
-        metrics_->publishes(publish->owner, "timeout").inc();
-        replyError(publish->reply, 503,
-                   "the owner region " + publish->owner + " did not confirm the store");
-      });
+  requests_.send(*link_, publish->store_subject, publish->data, publish->headers, deadline,
+                 [this, publish](const NatsInbound* reply) {
+                   const bool answered = reply != nullptr && reply->status.empty();
+                   if (answered) {
+                     --publishes_in_flight_;
+                     const bool refused = reply->data.find("\"error\"") != std::string::npos;
+                     metrics_->publishes(publish->owner, refused ? "refused" : "acked").inc();
+                     link_->publish(publish->reply, reply->data);  // the owner's ack (or refusal)
+                     return;
+                   }
+                   // No answer (or nobody stores there right now): try again with the same message
+                   // id, which the owner's stream drops as a repeat if the first try was stored.
+                   const int64_t retry_at =
+                       nowMonoMs() + kRetryBackoffMs * static_cast<int64_t>(publish->attempts);
+                   if (publish->attempts < config_.links.forward_attempts &&
+                       linkUp(publish->owner) && retry_at < publish->deadline_ms) {
+                     publish_retries_.emplace(retry_at, publish);
+                     return;
+                   }
+                   --publishes_in_flight_;
+                   metrics_->publishes(publish->owner, "timeout").inc();
+                   replyError(publish->reply, 503,
+                              "the owner region " + publish->owner + " did not confirm the store");
+                 });
 }
 
 void Bridge::onForwardApi(NatsInbound& message) {
@@ -864,8 +863,7 @@ void Bridge::onForwardApi(NatsInbound& message) {
                  [this, reply = std::move(message.reply), owner](const NatsInbound* answer) {
                    if (answer == nullptr || !answer->status.empty()) {
                      metrics_->dropped("api_unanswered").inc();
-                     return replyError(reply, 503,
-                                       "the owner region " + owner + " did not answer");
+                     return replyError(reply, 503, "the owner region " + owner + " did not answer");
                    }
                    link_->publish(reply, answer->data);
                  });

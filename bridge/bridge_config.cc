@@ -26,31 +26,31 @@ const std::vector<ConfigOption<BridgeConfig>>& bridgeOptions() {
                           "the fleet's topology file (relative: to this file); required"),
           stringOption<C>("bridge.instance", WSF_FIELD(C, instance), "",
                           "this bridge's name among its region's bridges; empty = host-pid"),
-          enumOption<C>("bridge.log_level", WSF_FIELD(C, log_level),
-                        std::vector<std::pair<std::string, std::string>>{
-                            {"debug", "debug"}, {"info", "info"}, {"warn", "warn"},
-                            {"error", "error"}},
-                        "info", "least severe log level written"),
+          enumOption<C>(
+              "bridge.log_level", WSF_FIELD(C, log_level),
+              std::vector<std::pair<std::string, std::string>>{
+                  {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}},
+              "info", "least severe log level written"),
       },
       liftOptions(natsOptions(), "nats", &C::nats),
       {
           listenOption<C>("admin.listen", &C::admin_listen, "127.0.0.1:9190",
                           "address of /healthz, /readyz, /metrics and /status"),
-          intOption<C>("links.heartbeat_interval_ms",
-                       WSF_FIELD(C, links.heartbeat_interval_ms), 500, 50, 60000,
+          intOption<C>("links.heartbeat_interval_ms", WSF_FIELD(C, links.heartbeat_interval_ms),
+                       500, 50, 60000,
                        "heartbeats to the region's bridges and to every other region"),
-          intOption<C>("links.down_after_ms", WSF_FIELD(C, links.down_after_ms), 2000, 100,
-                       600000, "a bridge or region not heard this long is taken as gone"),
-          intOption<C>("links.forward_timeout_ms", WSF_FIELD(C, links.forward_timeout_ms), 2000,
-                       50, 120000, "one try of a publish forwarded to its owner region"),
+          intOption<C>("links.down_after_ms", WSF_FIELD(C, links.down_after_ms), 2000, 100, 600000,
+                       "a bridge or region not heard this long is taken as gone"),
+          intOption<C>("links.forward_timeout_ms", WSF_FIELD(C, links.forward_timeout_ms), 2000, 50,
+                       120000, "one try of a publish forwarded to its owner region"),
           intOption<C>("links.forward_attempts", WSF_FIELD(C, links.forward_attempts), 2, 1, 10,
                        "tries of a forwarded publish (the owner drops repeats by message id)"),
           intOption<C>("links.max_pending_forwards", WSF_FIELD(C, links.max_pending_forwards),
                        10000, 1, 10000000, "forwarded publishes in flight; more are refused"),
-          intOption<C>("links.interest_refresh_ms", WSF_FIELD(C, links.interest_refresh_ms),
-                       2000, 100, 600000, "full interest snapshots to owner regions this often"),
-          intOption<C>("links.interest_linger_ms", WSF_FIELD(C, links.interest_linger_ms), 1000,
-                       0, 600000, "interest outlives the region's last subscriber this long"),
+          intOption<C>("links.interest_refresh_ms", WSF_FIELD(C, links.interest_refresh_ms), 2000,
+                       100, 600000, "full interest snapshots to owner regions this often"),
+          intOption<C>("links.interest_linger_ms", WSF_FIELD(C, links.interest_linger_ms), 1000, 0,
+                       600000, "interest outlives the region's last subscriber this long"),
       },
   });
   return options;
@@ -96,7 +96,8 @@ Result<BridgeConfig> parseWithBase(std::string_view text, const std::string& sou
     std::string name(host);
     name = name.substr(0, name.find('.'));
     config.instance = name + "-" + std::to_string(getpid());
-    if (!checkNodeName(config.instance).empty()) config.instance = "bridge-" + std::to_string(getpid());
+    if (!checkNodeName(config.instance).empty())
+      config.instance = "bridge-" + std::to_string(getpid());
   } else if (std::string problem = checkNodeName(config.instance); !problem.empty()) {
     error("bridge.instance", problem);
   }
@@ -119,7 +120,8 @@ Result<BridgeConfig> loadBridgeConfig(const std::string& path) {
 }
 
 Result<BridgeConfig> parseBridgeConfig(std::string_view text, const std::string& source_name) {
-  return parseWithBase(text, source_name, std::filesystem::path(source_name).parent_path().string());
+  return parseWithBase(text, source_name,
+                       std::filesystem::path(source_name).parent_path().string());
 }
 
 }  // namespace wsfleet

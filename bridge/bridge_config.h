@@ -15,13 +15,13 @@
 namespace wsfleet {
 
 struct LinksConfig {
-  uint64_t heartbeat_interval_ms = 500;  // to the region's bridges and to every other region
-  uint64_t down_after_ms = 2000;         // a bridge or region not heard this long is gone
-  uint64_t forward_timeout_ms = 2000;    // one try of a forwarded publish
-  uint64_t forward_attempts = 2;         // tries of a forwarded publish (same message id)
-  uint64_t max_pending_forwards = 10000; // forwarded publishes in flight; more are refused
-  uint64_t interest_refresh_ms = 2000;   // full interest snapshots to owner regions
-  uint64_t interest_linger_ms = 1000;    // interest outlives the last subscriber this long
+  uint64_t heartbeat_interval_ms = 500;   // to the region's bridges and to every other region
+  uint64_t down_after_ms = 2000;          // a bridge or region not heard this long is gone
+  uint64_t forward_timeout_ms = 2000;     // one try of a forwarded publish
+  uint64_t forward_attempts = 2;          // tries of a forwarded publish (same message id)
+  uint64_t max_pending_forwards = 10000;  // forwarded publishes in flight; more are refused
+  uint64_t interest_refresh_ms = 2000;    // full interest snapshots to owner regions
+  uint64_t interest_linger_ms = 1000;     // interest outlives the last subscriber this long
 };
 
 struct BridgeConfig {

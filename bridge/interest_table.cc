@@ -20,7 +20,8 @@ void LocalInterest::addKey(const Key& key) {
 void LocalInterest::dropKey(const Key& key, int64_t now_ms) {
   auto it = counts_.find(key);
   if (it == counts_.end() || it->second.count == 0) return;
-  if (--it->second.count == 0) it->second.linger_until_ms = now_ms + std::max<int64_t>(linger_ms_, 0);
+  if (--it->second.count == 0)
+    it->second.linger_until_ms = now_ms + std::max<int64_t>(linger_ms_, 0);
 }
 
 void LocalInterest::apply(const std::string& source, bool snapshot, const std::vector<Key>& add,

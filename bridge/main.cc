@@ -72,10 +72,10 @@ int run(const wsfleet::BridgeConfig& config) {
     logError("bridge_start_failed", {{"error", admin.status().toString()}});
     return kExitFailure;
   }
-  logInfo("bridge_started", {{"region", config.region},
-                             {"instance", config.instance},
-                             {"admin", config.admin_listen.host + ":" +
-                                           std::to_string(config.admin_listen.port)}});
+  logInfo("bridge_started",
+          {{"region", config.region},
+           {"instance", config.instance},
+           {"admin", config.admin_listen.host + ":" + std::to_string(config.admin_listen.port)}});
 
   std::vector<pollfd> fds;
   int64_t stop_at = 0;

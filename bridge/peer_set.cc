@@ -11,7 +11,9 @@ bool PeerSet::heard(const std::string& instance, int64_t expires_ms) {
   return inserted;
 }
 
-bool PeerSet::forget(const std::string& instance) { return alive_.erase(instance) != 0; }
+bool PeerSet::forget(const std::string& instance) {
+  return alive_.erase(instance) != 0;
+}
 
 bool PeerSet::expire(int64_t now_ms) {
   bool changed = false;

@@ -332,15 +332,15 @@ std::vector<ConfigOption<C>> liftOptions(const std::vector<ConfigOption<S>>& inn
                                           const std::string& full_key, ConfigErrors& errors) {
       set(target.*member, value, full_key, errors);
     };
-    out.push_back(
-        {joinKey(prefix, option.key), option.type, option.default_text, option.doc, set});
+    out.push_back({joinKey(prefix, option.key), option.type, option.default_text, option.doc, set});
   }
   return out;
 }
 
 // The option tables given, one after the other.
 template <class C>
-std::vector<ConfigOption<C>> joinOptions(std::initializer_list<std::vector<ConfigOption<C>>> parts) {
+std::vector<ConfigOption<C>> joinOptions(
+    std::initializer_list<std::vector<ConfigOption<C>>> parts) {
   std::vector<ConfigOption<C>> out;
   for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
   return out;

@@ -22,7 +22,7 @@ std::string checkTenantName(std::string_view text);
 std::string checkNamespaceName(std::string_view text);
 std::string checkNodeName(std::string_view text);
 
-bool isHostChar(char c);  // a DNS name's characters: [A-Za-z0-9.-]
+bool isHostChar(char c);                                   // a DNS name's characters: [A-Za-z0-9.-]
 std::optional<uint16_t> parsePort(std::string_view text);  // 1..65535
 // "host[:port]" or "[IPv6][:port]".
 std::string checkAuthority(std::string_view authority, bool port_required);

@@ -42,8 +42,8 @@ const std::vector<ConfigOption<NatsConfig>>& natsOptions() {
                       "PEM private key of nats.tls_cert"),
       intOption<C>("reconnect_wait_ms", WSF_FIELD(C, reconnect_wait_ms), 250, 10, 60000,
                    "first reconnect delay (doubles, plus jitter)"),
-      intOption<C>("reconnect_wait_max_ms", WSF_FIELD(C, reconnect_wait_max_ms), 5000, 10,
-                   600000, "longest reconnect delay"),
+      intOption<C>("reconnect_wait_max_ms", WSF_FIELD(C, reconnect_wait_max_ms), 5000, 10, 600000,
+                   "longest reconnect delay"),
       intOption<C>("reconnect_buffer_bytes", WSF_FIELD(C, reconnect_buffer_bytes), 8 * kMiB, 0,
                    1024 * kMiB, "what is kept for the server while disconnected"),
       intOption<C>("ping_interval_ms", WSF_FIELD(C, ping_interval_ms), 5000, 100, kHourMs,
@@ -60,8 +60,8 @@ const std::vector<ConfigOption<NatsConfig>>& natsOptions() {
 
 void checkNatsConfig(NatsConfig& nats, std::string_view base_dir,
                      const std::function<void(const char* key, std::string message)>& error) {
-  const int credentials =
-      (nats.token.empty() ? 0 : 1) + (nats.user.empty() ? 0 : 1) + (nats.creds_file.empty() ? 0 : 1);
+  const int credentials = (nats.token.empty() ? 0 : 1) + (nats.user.empty() ? 0 : 1) +
+                          (nats.creds_file.empty() ? 0 : 1);
   if (credentials > 1) {
     error("nats.token", "set at most one of nats.token, nats.user and nats.creds_file");
   }
@@ -74,10 +74,10 @@ void checkNatsConfig(NatsConfig& nats, std::string_view base_dir,
   if (nats.reconnect_wait_max_ms < nats.reconnect_wait_ms) {
     error("nats.reconnect_wait_max_ms", "must be at least nats.reconnect_wait_ms");
   }
-  for (auto [key, file] : {std::pair{"nats.creds_file", &nats.creds_file},
-                           std::pair{"nats.tls_ca", &nats.tls_ca_file},
-                           std::pair{"nats.tls_cert", &nats.tls_cert_file},
-                           std::pair{"nats.tls_key", &nats.tls_key_file}}) {
+  for (auto [key, file] :
+       {std::pair{"nats.creds_file", &nats.creds_file}, std::pair{"nats.tls_ca", &nats.tls_ca_file},
+        std::pair{"nats.tls_cert", &nats.tls_cert_file},
+        std::pair{"nats.tls_key", &nats.tls_key_file}}) {
     if (file->empty()) continue;
     *file = resolveRelativePath(base_dir, *file);
     std::error_code ec;

@@ -527,12 +527,11 @@ void NatsLink::apply(Op& op) {
       if (conn_->subs.count(op.id) != 0) return;
       auto* closure = new SubClosure{shared_, op.id, {}};
       natsSubscription* sub = nullptr;
-      natsStatus s =
-          op.data.empty()
-              ? natsConnection_Subscribe(&sub, nc, op.subject.c_str(), &NatsCallbacks::message,
-                                         closure)
-              : natsConnection_QueueSubscribe(&sub, nc, op.subject.c_str(), op.data.c_str(),
-                                              &NatsCallbacks::message, closure);
+      natsStatus s = op.data.empty() ? natsConnection_Subscribe(&sub, nc, op.subject.c_str(),
+                                                                &NatsCallbacks::message, closure)
+                                     : natsConnection_QueueSubscribe(
+                                           &sub, nc, op.subject.c_str(), op.data.c_str(),
+                                           &NatsCallbacks::message, closure);
       if (s == NATS_OK) {
         s = natsSubscription_SetOnCompleteCB(sub, &NatsCallbacks::subscriptionDone, closure);
       } else {

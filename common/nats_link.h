@@ -147,7 +147,7 @@ class NatsLink {
   std::unique_ptr<Conn> conn_;
   // What the loop subscribed: id -> (subject, queue group).
   std::unordered_map<uint64_t, std::pair<std::string, std::string>> desired_;
-  std::string inbox_prefix_;                           // of the current connection
+  std::string inbox_prefix_;  // of the current connection
   std::vector<std::unique_ptr<ConnClosure>> conn_closures_;
 
   Counter& dropped_queue_full_;

@@ -5,8 +5,7 @@
 namespace wsfleet {
 
 void NatsRequests::send(NatsLink& link, std::string subject, std::string data,
-                        std::vector<NatsHeader> headers, int64_t deadline_mono_ms,
-                        ReplyFn done) {
+                        std::vector<NatsHeader> headers, int64_t deadline_mono_ms, ReplyFn done) {
   const uint64_t id = next_id_++;
   if (!link.request(id, std::move(subject), std::move(data), std::move(headers))) {
     done(nullptr);  // the queue to the NATS thread is full (counted by the link)

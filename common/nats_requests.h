@@ -24,8 +24,8 @@ class NatsRequests {
 
   // Posts the request; `done` runs exactly once (at once, with null, when the link's
   // queue is full).
-  void send(NatsLink& link, std::string subject, std::string data,
-            std::vector<NatsHeader> headers, int64_t deadline_mono_ms, ReplyFn done);
+  void send(NatsLink& link, std::string subject, std::string data, std::vector<NatsHeader> headers,
+            int64_t deadline_mono_ms, ReplyFn done);
   // A kReply item from the link: runs its callback. False when nobody waits for it any
   // more (it timed out).
   bool onReply(const NatsInbound& reply);

@@ -185,8 +185,8 @@ void EdgeService::cmdUnsubscribe(Connection& conn, const ClientCommand& cmd) {
 }
 
 void EdgeService::broadcastPresenceEvent(const std::string& tenant, const std::string& channel,
-                                         const std::string& user, bool join,
-                                         const Connection* skip, bool host_only) {
+                                         const std::string& user, bool join, const Connection* skip,
+                                         bool host_only) {
   // Low priority by nature: a lagging subscriber gets the latest join/leave of each user
   // (one key for both, so a leave replaces a queued join) or none.
   const std::string payload = join ? encodeJoin(channel, user) : encodeLeave(channel, user);
@@ -196,8 +196,9 @@ void EdgeService::broadcastPresenceEvent(const std::string& tenant, const std::s
   for (Connection* target : hub_.subscribers(tenant, channel)) {
     if (target != skip) enqueue(*target, frame);
   }
-  PeerMessage event{PeerMessage::Kind::kChannel, tenant, channel, "", 0,
-                    nowWallMs(), payload, std::string(frame->coalescingKey())};
+  PeerMessage event{
+      PeerMessage::Kind::kChannel,        tenant, channel, "", 0, nowWallMs(), payload,
+      std::string(frame->coalescingKey())};
   if (host_only) {
     if (transport_.hasPeers()) transport_.toPeers(event);
   } else if (othersExist()) {
@@ -237,8 +238,8 @@ void EdgeService::publishAsync(const TenantConfig& tenant, const std::string& ch
                            "data is " + std::to_string(data_json.size()) +
                                " bytes, the namespace allows " + std::to_string(max_bytes)));
       }
-      return regionStore(tenant, channel, from, data_json,
-                         idempotencyScope(from, idempotency_key), std::move(done));
+      return regionStore(tenant, channel, from, data_json, idempotencyScope(from, idempotency_key),
+                         std::move(done));
     }
   }
   done(publish(tenant, channel, from, data_json, idempotency_key));
@@ -299,7 +300,7 @@ Result<EdgeService::PublishOutcome> EdgeService::publish(const TenantConfig& ten
   fanOut(tenant.name, channel, frame, ts);
   if (othersExist()) {
     toOthers(PeerMessage{PeerMessage::Kind::kChannel, tenant.name, channel, "", 0, ts,
-                                   std::move(payload), std::string(frame->coalescingKey())});
+                         std::move(payload), std::string(frame->coalescingKey())});
   }
   return outcome;
 }

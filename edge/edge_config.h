@@ -19,7 +19,6 @@
 
 namespace wsfleet {
 
-
 enum class Ordering { kOwner, kNone };  // kOwner: sequenced + stored; kNone: at-most-once
 enum class Priority { kNormal, kLow };
 
@@ -51,8 +50,8 @@ struct TenantConfig {
 
 // Inbound protection ([limits]). Rates are per second; a rate of 0 disables that limit.
 struct LimitsConfig {
-  uint64_t commands_per_s = 100;  // per connection, every client command
-  uint64_t commands_burst = 400;  // > max_channels_per_connection: resubscribing at once
+  uint64_t commands_per_s = 100;       // per connection, every client command
+  uint64_t commands_burst = 400;       // > max_channels_per_connection: resubscribing at once
   uint64_t user_publishes_per_s = 50;  // per tenant + user, across its connections
   uint64_t user_publishes_burst = 100;
   uint64_t channel_publishes_per_s = 1000;  // per tenant + channel, clients and backend API

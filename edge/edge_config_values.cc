@@ -29,7 +29,6 @@ bool splitScheme(std::string_view url, std::string_view& scheme, std::string_vie
 
 }  // namespace
 
-
 // Browsers send the Origin header lower-case (RFC 6454 serialisation), so the allowlist is
 // stored lower-case and compared byte for byte.
 std::string parseOrigin(std::string_view text, std::string& out) {

@@ -31,8 +31,8 @@
 #include "edge/history_store.h"
 #include "edge/hub.h"
 #include "edge/inbound_limits.h"
-#include "edge/ip_guard.h"
 #include "edge/interest_announcer.h"
+#include "edge/ip_guard.h"
 #include "edge/lmdb_syncer.h"
 #include "edge/peer_message.h"
 #include "edge/presence_replication.h"
@@ -275,13 +275,13 @@ class EdgeService {
     std::string channel;
     std::string owner;  // the region whose history orders the channel
     std::string history_subject;
-    bool positioned = false;  // cursor is known
-    bool busy = false;        // a fetch from the stream is running: live messages wait
-    bool reposition = false;  // the epoch changed while busy: read the position again
-    bool stalled = false;     // busy, a catch-up failed and waits in region_retry_
+    bool positioned = false;      // cursor is known
+    bool busy = false;            // a fetch from the stream is running: live messages wait
+    bool reposition = false;      // the epoch changed while busy: read the position again
+    bool stalled = false;         // busy, a catch-up failed and waits in region_retry_
     bool catch_up_after = false;  // the link came back while busy: catch up once idle
     bool cursor_checked = false;  // this catch-up found the cursor's message still stored
-    uint64_t cursor = 0;      // the offset last delivered to the local subscribers
+    uint64_t cursor = 0;          // the offset last delivered to the local subscribers
     struct Live {
       uint64_t seq;
       uint64_t prev;  // the channel's previous offset (Nats-Last-Sequence)
@@ -446,7 +446,7 @@ class EdgeService {
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   uint64_t connection_serial_ = 0;
   uint64_t http_ticket_ = 0;
-  std::unique_ptr<Region> region_;  // region mode only
+  std::unique_ptr<Region> region_;                    // region mode only
   std::unique_ptr<PresenceReplication> replication_;  // region mode only
   std::unique_ptr<InterestAnnouncer> interest_;       // with a topology only
   HealthySet healthy_regions_;                        // every region of the topology

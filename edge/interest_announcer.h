@@ -18,8 +18,7 @@ class Region;
 
 class InterestAnnouncer {
  public:
-  InterestAnnouncer(Region& region, std::string subject, std::string source,
-                    int64_t refresh_ms);
+  InterestAnnouncer(Region& region, std::string subject, std::string source, int64_t refresh_ms);
 
   void add(const std::string& owner, const std::string& tail);
   void remove(const std::string& owner, const std::string& tail);

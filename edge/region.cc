@@ -290,8 +290,7 @@ const std::string& Region::epochOf(const std::string& owner) const {
 
 void Region::getHistoryMessage(const std::string& owner, std::string body, ReplyFn done) {
   if (owner == name_) return getMessage(std::move(body), std::move(done));
-  streamApi(owner, "STREAM.MSG.GET." + historyStreamName(owner), std::move(body),
-            std::move(done));
+  streamApi(owner, "STREAM.MSG.GET." + historyStreamName(owner), std::move(body), std::move(done));
 }
 
 void Region::historyInfoFor(const std::string& owner, const std::string& subject, ReplyFn done) {

@@ -84,8 +84,7 @@ class Region {
   // A JetStream API request ("STREAM.MSG.GET.<stream>", ...) on a stream of `region`:
   // directly for this region, through the bridges for another (which allow only reads
   // of its history and reads and purges of its inbox).
-  void streamApi(const std::string& region, const std::string& api, std::string body,
-                 ReplyFn done);
+  void streamApi(const std::string& region, const std::string& api, std::string body, ReplyFn done);
 
   // Looks at the history stream again (a store found no one listening: the stream may be
   // gone, and is then created again with a new epoch). Readiness does not change meanwhile.

@@ -300,8 +300,7 @@ void EdgeService::onRegionDelivery(NatsInbound& message) {
 FramePtr EdgeService::storedFrame(const std::string& owner, const PeerMessage& stored,
                                   uint64_t seq) const {
   return makeFrame(encodeMessage(stored.target, region_->epochOf(owner), seq, stored.from,
-                                 stored.frame,
-                                 stored.origin_ts_ms));
+                                 stored.frame, stored.origin_ts_ms));
 }
 
 void EdgeService::forEachRegionChannel(const std::function<void(RegionChannel&)>& fn) {
@@ -582,27 +581,28 @@ void EdgeService::regionPosition(RegionChannel& rc) {
     });
     return;
   }
-  region_->getHistoryMessage(rc.owner, msgGetLastBySubject(rc.history_subject), [this, key](const NatsInbound* r) {
-    auto it = region_channels_.find(key);
-    if (it == region_channels_.end()) return;
-    RegionChannel& ch = *it->second;
-    ch.busy = false;
-    JsError error;
-    auto got = r == nullptr || !r->status.empty()
-                   ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
-                   : parseMsgGet(region_->parser(), r->data, &error);
-    if (got.isOk() || error.err_code == kJsNoMessageFound) {
-      ch.positioned = true;
-      ch.cursor = got.isOk() ? got->seq : 0;
-      // A message stored just after this read, before this worker's interest reached the
-      // stream's server, is never republished here; the next message would reveal the gap,
-      // but a quiet channel has none: look once more shortly.
-      region_retry_.emplace(nowMonoMs() + kTailCheckMs, key);
-      regionIdle(ch);
-      return;
-    }
-    regionPositionFailed(ch);
-  });
+  region_->getHistoryMessage(
+      rc.owner, msgGetLastBySubject(rc.history_subject), [this, key](const NatsInbound* r) {
+        auto it = region_channels_.find(key);
+        if (it == region_channels_.end()) return;
+        RegionChannel& ch = *it->second;
+        ch.busy = false;
+        JsError error;
+        auto got = r == nullptr || !r->status.empty()
+                       ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                       : parseMsgGet(region_->parser(), r->data, &error);
+        if (got.isOk() || error.err_code == kJsNoMessageFound) {
+          ch.positioned = true;
+          ch.cursor = got.isOk() ? got->seq : 0;
+          // A message stored just after this read, before this worker's interest reached the
+          // stream's server, is never republished here; the next message would reveal the gap,
+          // but a quiet channel has none: look once more shortly.
+          region_retry_.emplace(nowMonoMs() + kTailCheckMs, key);
+          regionIdle(ch);
+          return;
+        }
+        regionPositionFailed(ch);
+      });
 }
 
 void EdgeService::regionPositionFailed(RegionChannel& ch) {
@@ -753,14 +753,15 @@ void EdgeService::regionReplayVerify(const std::shared_ptr<RegionReplay>& replay
   // was removed.
   auto channel = region_channels_.find(replay->key);
   if (channel == region_channels_.end()) return;
-  region_->getHistoryMessage(channel->second->owner, msgGetBySeq(since), [this, replay](const NatsInbound* r) {
-    auto it = region_channels_.find(replay->key);
-    if (it == region_channels_.end()) return;
-    auto got = r == nullptr || !r->status.empty()
-                   ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
-                   : parseMsgGet(region_->parser(), r->data);
-    regionReplayDone(replay, got.isOk() && got->subject == it->second->history_subject);
-  });
+  region_->getHistoryMessage(
+      channel->second->owner, msgGetBySeq(since), [this, replay](const NatsInbound* r) {
+        auto it = region_channels_.find(replay->key);
+        if (it == region_channels_.end()) return;
+        auto got = r == nullptr || !r->status.empty()
+                       ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                       : parseMsgGet(region_->parser(), r->data);
+        regionReplayDone(replay, got.isOk() && got->subject == it->second->history_subject);
+      });
 }
 
 void EdgeService::regionReplayDone(const std::shared_ptr<RegionReplay>& replay, bool recovered) {
@@ -805,9 +806,8 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
   auto added = hub_.subscribe(&conn, rc.channel);
   if (!added.added) {
     // Subscribed meanwhile by another path: it has the live messages already.
-    return reply(conn,
-                 encodeSubscribeReply(id, StreamPosition{region_->epochOf(rc.owner), rc.cursor},
-                                      false));
+    return reply(conn, encodeSubscribeReply(
+                           id, StreamPosition{region_->epochOf(rc.owner), rc.cursor}, false));
   }
   if (ns->presence) presenceJoin(conn, rc.channel);
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
@@ -859,9 +859,9 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   }
   // Owned by another region: stored there, through this region's bridges, once that
   // history's epoch is known (the acknowledged position names it).
-  region_->withEpoch(owner, [this, owner, subject = forwardedPublishSubject(
-                                              config_.region, owner, "hist", tenant.name,
-                                              channel),
+  region_->withEpoch(owner, [this, owner,
+                             subject = forwardedPublishSubject(config_.region, owner, "hist",
+                                                               tenant.name, channel),
                              bytes = encodePeerMessage(stored), headers = std::move(headers),
                              done = std::move(done)](bool known) mutable {
     if (!known) {
@@ -934,22 +934,21 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
   // Only workers holding a connection of the user listen on its subject: any answer means
   // online; "no responders" means offline in the whole region.
   const bool keep = region_->hasInbox() && tenant.inbox_ttl_ms > 0;
-  region_->request(subject, bytes, {},
-                   [this, keep, bytes, home, elsewhere, tenant = tenant.name, user,
-                    done = std::move(done)](const NatsInbound* r) mutable {
-                     if (r == nullptr) {
-                       return done(Status(Code::kUnavailable, "region_unavailable",
-                                          "no answer from the region"));
-                     }
-                     const bool here = r->status != "503";
-                     if (here && !elsewhere.empty()) region_->publish(elsewhere, bytes);
-                     if (here) return done(std::string("online"));
-                     if (elsewhere.empty()) {
-                       return regionOffline(keep, home, tenant, user, std::move(bytes),
-                                            std::move(done));
-                     }
-                     region_->request(
-                         elsewhere, bytes, {},
+  region_->request(
+      subject, bytes, {},
+      [this, keep, bytes, home, elsewhere, tenant = tenant.name, user,
+       done = std::move(done)](const NatsInbound* r) mutable {
+        if (r == nullptr) {
+          return done(
+              Status(Code::kUnavailable, "region_unavailable", "no answer from the region"));
+        }
+        const bool here = r->status != "503";
+        if (here && !elsewhere.empty()) region_->publish(elsewhere, bytes);
+        if (here) return done(std::string("online"));
+        if (elsewhere.empty()) {
+          return regionOffline(keep, home, tenant, user, std::move(bytes), std::move(done));
+        }
+        region_->request(elsewhere, bytes, {},
                          [this, keep, bytes, home, tenant, user,
                           done = std::move(done)](const NatsInbound* routed) mutable {
                            // No bridge or no answer: as if offline elsewhere (the inbox
@@ -965,7 +964,7 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
                            regionOffline(keep, home, tenant, user, std::move(bytes),
                                          std::move(done));
                          });
-                   });
+      });
 }
 
 void EdgeService::regionOffline(bool keep, const std::string& home, const std::string& tenant,
@@ -975,10 +974,9 @@ void EdgeService::regionOffline(bool keep, const std::string& home, const std::s
     return done(std::string("dropped"));
   }
   // Offline everywhere: into the inbox in the user's home region, acknowledged once stored.
-  const std::string subject = home == config_.region
-                                  ? inboxSubject(home, tenant, user)
-                                  : forwardedPublishSubject(config_.region, home, "inbox",
-                                                            tenant, user);
+  const std::string subject =
+      home == config_.region ? inboxSubject(home, tenant, user)
+                             : forwardedPublishSubject(config_.region, home, "inbox", tenant, user);
   region_->request(subject, std::move(bytes), {}, [this, done](const NatsInbound* stored) {
     if (stored == nullptr || !stored->status.empty()) {
       metrics_.dropped("inbox_unavailable");

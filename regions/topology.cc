@@ -84,7 +84,6 @@ std::string convertRegionName(std::string_view text, std::string& out) {
   return problem;
 }
 
-
 std::string checkChannel(std::string_view text) {
   const Status status = validateChannelName(text);
   return status ? "" : status.message();
@@ -99,7 +98,6 @@ std::function<std::string(std::string_view, std::string&)> checkedItem(
     return problem;
   };
 }
-
 
 const std::vector<ConfigOption<RegionSpec>>& regionOptions() {
   static const std::vector<ConfigOption<RegionSpec>> options = {
@@ -401,7 +399,7 @@ Result<Topology> loadTopology(const std::string& path) {
 }
 
 Result<std::shared_ptr<const Topology>> loadTopologyOf(const std::string& path,
-                                                      std::string_view region) {
+                                                       std::string_view region) {
   Result<Topology> topology = loadTopology(path);
   if (!topology) return topology.takeStatus();
   if (topology->findRegion(region) == nullptr) {

@@ -71,6 +71,6 @@ Result<Topology> loadTopology(const std::string& path);
 // What a daemon of region `region` loads: the topology, which must name that region
 // (Code::kConfig "region_not_in_topology" otherwise).
 Result<std::shared_ptr<const Topology>> loadTopologyOf(const std::string& path,
-                                                      std::string_view region);
+                                                       std::string_view region);
 
 }  // namespace wsfleet
