@@ -302,12 +302,12 @@ def test_malformed_control_messages_are_counted_and_the_bridge_keeps_working(run
               json.dumps({"region": OTHER, "instance": "us-b1", "add": ["acme.room"]}))
     c.publish(f"wsfx.{REGION}.interest",
               json.dumps({"region": OTHER, "instance": "us-b1", "ttl_ms": 6000,
-                          "add": [1, 2]}))
+                          "kind": "channel", "add": [1, 2]}))
     c.flush()
     wait_dropped(bridge, "malformed_control", 5)
     c.publish(f"wsfx.{REGION}.interest",
               json.dumps({"region": "mars", "instance": "m1", "ttl_ms": 6000,
-                          "snapshot": True, "add": ["acme.room"]}))
+                          "kind": "channel", "snapshot": True, "add": ["acme.room"]}))
     c.publish(f"wsfx.{REGION}.hb",
               json.dumps({"region": "mars", "instance": "m1", "ttl_ms": 60000}))
     c.flush()
@@ -332,14 +332,14 @@ def test_malformed_control_messages_are_counted_and_the_bridge_keeps_working(run
     err = error_of(c.request(f"wsf.{REGION}.xapi.{OTHER}.STREAM.INFO.WSF_HIST_{OTHER}",
                              b"", timeout=5))
     assert err["code"] == 503 and time.monotonic() - t0 < 1.0, err
-    err = error_of(c.request(f"wsf.{REGION}.xpub.mars.acme.room", b"x", timeout=5))
+    err = error_of(c.request(f"wsf.{REGION}.xpub.mars.hist.acme.room", b"x", timeout=5))
     assert err["code"] == 400, err
-    err = error_of(c.request(f"wsf.{REGION}.xpub.{OTHER}.acme.room", b"x", timeout=5))
+    err = error_of(c.request(f"wsf.{REGION}.xpub.{OTHER}.hist.acme.room", b"x", timeout=5))
     assert err["code"] == 503, err
     assert bridge.metric("wsfleet_bridge_publishes_total", region=OTHER,
                          result="refused") == 1
     # Without a reply subject nobody could be answered: dropped.
-    c.publish(f"wsf.{REGION}.xpub.{OTHER}.acme.room", b"x")
+    c.publish(f"wsf.{REGION}.xpub.{OTHER}.hist.acme.room", b"x")
     c.publish(f"wsf.{REGION}.xapi.{OTHER}.STREAM.INFO.WSF_HIST_{OTHER}", b"")
     c.flush()
     wait_dropped(bridge, "malformed_publish", 1)
@@ -394,7 +394,7 @@ def test_remote_interest_in_wildcards_or_broken_names_forwards_nothing(running):
            "acme.room.x", "acme.ro om", "acme.room\r\n", "ac>me.room"]
     c.publish(f"wsfx.{REGION}.interest",
               json.dumps({"region": OTHER, "instance": "us-b1", "ttl_ms": 60000,
-                          "snapshot": True, "add": bad + ["acme.room"]}))
+                          "kind": "channel", "snapshot": True, "add": bad + ["acme.room"]}))
     c.flush()
     wait_dropped(bridge, "malformed_channel", 1)
     assert bridge.status()["interest"]["remote"] == 1, bridge.status()
@@ -436,7 +436,7 @@ def test_remote_interest_in_wildcards_or_broken_names_forwards_nothing(running):
     c.flush()
     wait_dropped(bridge, "malformed_channel", 2)
     assert bridge.status()["interest"]["local"] == 1
-    err = error_of(c.request(f"wsf.{REGION}.xpub.{OTHER}.acme.room.extra", b"x", timeout=5))
+    err = error_of(c.request(f"wsf.{REGION}.xpub.{OTHER}.hist.acme.room.extra", b"x", timeout=5))
     assert err["code"] == 400, err
     assert dropped(bridge, "malformed_publish") == 1
     republished = c.subscribe(f"wsf.{REGION}.ch.>")
