@@ -22,6 +22,7 @@ constexpr uint64_t kSubForwardedIn = 7;
 constexpr uint64_t kSubDirect = 8;          // wsf.<r>.xuser.>: direct messages from edges
 constexpr uint64_t kSubHomeDirect = 9;      // wsfx.<r>.user.>: for users whose home is here
 constexpr uint64_t kSubForwardedUser = 10;  // wsfx.<r>.b.<self>.user.>
+constexpr uint64_t kSubLiveRelay = 11;       // wsf.<r>.xlive.>: unsequenced, for owners
 
 // Requests for one region's work go to one bridge of the region, whichever.
 constexpr const char* kQueueGroup = "wsf-bridge";
@@ -228,6 +229,7 @@ void Bridge::subscribeFixed() {
   link_->subscribe(kSubDirect, r + ".xuser.>", kQueueGroup);
   link_->subscribe(kSubHomeDirect, x + ".user.>", kQueueGroup);
   link_->subscribe(kSubForwardedUser, x + ".b." + instance_ + ".user.>");
+  link_->subscribe(kSubLiveRelay, r + ".xlive.>", kQueueGroup);
 }
 
 Bridge::RemoteRegion* Bridge::remote(const std::string& name) {
@@ -314,11 +316,18 @@ void Bridge::onMessage(NatsInbound& message) {
       if (!startsWith(message.subject, prefix)) return;
       return onForwardedIn(message.subject.substr(prefix.size()), message);
     }
+    case kSubLiveRelay:
+      return onLiveRelay(message);
     default: {
-      auto it = owned_sub_tails_.find(message.sub_id);
-      if (it == owned_sub_tails_.end()) return;  // unsubscribed meanwhile
-      const std::string tail = it->second;
-      return onOwnedChannelMessage(tail, message);
+      if (auto it = owned_sub_tails_.find(message.sub_id); it != owned_sub_tails_.end()) {
+        const std::string tail = it->second;
+        return onOwnedChannelMessage(tail, message);
+      }
+      if (auto it = live_sub_tails_.find(message.sub_id); it != live_sub_tails_.end()) {
+        const std::string tail = it->second;
+        return onLiveIn(tail, message);
+      }
+      return;  // unsubscribed meanwhile
     }
   }
 }
@@ -491,10 +500,10 @@ void Bridge::onEdgeInterest(const NatsInbound& message) {
   if (!add || !del) return metrics_->dropped("malformed_interest").inc();
   // Only channels of known other regions: an owner that is this region or unknown would
   // announce interest nowhere (and is a bug or a stale topology on the edge).
-  // Users are announced to their home region, which may be this one; channels only to
-  // other regions.
+  // Users are announced to their home region, which may be this one; channels of this
+  // region are the unsequenced ones its edges have subscribers for (see onLiveIn).
   auto known = [this](const LocalInterest::Key& key) {
-    return remotes_.count(key.first) != 0 || (key.first == region_ && isUserTail(key.second));
+    return remotes_.count(key.first) != 0 || key.first == region_;
   };
   const size_t before = add->size() + del->size();
   add->erase(std::remove_if(add->begin(), add->end(), [&](auto& k) { return !known(k); }),
@@ -574,6 +583,14 @@ void Bridge::announceInterest(int64_t now_ms, bool snapshot) {
     }
   };
   LocalInterest::Changes changes = local_interest_.takeChanges();
+  // This region's own unsequenced channels: every bridge keeps its relay subscriptions.
+  for (const auto* side : {&changes.added, &changes.removed}) {
+    if (auto it = side->find(region_); it != side->end()) {
+      for (const std::string& tail : it->second) {
+        if (!isUserTail(tail)) updateLiveSubscription(tail);
+      }
+    }
+  }
   if (snapshot) {
     // Snapshots wait until the edges have all been heard once since this bridge started.
     if (now_ms < warm_until_ms_) return;
@@ -605,7 +622,7 @@ void Bridge::announceInterest(int64_t now_ms, bool snapshot) {
     if (auto it = changes.removed.find(owner); it != changes.removed.end()) {
       split(it->second, del_channels, del_users);
     }
-    if (!add_channels.empty() || !del_channels.empty()) {
+    if (owner != region_ && (!add_channels.empty() || !del_channels.empty())) {
       sendInterest(owner, "channel", false, add_channels, del_channels);
     }
     if (!add_users.empty() || !del_users.empty()) {
@@ -665,8 +682,10 @@ void Bridge::applyRemoteInterestChanges() {
     // What was stored before the subscription took effect: the new region's edges
     // learn from the tail whether they have it.
     resendTail(c.tail, c.region);
+    updateLiveSubscription(c.tail);
   }
   for (const auto& c : changes.removed) {
+    updateLiveSubscription(c.tail);
     if (remote_interest_.regionsOf(c.tail) != nullptr) continue;
     auto it = owned_subs_.find(c.tail);
     if (it == owned_subs_.end()) continue;
@@ -680,13 +699,21 @@ void Bridge::applyRemoteInterestChanges() {
 
 void Bridge::onOwnedChannelMessage(const std::string& tail, NatsInbound& message) {
   if (!peers_.isSelfChosen(tail)) return;  // another bridge of this region forwards it
+  // An unsequenced message relayed from the region it was published in (onLiveIn) goes
+  // everywhere but back there.
+  const std::string* published_in = message.header("Wsf-Published-In");
+  forwardToInterested(tail, message, published_in != nullptr ? *published_in : std::string());
+}
+
+void Bridge::forwardToInterested(const std::string& tail, const NatsInbound& message,
+                                 const std::string& skip_region) {
   const auto* regions = remote_interest_.regionsOf(tail);
   if (regions == nullptr) return;
   std::vector<NatsHeader> headers = message.headers;
   headers.push_back({"Wsf-Origin-Region", region_});
   for (const auto& [name, expires] : *regions) {
     RemoteRegion* r = remote(name);
-    if (r == nullptr) continue;
+    if (r == nullptr || name == skip_region) continue;
     if (!r->up) {
       // Its edges fetch it from the history once the link is back (resendAllTails).
       metrics_->dropped("link_down").inc();
@@ -697,6 +724,56 @@ void Bridge::onOwnedChannelMessage(const std::string& tail, NatsInbound& message
     metrics_->forwardedMessages(name, "out").inc();
     metrics_->forwardedBytes(name, "out").inc(message.data.size());
   }
+}
+
+void Bridge::updateLiveSubscription(const std::string& tail) {
+  const bool wanted =
+      remote_interest_.regionsOf(tail) != nullptr || local_interest_.has(region_, tail);
+  auto it = live_subs_.find(tail);
+  if (wanted && it == live_subs_.end()) {
+    const uint64_t id = next_sub_id_++;
+    live_subs_.emplace(tail, id);
+    live_sub_tails_.emplace(id, tail);
+    // One bridge of the region takes each relayed message.
+    link_->subscribe(id, "wsfx." + region_ + ".live." + tail, kQueueGroup);
+  } else if (!wanted && it != live_subs_.end()) {
+    link_->unsubscribe(it->second);
+    live_sub_tails_.erase(it->second);
+    live_subs_.erase(it);
+  }
+}
+
+void Bridge::onLiveRelay(NatsInbound& message) {
+  // wsf.<region>.xlive.<owner>.<tenant>.<channel>: an unsequenced publish of this region
+  // for a channel another region owns. It crosses only while the owner's bridges listen
+  // (some region, the owner included, has subscribers).
+  const std::string prefix = "wsf." + region_ + ".xlive.";
+  if (!startsWith(message.subject, prefix)) return metrics_->dropped("malformed_forward").inc();
+  const std::string rest = message.subject.substr(prefix.size());
+  const size_t dot = rest.find('.');
+  const std::string owner = rest.substr(0, dot);
+  RemoteRegion* r = dot == std::string::npos ? nullptr : remote(owner);
+  if (r == nullptr || !isChannelTail(std::string_view(rest).substr(dot + 1))) {
+    return metrics_->dropped("malformed_forward").inc();
+  }
+  if (!r->up) return metrics_->dropped("link_down").inc();  // at most once: not kept
+  link_->publish("wsfx." + owner + ".live." + rest.substr(dot + 1), std::move(message.data),
+                 {{"Wsf-Published-In", region_}});
+  metrics_->forwardedMessages(owner, "out").inc();
+}
+
+void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
+  const std::string* published_in = message.header("Wsf-Published-In");
+  if (published_in == nullptr || remote(*published_in) == nullptr) {
+    return metrics_->dropped("malformed_forward").inc();
+  }
+  const std::string origin = *published_in;
+  metrics_->forwardedMessages(origin, "in").inc();
+  metrics_->forwardedBytes(origin, "in").inc(message.data.size());
+  // This region's subscribers; the forwarding bridge of the channel (another one: the
+  // link does not echo this bridge's own publishes) sends it on to the other regions.
+  link_->publish("wsf." + region_ + ".ch." + tail, message.data, message.headers);
+  if (peers_.isSelfChosen(tail)) forwardToInterested(tail, message, origin);
 }
 
 void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {

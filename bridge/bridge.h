@@ -75,6 +75,16 @@ class Bridge {
   void onRemoteInterest(const NatsInbound& message);
   void onOwnedChannelMessage(const std::string& tail, NatsInbound& message);
   void onForwardedIn(const std::string& tail, NatsInbound& message);
+  // Sends a message of an owned channel to every interested region but `skip_region`.
+  void forwardToInterested(const std::string& tail, const NatsInbound& message,
+                           const std::string& skip_region);
+  // Unsequenced channels: publishes made in this region for another region's channel
+  // (onLiveRelay), and those of other regions for this region's channels (onLiveIn),
+  // which this region's subscribers get and the other interested regions too.
+  void onLiveRelay(NatsInbound& message);
+  void onLiveIn(const std::string& tail, NatsInbound& message);
+  // Listens for relayed publishes of `tail` while any region, this one included, wants it.
+  void updateLiveSubscription(const std::string& tail);
   void onForwardPublish(NatsInbound& message);
   void onForwardApi(NatsInbound& message);
 
@@ -118,6 +128,9 @@ class Bridge {
   // Live subjects of owned channels other regions want: tail <-> subscription id.
   std::unordered_map<std::string, uint64_t> owned_subs_;
   std::unordered_map<uint64_t, std::string> owned_sub_tails_;
+  // Relayed unsequenced publishes of this region's channels: tail <-> subscription id.
+  std::unordered_map<std::string, uint64_t> live_subs_;
+  std::unordered_map<uint64_t, std::string> live_sub_tails_;
   uint64_t next_sub_id_ = 1000;
 
   size_t publishes_in_flight_ = 0;

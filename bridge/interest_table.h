@@ -49,6 +49,9 @@ class LocalInterest {
   // The current set of `owner` (lingering channels included).
   std::vector<std::string> channelsOwnedBy(const std::string& owner) const;
   std::set<std::string> owners() const;
+  bool has(const std::string& owner, const std::string& tail) const {
+    return counts_.count({owner, tail}) != 0;
+  }
   size_t size() const { return counts_.size(); }
   size_t sources() const { return sources_.size(); }
 

@@ -97,6 +97,12 @@ std::string forwardedPublishSubject(std::string_view region, std::string_view ow
          "." + channelTail(tenant, name);
 }
 
+std::string forwardedLiveSubject(std::string_view region, std::string_view owner,
+                                 std::string_view tenant, std::string_view channel) {
+  return "wsf." + std::string(region) + ".xlive." + std::string(owner) + "." +
+         channelTail(tenant, channel);
+}
+
 std::string forwardedUserSubject(std::string_view region, std::string_view home,
                                  std::string_view tenant, std::string_view user) {
   return "wsf." + std::string(region) + ".xuser." + std::string(home) + "." +

@@ -14,10 +14,11 @@
 //   wsf.<region>.interest.<node>.<instance>  an edge worker's channels owned elsewhere
 //   wsf.<region>.xpub.<owner>.<hist|inbox>.<tenant>.<name>  a store in another region
 //   wsf.<region>.xuser.<home>.<tenant>.<user>  a direct message, to the user's home region
+//   wsf.<region>.xlive.<owner>.<tenant>.<channel>  an unsequenced publish, for the owner
 //   wsf.<region>.xapi.<owner>.<api>          a history read in the owner region
 //   wsf.<region>.bridge.hb                   the region's bridges, to each other
 // Between bridges of different regions (the only subjects that cross gateways):
-//   wsfx.<dest>.hb | .interest | .user.<tenant>.<user>
+//   wsfx.<dest>.hb | .interest | .user.<tenant>.<user> | .live.<tenant>.<channel>
 //   wsfx.<dest>.b.<instance>.ch.<tenant>.<channel> | .b.<instance>.user.<tenant>.<user>
 //
 // Tenant, channel and user names become single subject tokens through subjectToken(),
@@ -54,6 +55,9 @@ std::string interestSubject(std::string_view region, std::string_view node,
 std::string forwardedPublishSubject(std::string_view region, std::string_view owner,
                                     std::string_view kind, std::string_view tenant,
                                     std::string_view name);
+// An unsequenced channel message published outside the owner region, for the owner.
+std::string forwardedLiveSubject(std::string_view region, std::string_view owner,
+                                 std::string_view tenant, std::string_view channel);
 // A direct message for a user, to the user's home region (which knows where the user is).
 std::string forwardedUserSubject(std::string_view region, std::string_view home,
                                  std::string_view tenant, std::string_view user);

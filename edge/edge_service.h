@@ -309,6 +309,9 @@ class EdgeService {
                      std::vector<NatsHeader> headers, PublishDone done);
   // The region that orders the channel (node.topology), this one without a topology.
   std::string ownerOf(const std::string& tenant, const std::string& channel) const;
+  // An unsequenced (ordering = "none") channel in a fleet: its publishes made outside the
+  // owner region go to the owner's bridges too.
+  bool relaysUnsequenced(const std::string& tenant, const std::string& channel) const;
   // Interest in a channel's live subject, announced to the bridges when owned elsewhere.
   void watchChannel(const std::string& tenant, const std::string& channel);
   void unwatchChannel(const std::string& tenant, const std::string& channel);

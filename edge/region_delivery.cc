@@ -104,11 +104,21 @@ Connection* EdgeService::live(const ConnRef& ref) const {
 
 void EdgeService::toOthers(const PeerMessage& message) {
   if (region_) {
+    const bool user = message.kind == PeerMessage::Kind::kUser;
     const std::string subject =
-        message.kind == PeerMessage::Kind::kUser
-            ? userSubject(config_.region, message.tenant, message.target)
-            : channelSubject(config_.region, message.tenant, message.target);
-    region_->publish(subject, encodePeerMessage(message));
+        user ? userSubject(config_.region, message.tenant, message.target)
+             : channelSubject(config_.region, message.tenant, message.target);
+    std::string bytes = encodePeerMessage(message);
+    // An unsequenced channel owned by another region: its owner's bridges also send it
+    // to the owner's subscribers and to every other region that wants it.
+    if (!user && relaysUnsequenced(message.tenant, message.target)) {
+      const std::string owner = ownerOf(message.tenant, message.target);
+      if (owner != config_.region) {
+        region_->publish(
+            forwardedLiveSubject(config_.region, owner, message.tenant, message.target), bytes);
+      }
+    }
+    region_->publish(subject, std::move(bytes));
     return;
   }
   if (transport_.hasPeers()) transport_.toPeers(message);
@@ -122,13 +132,25 @@ std::string EdgeService::ownerOf(const std::string& tenant, const std::string& c
   return decided.isOk() ? decided->region : config_.region;
 }
 
+bool EdgeService::relaysUnsequenced(const std::string& tenant, const std::string& channel) const {
+  if (!config_.topology) return false;
+  auto t = config_.tenants.find(tenant);
+  if (t == config_.tenants.end()) return false;
+  const NamespaceConfig* ns = findNamespace(t->second, channel);
+  return ns != nullptr && ns->ordering == Ordering::kNone;
+}
+
 void EdgeService::watchChannel(const std::string& tenant, const std::string& channel) {
   region_->watch(channelSubject(config_.region, tenant, channel));
   // Messages of a channel owned elsewhere reach this region only while its bridges
-  // announce interest to the owner.
+  // announce interest to the owner. Unsequenced channels of this region are announced
+  // too (to this region's bridges only): publishes made in other regions reach their
+  // subscribers here through the bridges.
   if (interest_) {
     const std::string owner = ownerOf(tenant, channel);
-    if (owner != config_.region) interest_->add(owner, channelTail(tenant, channel));
+    if (owner != config_.region || relaysUnsequenced(tenant, channel)) {
+      interest_->add(owner, channelTail(tenant, channel));
+    }
   }
 }
 
@@ -136,7 +158,9 @@ void EdgeService::unwatchChannel(const std::string& tenant, const std::string& c
   region_->unwatch(channelSubject(config_.region, tenant, channel));
   if (interest_) {
     const std::string owner = ownerOf(tenant, channel);
-    if (owner != config_.region) interest_->remove(owner, channelTail(tenant, channel));
+    if (owner != config_.region || relaysUnsequenced(tenant, channel)) {
+      interest_->remove(owner, channelTail(tenant, channel));
+    }
   }
 }
 
