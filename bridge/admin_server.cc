@@ -82,7 +82,8 @@ Result<std::unique_ptr<AdminServer>> AdminServer::listen(const ListenAddress& wh
 void AdminServer::pollFds(std::vector<pollfd>& out, int64_t now_mono_ms) const {
   if (now_mono_ms >= paused_until_ms_) out.push_back({listener_.get(), POLLIN, 0});
   for (const auto& c : clients_) {
-    out.push_back({c->fd.get(), static_cast<short>(c->out.empty() ? POLLIN : POLLOUT), 0});
+    const bool reading = c->out.empty() || c->lingering;
+    out.push_back({c->fd.get(), static_cast<short>(reading ? POLLIN : POLLOUT), 0});
   }
 }
 
@@ -97,6 +98,8 @@ void AdminServer::onEvents(const std::vector<pollfd>& fds, int64_t now_mono_ms) 
     bool alive = true;
     if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
       alive = false;
+    } else if ((revents & POLLIN) && c->lingering) {
+      alive = discard(*c);
     } else if (revents & POLLIN) {
       alive = read(*c);
     } else if (revents & POLLOUT) {
@@ -154,6 +157,7 @@ bool AdminServer::read(Client& c) {
   if (end == std::string::npos || end > kMaxHeadBytes) {
     if (c.in.size() > kMaxHeadBytes) {
       answer(c, {431, "text/plain; charset=utf-8", "request head too large\n"});
+      c.linger = !eof;  // unread bytes: closing now would reset the answer away
       return write(c);
     }
     if (!eof) return true;  // more to come
@@ -193,7 +197,22 @@ bool AdminServer::write(Client& c) {
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
     c.sent += static_cast<size_t>(n);
   }
-  return false;  // answered: close
+  if (!c.linger) return false;  // answered: close
+  // The client is still sending what we refused to read: closing with unread data would
+  // make the kernel reset the connection, and the client could lose the answer. Half-close
+  // and read to its end (or the deadline) instead.
+  ::shutdown(c.fd.get(), SHUT_WR);
+  c.lingering = true;
+  return true;
+}
+
+bool AdminServer::discard(Client& c) {
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
+    if (n == 0) return false;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+  }
 }
 
 }  // namespace wsfleet

@@ -46,12 +46,15 @@ class AdminServer {
     std::string out;
     size_t sent = 0;
     int64_t deadline_ms = 0;
+    bool linger = false;     // refused with unread input: half-close after the answer
+    bool lingering = false;  // answer sent, reading the rest until the client closes
   };
   AdminServer(UniqueFd listener, Handler handler, MetricsRegistry& registry);
   void accept(int64_t now_mono_ms);
   // False when the client is done (answered or gone).
   bool read(Client& client);
   bool write(Client& client);
+  bool discard(Client& client);
   void answer(Client& client, const AdminAnswer& a);
 
   UniqueFd listener_;

@@ -22,7 +22,7 @@ constexpr uint64_t kSubForwardedIn = 7;
 constexpr uint64_t kSubDirect = 8;          // wsf.<r>.xuser.>: direct messages from edges
 constexpr uint64_t kSubHomeDirect = 9;      // wsfx.<r>.user.>: for users whose home is here
 constexpr uint64_t kSubForwardedUser = 10;  // wsfx.<r>.b.<self>.user.>
-constexpr uint64_t kSubLiveRelay = 11;       // wsf.<r>.xlive.>: unsequenced, for owners
+constexpr uint64_t kSubLiveRelay = 11;      // wsf.<r>.xlive.>: unsequenced, for owners
 
 // Requests for one region's work go to one bridge of the region, whichever.
 constexpr const char* kQueueGroup = "wsf-bridge";
@@ -36,6 +36,8 @@ constexpr size_t kMaxInterestMessageBytes = 256 * 1024;
 constexpr int64_t kSnapshotWarmupMs = 3000;
 // Interest expiry walks the tables: a few times a second is enough for TTLs of seconds.
 constexpr int64_t kExpiryScanMs = 250;
+// Tail resends per tick (every 20 ms): 10000 a second at most.
+constexpr size_t kTailResendsPerTick = 200;
 
 // An optional field: `fallback` when absent or of another type.
 bool boolField(simdjson::dom::element doc, const char* field, bool fallback) {
@@ -340,6 +342,7 @@ void Bridge::tick(int64_t now_ms) {
     tryForwardPublish(publish);
   }
   if (!ready() || stopping_) return;
+  sendQueuedTails();
   if (now_ms >= next_heartbeat_ms_) {
     next_heartbeat_ms_ = now_ms + static_cast<int64_t>(config_.links.heartbeat_interval_ms);
     sendHeartbeats(now_ms);
@@ -799,6 +802,21 @@ void Bridge::resendAllTails(const std::string* only_region) {
 }
 
 void Bridge::resendTail(const std::string& tail, const std::string& region) {
+  // Queued, and sent a bounded number per tick: after a partition heals every shared
+  // channel's tail is due at once, and the history stream takes them in stride.
+  if (tail_queued_.insert({tail, region}).second) tail_queue_.emplace_back(tail, region);
+}
+
+void Bridge::sendQueuedTails() {
+  for (size_t n = 0; n < kTailResendsPerTick && !tail_queue_.empty(); ++n) {
+    auto [tail, region] = std::move(tail_queue_.front());
+    tail_queue_.pop_front();
+    tail_queued_.erase({tail, region});
+    sendTail(tail, region);
+  }
+}
+
+void Bridge::sendTail(const std::string& tail, const std::string& region) {
   if (!peers_.isSelfChosen(tail) || !linkUp(region)) return;
   const std::string subject = "wsf." + region_ + ".hist." + tail;
   requests_.send(*link_, msgGetSubject(historyStreamName(region_)), msgGetLastBySubject(subject),
@@ -936,7 +954,7 @@ void Bridge::onForwardApi(NatsInbound& message) {
     return replyError(message.reply, 503, "the owner region " + owner + " is unreachable");
   }
   requests_.send(*link_, "$JS.API." + api, std::move(message.data), {},
-                 nowMonoMs() + static_cast<int64_t>(config_.nats.request_timeout_ms),
+                 nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms),
                  [this, reply = std::move(message.reply), owner](const NatsInbound* answer) {
                    if (answer == nullptr || !answer->status.empty()) {
                      metrics_->dropped("api_unanswered").inc();
@@ -976,7 +994,7 @@ void Bridge::onDirect(NatsInbound& message) {
     return;
   }
   requests_.send(*link_, subject, std::move(message.data), std::move(headers),
-                 nowMonoMs() + static_cast<int64_t>(config_.nats.request_timeout_ms),
+                 nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms),
                  [this, reply = std::move(message.reply), home](const NatsInbound* answer) {
                    if (answer == nullptr || !answer->status.empty()) {
                      metrics_->dropped("direct_unanswered").inc();

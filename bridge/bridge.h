@@ -25,6 +25,7 @@
 // Single-threaded: every method runs on the bridge's loop (NatsLink keeps cnats away).
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -104,6 +105,8 @@ class Bridge {
   // Sends the last stored message of `tail` to `region` (whose edges then see whether
   // they missed anything).
   void resendTail(const std::string& tail, const std::string& region);
+  void sendQueuedTails();
+  void sendTail(const std::string& tail, const std::string& region);
   void resendAllTails(const std::string* only_region);
   void updateLinks(int64_t now_ms);
   RemoteRegion* remote(const std::string& name);
@@ -133,6 +136,8 @@ class Bridge {
   std::unordered_map<uint64_t, std::string> live_sub_tails_;
   uint64_t next_sub_id_ = 1000;
 
+  std::deque<std::pair<std::string, std::string>> tail_queue_;  // (tail, region) to resend
+  std::set<std::pair<std::string, std::string>> tail_queued_;
   size_t publishes_in_flight_ = 0;
   std::multimap<int64_t, std::shared_ptr<PendingPublish>> publish_retries_;
 
