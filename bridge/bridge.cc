@@ -171,6 +171,19 @@ struct Bridge::RemoteRegion {
   PeerSet bridges;  // its bridges we hear
   bool up = false;
   Gauge* link_up = nullptr;
+  // Looked up once: forwarding counts every message.
+  Counter* messages_out = nullptr;
+  Counter* bytes_out = nullptr;
+  Counter* messages_in = nullptr;
+  Counter* bytes_in = nullptr;
+  void countOut(size_t bytes) {
+    messages_out->inc();
+    bytes_out->inc(bytes);
+  }
+  void countIn(size_t bytes) {
+    messages_in->inc();
+    bytes_in->inc(bytes);
+  }
 };
 
 struct Bridge::PendingPublish {
@@ -197,8 +210,10 @@ Bridge::Bridge(const BridgeConfig& config, MetricsRegistry& registry)
     r->name = spec.name;
     r->link_up = &metrics_->linkUp(spec.name);
     r->link_up->set(0);
-    metrics_->forwardedMessages(spec.name, "out");
-    metrics_->forwardedMessages(spec.name, "in");
+    r->messages_out = &metrics_->forwardedMessages(spec.name, "out");
+    r->bytes_out = &metrics_->forwardedBytes(spec.name, "out");
+    r->messages_in = &metrics_->forwardedMessages(spec.name, "in");
+    r->bytes_in = &metrics_->forwardedBytes(spec.name, "in");
     remotes_.emplace(spec.name, std::move(r));
   }
   metrics_->peers().set(1);
@@ -724,8 +739,7 @@ void Bridge::forwardToInterested(const std::string& tail, const NatsInbound& mes
     }
     const std::string target = r->bridges.choose(tail);
     link_->publish("wsfx." + name + ".b." + target + ".ch." + tail, message.data, headers);
-    metrics_->forwardedMessages(name, "out").inc();
-    metrics_->forwardedBytes(name, "out").inc(message.data.size());
+    r->countOut(message.data.size());
   }
 }
 
@@ -760,19 +774,17 @@ void Bridge::onLiveRelay(NatsInbound& message) {
     return metrics_->dropped("malformed_forward").inc();
   }
   if (!r->up) return metrics_->dropped("link_down").inc();  // at most once: not kept
+  r->countOut(message.data.size());
   link_->publish("wsfx." + owner + ".live." + rest.substr(dot + 1), std::move(message.data),
                  {{"Wsf-Published-In", region_}});
-  metrics_->forwardedMessages(owner, "out").inc();
 }
 
 void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
   const std::string* published_in = message.header("Wsf-Published-In");
-  if (published_in == nullptr || remote(*published_in) == nullptr) {
-    return metrics_->dropped("malformed_forward").inc();
-  }
+  RemoteRegion* from = published_in == nullptr ? nullptr : remote(*published_in);
+  if (from == nullptr) return metrics_->dropped("malformed_forward").inc();
   const std::string origin = *published_in;
-  metrics_->forwardedMessages(origin, "in").inc();
-  metrics_->forwardedBytes(origin, "in").inc(message.data.size());
+  from->countIn(message.data.size());
   // This region's subscribers; the forwarding bridge of the channel (another one: the
   // link does not echo this bridge's own publishes) sends it on to the other regions.
   link_->publish("wsf." + region_ + ".ch." + tail, message.data, message.headers);
@@ -783,11 +795,15 @@ void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {
   // Republished on a subject made of the tail: it must name one channel.
   if (!isChannelTail(tail)) return metrics_->dropped("malformed_forward").inc();
   const std::string* origin = message.header("Wsf-Origin-Region");
-  const std::string from = origin != nullptr && remote(*origin) != nullptr ? *origin : "unknown";
+  RemoteRegion* from = origin == nullptr ? nullptr : remote(*origin);
   // Tails are counted where they are sent (tail_resends_total), not as traffic.
   if (message.header("Wsf-Tail") == nullptr) {
-    metrics_->forwardedMessages(from, "in").inc();
-    metrics_->forwardedBytes(from, "in").inc(message.data.size());
+    if (from != nullptr) {
+      from->countIn(message.data.size());
+    } else {
+      metrics_->forwardedMessages("unknown", "in").inc();
+      metrics_->forwardedBytes("unknown", "in").inc(message.data.size());
+    }
   }
   link_->publish("wsf." + region_ + ".ch." + tail, std::move(message.data),
                  std::move(message.headers));
