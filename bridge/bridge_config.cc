@@ -111,17 +111,11 @@ Result<BridgeConfig> parseWithBase(std::string_view text, const std::string& sou
 }  // namespace
 
 Result<BridgeConfig> loadBridgeConfig(const std::string& path) {
-  Result<std::string> text = readConfigFile(path);
-  if (!text) return text.takeStatus();
-  std::error_code ec;
-  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
-  if (ec) absolute = path;
-  return parseWithBase(*text, path, absolute.parent_path().string());
+  return loadConfigWith(path, parseWithBase);
 }
 
 Result<BridgeConfig> parseBridgeConfig(std::string_view text, const std::string& source_name) {
-  return parseWithBase(text, source_name,
-                       std::filesystem::path(source_name).parent_path().string());
+  return parseWithBase(text, source_name, configBaseDir(source_name, false));
 }
 
 }  // namespace wsfleet

@@ -55,6 +55,16 @@ std::optional<toml::table> parseToml(std::string_view text, ConfigErrors& errors
   }
 }
 
+std::string configBaseDir(const std::string& source, bool absolute) {
+  std::filesystem::path p(source);
+  if (absolute) {
+    std::error_code ec;
+    std::filesystem::path a = std::filesystem::absolute(p, ec);
+    if (!ec) p = a;
+  }
+  return p.parent_path().string();
+}
+
 Result<std::string> readConfigFile(const std::string& path, size_t max_bytes) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {

@@ -63,6 +63,20 @@ std::optional<toml::table> parseToml(std::string_view text, ConfigErrors& errors
 // Reads a whole file (at most `max_bytes`). Errors: Code::kConfig "file_unreadable".
 Result<std::string> readConfigFile(const std::string& path, size_t max_bytes = 16u << 20);
 
+// The directory relative paths in a configuration are resolved against: the one holding
+// `source` (made absolute when it is a file that was read; as given for a name).
+std::string configBaseDir(const std::string& source, bool absolute);
+
+// Reads `path` and calls parse(text, path, its directory made absolute): the loader of
+// every configuration file whose relative paths are relative to the file.
+template <class Parse>
+auto loadConfigWith(const std::string& path, Parse parse)
+    -> decltype(parse(std::string_view(), path, path)) {
+  Result<std::string> text = readConfigFile(path);
+  if (!text) return text.takeStatus();
+  return parse(*text, path, configBaseDir(path, true));
+}
+
 // "string", "integer", "boolean", "array", "table", ... as a user would call them.
 std::string_view tomlTypeName(const toml::node& node);
 

@@ -453,17 +453,11 @@ Result<EdgeConfig> parseWithBase(std::string_view text, const std::string& sourc
 }  // namespace
 
 Result<EdgeConfig> loadEdgeConfig(const std::string& path) {
-  Result<std::string> text = readConfigFile(path);
-  if (!text) return text.takeStatus();
-  std::error_code ec;
-  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
-  if (ec) absolute = path;
-  return parseWithBase(*text, path, absolute.parent_path().string());
+  return loadConfigWith(path, parseWithBase);
 }
 
 Result<EdgeConfig> parseEdgeConfig(std::string_view text, const std::string& source_name) {
-  return parseWithBase(text, source_name,
-                       std::filesystem::path(source_name).parent_path().string());
+  return parseWithBase(text, source_name, configBaseDir(source_name, false));
 }
 
 const NamespaceConfig* findNamespace(const TenantConfig& tenant, std::string_view channel) {
