@@ -147,14 +147,16 @@ struct Bridge::Metrics {
   }
   Gauge& localInterest() {
     return registry.gauge("wsfleet_bridge_interest_entries",
-                          "Channels this region wants from others (local) and channel-region "
-                          "pairs other regions want from this one (remote)",
+                          "Entries of the interest tables: local = channels (and users) this "
+                          "region's edges announced, remote = channel-region pairs other "
+                          "regions want from this one",
                           {{"side", "local"}});
   }
   Gauge& remoteInterest() {
     return registry.gauge("wsfleet_bridge_interest_entries",
-                          "Channels this region wants from others (local) and channel-region "
-                          "pairs other regions want from this one (remote)",
+                          "Entries of the interest tables: local = channels (and users) this "
+                          "region's edges announced, remote = channel-region pairs other "
+                          "regions want from this one",
                           {{"side", "remote"}});
   }
   Gauge& peers() {
@@ -287,6 +289,7 @@ void Bridge::onWake() {
           was_connected_ = true;
           next_heartbeat_ms_ = 0;
           next_snapshot_ms_ = 0;
+          relearn(nowMonoMs());
         }
         break;
     }
@@ -388,11 +391,35 @@ void Bridge::tick(int64_t now_ms) {
   metrics_->pendingPublishes().set(static_cast<int64_t>(publishes_in_flight_));
 }
 
+void Bridge::relearn(int64_t now_ms) {
+  // Everything this bridge knows by hearing it was not heard while it was away: that says
+  // nothing about the others. Its peers, the other regions' bridges, the edges' interest
+  // and the other regions' get a fresh lease of life, and snapshots wait until the edges
+  // have all been heard again (a snapshot from stale tables would withdraw interest the
+  // region still has).
+  const int64_t down_after = static_cast<int64_t>(config_.links.down_after_ms);
+  peers_.extendTo(now_ms + down_after);
+  for (auto& [name, r] : remotes_) r->bridges.extendTo(now_ms + down_after);
+  const int64_t ttl = kInterestTtlPeriods * static_cast<int64_t>(config_.links.interest_refresh_ms);
+  local_interest_.extendTo(now_ms + ttl);
+  remote_interest_.extendTo(now_ms + ttl);
+  users_.extendTo(now_ms + ttl);
+  warm_until_ms_ = now_ms + kSnapshotWarmupMs;
+}
+
 void Bridge::beginStop() {
-  // Requests go to the region's other bridges from now on; those under way finish.
-  for (uint64_t id : {kSubForwardPublish, kSubForwardApi, kSubDirect, kSubHomeDirect}) {
+  // Requests go to the region's other bridges from now on; those under way finish. What
+  // this bridge forwarded is another's from now on (forwarding on would send it twice).
+  for (uint64_t id :
+       {kSubForwardPublish, kSubForwardApi, kSubDirect, kSubHomeDirect, kSubLiveRelay}) {
     link_->unsubscribe(id);
   }
+  for (const auto& [tail, id] : owned_subs_) link_->unsubscribe(id);
+  for (const auto& [tail, id] : live_subs_) link_->unsubscribe(id);
+  owned_subs_.clear();
+  owned_sub_tails_.clear();
+  live_subs_.clear();
+  live_sub_tails_.clear();
   sayGoodbye();
 }
 
@@ -716,7 +743,7 @@ void Bridge::applyRemoteInterestChanges() {
 // ---- channel traffic ----
 
 void Bridge::onOwnedChannelMessage(const std::string& tail, NatsInbound& message) {
-  if (!peers_.isSelfChosen(tail)) return;  // another bridge of this region forwards it
+  if (stopping_ || !peers_.isSelfChosen(tail)) return;  // another bridge forwards it
   // An unsequenced message relayed from the region it was published in (onLiveIn) goes
   // everywhere but back there.
   const std::string* published_in = message.header("Wsf-Published-In");
@@ -788,7 +815,7 @@ void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
   // This region's subscribers; the forwarding bridge of the channel (another one: the
   // link does not echo this bridge's own publishes) sends it on to the other regions.
   link_->publish("wsf." + region_ + ".ch." + tail, message.data, message.headers);
-  if (peers_.isSelfChosen(tail)) forwardToInterested(tail, message, origin);
+  if (!stopping_ && peers_.isSelfChosen(tail)) forwardToInterested(tail, message, origin);
 }
 
 void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {

@@ -54,7 +54,7 @@ class Bridge {
   void onWake();
   void tick(int64_t now_mono_ms);
   // Tells the region's bridges and the other regions that this one leaves, and stops
-  // heartbeats and announcements (which would undo it).
+  // heartbeats and snapshots (which would undo it).
   void sayGoodbye();
   // SIGTERM: no new requests (the other bridges of the region take them), goodbye.
   void beginStop();
@@ -109,6 +109,8 @@ class Bridge {
   void sendTail(const std::string& tail, const std::string& region);
   void resendAllTails(const std::string* only_region);
   void updateLinks(int64_t now_ms);
+  // After this bridge's own NATS outage (see the .cc).
+  void relearn(int64_t now_ms);
   RemoteRegion* remote(const std::string& name);
   bool linkUp(const std::string& region) const;
 

@@ -20,8 +20,12 @@ void LocalInterest::addKey(const Key& key) {
 void LocalInterest::dropKey(const Key& key, int64_t now_ms) {
   auto it = counts_.find(key);
   if (it == counts_.end() || it->second.count == 0) return;
-  if (--it->second.count == 0)
-    it->second.linger_until_ms = now_ms + std::max<int64_t>(linger_ms_, 0);
+  if (--it->second.count == 0) {
+    // Users ('@' tails) do not linger: a user gone is offline at once, or a direct message
+    // meanwhile would be routed to where nobody holds the user instead of to the inbox.
+    const bool user = !key.second.empty() && key.second.front() == '@';
+    it->second.linger_until_ms = now_ms + (user ? 0 : std::max<int64_t>(linger_ms_, 0));
+  }
 }
 
 void LocalInterest::apply(const std::string& source, bool snapshot, const std::vector<Key>& add,
@@ -52,6 +56,10 @@ void LocalInterest::forget(const std::string& source, int64_t now_ms) {
   if (it == sources_.end()) return;
   for (const Key& key : it->second.keys) dropKey(key, now_ms);
   sources_.erase(it);
+}
+
+void LocalInterest::extendTo(int64_t expires_ms) {
+  for (auto& [name, source] : sources_) source.expires_ms = std::max(source.expires_ms, expires_ms);
 }
 
 void LocalInterest::expire(int64_t now_ms) {
@@ -142,6 +150,12 @@ void RemoteInterest::apply(const std::string& region, bool snapshot,
     if (auto r = by_region_.find(region); r != by_region_.end()) {
       for (const std::string& tail : r->second) by_tail_[tail][region] = expires_ms;
     }
+  }
+}
+
+void RemoteInterest::extendTo(int64_t expires_ms) {
+  for (auto& [tail, regions] : by_tail_) {
+    for (auto& [region, expires] : regions) expires = std::max(expires, expires_ms);
   }
 }
 

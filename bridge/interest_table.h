@@ -36,6 +36,9 @@ class LocalInterest {
   void forget(const std::string& source, int64_t now_ms);
   // Forgets sources past their expiry and ends lingers that ran out.
   void expire(int64_t now_ms);
+  // Every source lives at least until `expires_ms` (when this bridge was the one that
+  // could not hear them: see Bridge::onWake).
+  void extendTo(int64_t expires_ms);
 
   // What changed for each owner since the last call: channels that entered the set and
   // channels that left it.
@@ -80,6 +83,7 @@ class RemoteInterest {
   void apply(const std::string& region, bool snapshot, const std::vector<std::string>& add,
              const std::vector<std::string>& del, int64_t expires_ms);
   void expire(int64_t now_ms);
+  void extendTo(int64_t expires_ms);  // as LocalInterest::extendTo
 
   struct Change {
     std::string tail;

@@ -7,6 +7,7 @@
 // receivers drop repeated offsets, and a missed one is fetched from the owner's history
 // (see docs/ARCHITECTURE.md, "Across regions").
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -26,6 +27,10 @@ class PeerSet {
   bool forget(const std::string& instance);
   // Forgets instances past their expiry; true when any went.
   bool expire(int64_t now_ms);
+  // Every instance lives at least until `expires_ms`.
+  void extendTo(int64_t expires_ms) {
+    for (auto& [name, expires] : alive_) expires = std::max(expires, expires_ms);
+  }
 
   bool empty() const { return self_.empty() && alive_.empty(); }
   size_t size() const { return alive_.size() + (self_.empty() ? 0 : 1); }

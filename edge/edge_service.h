@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -471,6 +472,7 @@ class EdgeService {
     std::string user;
   };
   std::deque<InboxRecheck> inbox_rechecks_;
+  std::unordered_set<std::string> inbox_chains_;  // users whose inbox is being fetched
   static constexpr int64_t kLeaveRecheckMs = 500;
   std::string instance_id_;
   std::string public_url_;  // announced in welcome.regions

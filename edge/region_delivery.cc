@@ -223,13 +223,18 @@ void EdgeService::recheckInboxes(int64_t now_mono_ms) {
 
 void EdgeService::regionFetchInbox(const std::string& tenant, const std::string& user,
                                    uint64_t from) {
+  // One fetch chain per user at a time (it takes everything there is, in order): a second
+  // one started meanwhile, by the recheck or a reconnect, would deliver the same messages
+  // again before the first purged them.
+  const std::string key = scopedKey(tenant, user);
+  if (from == 1 && !inbox_chains_.insert(key).second) return;
   // The inbox is in the user's home region (this one without a topology).
   const std::string home = homeOf(tenant, user);
   const std::string stream = inboxStreamName(home);
   const std::string subject = inboxSubject(home, tenant, user);
   region_->streamApi(
       home, "STREAM.MSG.GET." + stream, msgGetNextBySubject(from, subject),
-      [this, tenant, user, home, stream, subject, from](const NatsInbound* r) {
+      [this, tenant, user, home, stream, subject, from, key](const NatsInbound* r) {
         JsError error;
         auto got = r == nullptr || !r->status.empty()
                        ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
@@ -239,14 +244,20 @@ void EdgeService::regionFetchInbox(const std::string& tenant, const std::string&
             // Everything below `from` was delivered: remove it. A message queued since
             // has a higher sequence and stays.
             region_->streamApi(home, "STREAM.PURGE." + stream, purgeSubjectBelow(subject, from),
-                               [](const NatsInbound*) {});
-          } else if (error.err_code != kJsNoMessageFound) {
+                               [this, key](const NatsInbound*) { inbox_chains_.erase(key); });
+            return;
+          }
+          if (error.err_code != kJsNoMessageFound) {
             metrics_.dropped("inbox_unreachable");  // it stays queued for the next connect
           }
+          inbox_chains_.erase(key);
           return;
         }
         const auto& targets = hub_.userConnections(tenant, user);
-        if (targets.empty()) return;  // gone again: the rest waits for the next connect
+        if (targets.empty()) {
+          inbox_chains_.erase(key);
+          return;  // gone again: the rest waits for the next connect
+        }
         auto stored = decodePeerMessage(got->data);
         if (stored && stored->kind == PeerMessage::Kind::kUser) {
           FramePtr frame = makeFrame(stored->frame);
@@ -1001,22 +1012,24 @@ void EdgeService::regionOffline(bool keep, const std::string& home, const std::s
   const std::string subject =
       home == config_.region ? inboxSubject(home, tenant, user)
                              : forwardedPublishSubject(config_.region, home, "inbox", tenant, user);
-  region_->request(subject, std::move(bytes), {}, [this, done](const NatsInbound* stored) {
-    if (stored == nullptr || !stored->status.empty()) {
-      metrics_.dropped("inbox_unavailable");
-      return done(Status(Code::kUnavailable, "inbox_unavailable",
-                         "the user is offline and the inbox is unreachable"));
-    }
-    auto ack = parsePubAck(region_->parser(), stored->data);
-    if (!ack.isOk()) {
-      metrics_.dropped(ack.status().reason());
-      logWarn("inbox_store_refused", {{"error", ack.status().message()}});
-      return done(Status(Code::kUnavailable, ack.status().reason(),
-                         "the user is offline and the inbox refused the message"));
-    }
-    metrics_.inbox_queued.inc();
-    done(std::string("queued"));
-  });
+  // A message id, so the bridges' retries of a store in another region store it once.
+  region_->request(subject, std::move(bytes), {{"Nats-Msg-Id", randomHex(16)}},
+                   [this, done](const NatsInbound* stored) {
+                     if (stored == nullptr || !stored->status.empty()) {
+                       metrics_.dropped("inbox_unavailable");
+                       return done(Status(Code::kUnavailable, "inbox_unavailable",
+                                          "the user is offline and the inbox is unreachable"));
+                     }
+                     auto ack = parsePubAck(region_->parser(), stored->data);
+                     if (!ack.isOk()) {
+                       metrics_.dropped(ack.status().reason());
+                       logWarn("inbox_store_refused", {{"error", ack.status().message()}});
+                       return done(Status(Code::kUnavailable, ack.status().reason(),
+                                          "the user is offline and the inbox refused the message"));
+                     }
+                     metrics_.inbox_queued.inc();
+                     done(std::string("queued"));
+                   });
 }
 
 }  // namespace wsfleet

@@ -218,6 +218,32 @@ TEST(LocalInterest, NoLingerRemovesAtTheNextExpiry) {
   EXPECT_EQ(interest.size(), 0u);
 }
 
+TEST(LocalInterest, UsersDoNotLinger) {
+  // A user gone is offline at once: its home region must not route direct messages to
+  // where nobody holds the user any more.
+  LocalInterest t(kLinger);
+  t.apply("w1", false, {{"eu", "@demo.bob"}, {"eu", "demo.room"}}, {}, kForever, kT0);
+  t.takeChanges();
+  t.apply("w1", false, {}, {{"eu", "@demo.bob"}, {"eu", "demo.room"}}, kForever, kT0 + 10);
+  t.expire(kT0 + 10);
+  OwnerChanges c = of(t.takeChanges(), "eu");
+  EXPECT_EQ(c.removed, Tails{"@demo.bob"});  // the channel lingers
+  EXPECT_TRUE(t.has("eu", "demo.room"));
+  EXPECT_FALSE(t.has("eu", "@demo.bob"));
+}
+
+TEST(LocalInterest, ExtendToKeepsSilentSourcesAlive) {
+  LocalInterest t(kLinger);
+  t.apply("w1", false, {{"eu", "demo.room"}}, {}, kT0 + 100, kT0);
+  t.extendTo(kT0 + 5000);
+  t.expire(kT0 + 4000);
+  EXPECT_TRUE(t.has("eu", "demo.room"));
+  t.expire(kT0 + 5000);           // the source is forgotten; its channel lingers
+  EXPECT_TRUE(t.has("eu", "demo.room"));
+  t.expire(kT0 + 5000 + kLinger);
+  EXPECT_FALSE(t.has("eu", "demo.room"));
+}
+
 TEST(LocalInterest, ChannelsOwnedByAndOwners) {
   LocalInterest interest(kLinger);
   EXPECT_TRUE(interest.owners().empty());
