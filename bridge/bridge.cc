@@ -328,8 +328,7 @@ void Bridge::onMessage(NatsInbound& message) {
       if (!startsWith(message.subject, prefix)) return;
       const std::string tail = message.subject.substr(prefix.size());
       if (!isChannelTail(tail)) return metrics_->dropped("malformed_forward").inc();
-      link_->publish("wsf." + region_ + ".user." + tail, std::move(message.data));
-      return;
+      return deliverHere(tail, message);
     }
     case kSubForwardedIn: {
       const std::string prefix = "wsfx." + region_ + ".b." + instance_ + ".ch.";
@@ -1048,31 +1047,79 @@ void Bridge::onDirect(NatsInbound& message) {
                  });
 }
 
+void Bridge::deliverHere(const std::string& tail, NatsInbound& message) {
+  const std::string subject = "wsf." + region_ + ".user." + tail;
+  if (message.reply.empty()) {
+    link_->publish(subject, std::move(message.data));
+    return;
+  }
+  // Asked whether it reached the user: an edge holding the user answers its user
+  // subject's requests; nobody listening (503) means the user is not here any more.
+  requests_.send(*link_, subject, std::move(message.data), {},
+                 nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms) / 2,
+                 [this, reply = std::move(message.reply)](const NatsInbound* answer) {
+                   const bool here = answer != nullptr && answer->status.empty();
+                   std::string body;
+                   JsonWriter(body).beginObject().fieldUint("delivered", here ? 1 : 0).endObject();
+                   link_->publish(reply, std::move(body));
+                 });
+}
+
 void Bridge::deliverFromHome(const std::string& tail, const std::string& origin,
                              NatsInbound& message) {
-  uint64_t delivered = 0;
+  // Every region the user is online in but the sender's (which delivered it itself).
+  std::vector<std::string> targets;
   if (const auto* regions = users_.regionsOf(tail)) {
     for (const auto& [name, expires] : *regions) {
-      if (name == origin) continue;  // the sender's region delivered it itself
-      if (name == region_) {
-        link_->publish("wsf." + region_ + ".user." + tail, message.data);
-        ++delivered;
-        continue;
-      }
-      RemoteRegion* r = remote(name);
-      if (r == nullptr || !r->up) {
+      if (name == origin) continue;
+      if (name != region_ && !linkUp(name)) {
         metrics_->dropped("link_down").inc();
         continue;
       }
-      link_->publish("wsfx." + name + ".b." + r->bridges.choose(tail) + ".user." + tail,
-                     message.data);
-      ++delivered;
+      targets.push_back(name);
     }
   }
-  if (message.reply.empty()) return;
-  std::string answer;
-  JsonWriter(answer).beginObject().fieldUint("delivered", delivered).endObject();
-  link_->publish(message.reply, std::move(answer));
+  auto subject_for = [&](const std::string& name) {
+    return name == region_
+               ? "wsf." + region_ + ".user." + tail
+               : "wsfx." + name + ".b." + remote(name)->bridges.choose(tail) + ".user." + tail;
+  };
+  if (message.reply.empty()) {
+    for (const std::string& name : targets) link_->publish(subject_for(name), message.data);
+    return;
+  }
+  // The sender learns how many regions confirmed that the user got it (an edge there
+  // held the user): none means offline everywhere, and the sender keeps it in the inbox.
+  struct Tally {
+    std::string reply;
+    size_t waiting = 0;
+    uint64_t delivered = 0;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->reply = std::move(message.reply);
+  tally->waiting = targets.size();
+  auto answer = [this](const std::shared_ptr<Tally>& t) {
+    std::string body;
+    JsonWriter(body).beginObject().fieldUint("delivered", t->delivered).endObject();
+    link_->publish(t->reply, std::move(body));
+  };
+  if (targets.empty()) return answer(tally);
+  const int64_t deadline = nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms) / 2;
+  for (const std::string& name : targets) {
+    const bool here = name == region_;
+    requests_.send(*link_, subject_for(name), message.data, {}, deadline,
+                   [this, tally, here, answer](const NatsInbound* r) {
+                     if (r != nullptr && r->status.empty()) {
+                       uint64_t n = 1;  // an edge's "online"
+                       if (!here) {
+                         auto doc = parser_.parse(r->data);
+                         if (!doc || (*doc)["delivered"].get(n) != simdjson::SUCCESS) n = 0;
+                       }
+                       tally->delivered += n > 0 ? 1 : 0;
+                     }
+                     if (--tally->waiting == 0) answer(tally);
+                   });
+  }
 }
 
 // ---- status ----

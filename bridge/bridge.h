@@ -101,6 +101,9 @@ class Bridge {
   // the user's home region, to every region the user is online in but `origin`.
   void onDirect(NatsInbound& message);
   void deliverFromHome(const std::string& tail, const std::string& origin, NatsInbound& message);
+  // A direct message the home region sent to this one: published on the user's subject,
+  // and when the home asks, whether an edge here took it.
+  void deliverHere(const std::string& tail, NatsInbound& message);
   void applyRemoteInterestChanges();
   // Sends the last stored message of `tail` to `region` (whose edges then see whether
   // they missed anything).
