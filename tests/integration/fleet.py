@@ -17,13 +17,12 @@ catch-up from any offset can be proven complete.
 
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import harness
 from harness import Metrics, deep_merge, http, to_toml
+from managed_process import ManagedProcess
 from ports import free_port
 from region_util import region_conf
 
@@ -63,10 +62,15 @@ def default_bridge_conf(region, topology, instance, admin_port, cluster):
     }
 
 
-class Bridge:
+class Bridge(ManagedProcess):
     """One wsfleet-bridge of a region: its conf, admin port and log in its own directory."""
 
+    failure = BridgeFailure
+    ready_timeout_s = READY_TIMEOUT_S
+    stop_timeout_s = STOP_TIMEOUT_S
+
     def __init__(self, workdir, region, topology, cluster, instance, overrides=None):
+        super().__init__()
         self.name = instance
         self.region = region
         self.dir = Path(workdir) / instance
@@ -77,11 +81,6 @@ class Bridge:
         self.conf = default_bridge_conf(region, topology, instance, self.admin_port, cluster)
         if overrides:
             deep_merge(self.conf, overrides)
-        self.proc = None
-        self.problems = []   # crash reports gathered across restarts
-        self._sent_signal = None
-        self._exit_recorded = False
-        self._log_file = None
         self.write_conf()
 
     def write_conf(self):
@@ -92,124 +91,17 @@ class Bridge:
         self.write_conf()
 
     # ---- lifecycle
-    def start(self, wait=True):
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        exe = bridge_binary()
-        if not exe.exists():
-            raise BridgeFailure(f"{exe} does not exist (set WSFLEET_BIN_DIR)")
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
-        self._log_file.flush()
-        self._sent_signal = None
-        self._exit_recorded = False
-        self.proc = subprocess.Popen([str(exe), "--config", str(self.conf_path)],
-                                     stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, cwd=str(self.dir),
-                                     preexec_fn=harness._die_with_parent)
-        if wait:
-            self.wait_ready()
-        return self
+    def _command(self):
+        return [bridge_binary(), "--config", self.conf_path]
 
-    def wait_ready(self, timeout=READY_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            rc = self.proc.poll()
-            if rc is not None:
-                self._record_exit(rc, expected=False)
-                self._close_log()
-                raise BridgeFailure(f"{self.name} exited with {rc} before ready\n"
-                                    f"{self.log_tail()}")
-            try:
-                r = http(self.admin_port, "GET", "/readyz", timeout=0.5)
-                if r.status == 200:
-                    return self
-                last = f"HTTP {r.status} {r.body[:200]!r}"
-            except Exception as e:  # noqa: BLE001 - a half-started server may send garbage
-                last = repr(e)
-            time.sleep(0.05)
-        self.kill()
-        raise BridgeFailure(f"{self.name} not ready within {timeout}s ({last})\n"
-                            f"{self.log_tail()}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def check_alive(self):
-        """Fails (with the log) if the process is gone without being told to go."""
-        if self.proc is not None and self.proc.poll() is not None and self._sent_signal is None:
-            rc = self.proc.returncode
-            self._record_exit(rc, expected=False)
-            raise BridgeFailure(f"{self.name} died unexpectedly (rc={rc})\n{self.log_tail()}")
-
-    def _record_exit(self, rc, expected):
-        if rc is None or self._exit_recorded:
-            return
-        self._exit_recorded = True
-        if rc < 0 and -rc != self._sent_signal:
-            self.problems.append(f"{self.name} killed by signal {-rc} "
-                                 f"({signal.Signals(-rc).name}) that the test did not send")
-        elif rc > 0:
-            self.problems.append(f"{self.name} exited with status {rc}"
-                                 + ("" if expected else " unexpectedly"))
-        elif rc == 0 and not expected:
-            self.problems.append(f"{self.name} exited (status 0) without being asked")
-
-    def stop(self, timeout=STOP_TIMEOUT_S):
-        """SIGTERM, wait, SIGKILL if needed. Records a crash or a hung shutdown."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is not None:
-            if self._sent_signal is None:
-                self._record_exit(self.proc.returncode, expected=False)
-            self._close_log()
-            return
-        self._sent_signal = signal.SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
+    def _not_ready(self):
         try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.problems.append(f"{self.name} ignored SIGTERM for {timeout}s; killed")
-            self._sent_signal = signal.SIGKILL
-            self.proc.kill()
-            rc = self.proc.wait(10)
-        self._record_exit(rc, expected=True)
-        self._close_log()
-
-    def kill(self):
-        """kill -9, as a host crash would."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self._sent_signal = signal.SIGKILL
-        self.proc.kill()
-        self.proc.wait(10)
-        self._close_log()
-
-    def restart(self, hard=False):
-        """Stops (SIGTERM, or SIGKILL when hard) and starts again with the same conf."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
-        return self.start()
-
-    def _close_log(self):
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n=60):
-        lines = self.log_text().splitlines()
-        if not lines:
-            return f"(no log at {self.log_path})"
-        return f"--- last {min(n, len(lines))} lines of {self.log_path} ---\n" + \
-            "\n".join(lines[-n:])
+            r = http(self.admin_port, "GET", "/readyz", timeout=0.5)
+            if r.status == 200:
+                return None
+            return f"HTTP {r.status} {r.body[:200]!r}"
+        except Exception as e:  # noqa: BLE001 - a half-started server may send garbage
+            return repr(e)
 
     # ---- admin
     def metrics(self):

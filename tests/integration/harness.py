@@ -8,7 +8,6 @@ harness did not send, exited non-zero, or ignored SIGTERM.
 """
 
 import copy
-import ctypes
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from managed_process import ManagedProcess
 from ports import free_port, free_port_block  # noqa: F401  (re-exported for the tests)
 from wsclient import WsClient, _Reader, _read_http_response
 
@@ -298,24 +298,18 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
 
 
 # ------------------------------------------------------------------------------- Edge
-def _die_with_parent():
-    """Runs in the child: if pytest itself is killed (ctest timeout), take the edge along
-    instead of leaving it bound to its ports."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class EdgeFailure(AssertionError):
     pass
 
 
-class Edge:
+class Edge(ManagedProcess):
+    failure = EdgeFailure
+    ready_timeout_s = READY_TIMEOUT_S
+    stop_timeout_s = STOP_TIMEOUT_S
     _counter = 0
 
     def __init__(self, workdir, overrides=None, name=None):
+        super().__init__()
         Edge._counter += 1
         self.name = name or f"edge{Edge._counter}"
         self.dir = Path(workdir) / self.name
@@ -332,11 +326,6 @@ class Edge:
             # Worker i serves the admin API on the base port + i: all of them must be free.
             self.admin_port = free_port_block(self.workers())
             self.conf["admin"]["listen"] = f"127.0.0.1:{self.admin_port}"
-        self.proc = None
-        self.problems = []   # crash reports gathered across restarts
-        self._sent_signal = None
-        self._exit_recorded = False
-        self._log_file = None
         self.tls_context = None  # set by TLS tests for connect()
         self.write_conf()
 
@@ -350,92 +339,21 @@ class Edge:
         self.write_conf()
 
     # ---- lifecycle
-    def start(self, wait=True):
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        exe = edge_binary()
-        if not exe.exists():
-            raise EdgeFailure(f"{exe} does not exist (set WSFLEET_BIN_DIR)")
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
-        self._log_file.flush()
-        self._sent_signal = None
-        self._exit_recorded = False
-        self.proc = subprocess.Popen([str(exe), "--config", str(self.conf_path)],
-                                     stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, cwd=str(self.dir),
-                                     preexec_fn=_die_with_parent)
-        if wait:
-            self.wait_ready()
-        return self
+    def _command(self):
+        return [edge_binary(), "--config", self.conf_path]
 
-    def wait_ready(self, timeout=READY_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            rc = self.proc.poll()
-            if rc is not None:
-                self._record_exit(rc, expected=False)
-                raise EdgeFailure(f"{self.name} exited with {rc} before ready\n"
-                                  f"{self.log_tail()}")
-            try:
-                # Every worker (admin port + i) answers: one ready worker is not a ready edge.
-                statuses = [http(port, "GET", "/readyz", timeout=0.5).status
-                            for port in self.admin_ports()]
-                if all(status == 200 for status in statuses):
-                    return
-                last = f"HTTP {statuses}"
-            except OSError as e:
-                last = repr(e)
-            except Exception as e:  # noqa: BLE001 - a half-started server may send garbage
-                last = repr(e)
-            time.sleep(0.05)
-        self.kill()
-        raise EdgeFailure(f"{self.name} not ready within {timeout}s ({last})\n"
-                          f"{self.log_tail()}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def check_alive(self):
-        """Fails (with the log) if the process is gone without being told to go."""
-        if self.proc is not None and self.proc.poll() is not None and self._sent_signal is None:
-            rc = self.proc.returncode
-            self._record_exit(rc, expected=False)
-            raise EdgeFailure(f"{self.name} died unexpectedly (rc={rc})\n{self.log_tail()}")
-
-    def _record_exit(self, rc, expected):
-        if rc is None or self._exit_recorded:
-            return
-        self._exit_recorded = True
-        if rc < 0 and -rc != self._sent_signal:
-            self.problems.append(f"{self.name} killed by signal {-rc} "
-                                 f"({signal.Signals(-rc).name}) that the test did not send")
-        elif rc > 0:
-            self.problems.append(f"{self.name} exited with status {rc}"
-                                 + ("" if expected else " unexpectedly"))
-        elif rc == 0 and not expected:
-            self.problems.append(f"{self.name} exited (status 0) without being asked")
-
-    def stop(self, timeout=STOP_TIMEOUT_S):
-        """SIGTERM, wait, SIGKILL if needed. Records a crash or a hung shutdown."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is not None:
-            if self._sent_signal is None:
-                self._record_exit(self.proc.returncode, expected=False)
-            self._close_log()
-            return
-        self._sent_signal = signal.SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
+    def _not_ready(self):
         try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.problems.append(f"{self.name} ignored SIGTERM for {timeout}s; killed")
-            self._sent_signal = signal.SIGKILL
-            self.proc.kill()
-            rc = self.proc.wait(10)
-        self._record_exit(rc, expected=True)
-        self._close_log()
+            # Every worker (admin port + i) answers: one ready worker is not a ready edge.
+            statuses = [http(port, "GET", "/readyz", timeout=0.5).status
+                        for port in self.admin_ports()]
+            if all(status == 200 for status in statuses):
+                return None
+            return f"HTTP {statuses}"
+        except OSError as e:
+            return repr(e)
+        except Exception as e:  # noqa: BLE001 - a half-started server may send garbage
+            return repr(e)
 
     def send_signal(self, sig):
         """Sends `sig`; SIGHUP is expected to be survived, anything else to end the
@@ -513,43 +431,6 @@ class Edge:
         for rec in self.log_events("worker_started"):
             latest[rec["worker"]] = rec["pid"]
         return {i: pid for i, pid in latest.items() if pid in children}
-
-    def kill(self):
-        """kill -9, as a host or worker crash would."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self._sent_signal = signal.SIGKILL
-        self.proc.kill()
-        self.proc.wait(10)
-        self._close_log()
-
-    def restart(self, hard=False):
-        """Stops (SIGTERM, or SIGKILL when hard) and starts again on the same storage and
-        ports."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    def _close_log(self):
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log_tail(self, n=60):
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return f"--- last {min(n, len(lines))} lines of {self.log_path} ---\n" + \
-            "\n".join(lines[-n:])
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     # ---- clients
     def connect(self, user="alice", tenant="demo", token=None, **kw):

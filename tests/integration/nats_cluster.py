@@ -78,7 +78,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -86,7 +85,7 @@ from collections import deque, namedtuple
 from pathlib import Path
 
 from gateway_proxy import GatewayProxy, Partitions
-from harness import _die_with_parent
+from managed_process import ManagedProcess
 from ports import free_port
 
 NATS_SERVER = os.environ.get("WSFLEET_NATS_SERVER", "/usr/sbin/nats-server")
@@ -110,8 +109,12 @@ def _conf_string(s):
     return json.dumps(str(s))  # the NATS conf format accepts JSON-quoted strings
 
 
-class NatsServer:
+class NatsServer(ManagedProcess):
     """One nats-server process at a time (across restarts) with fixed ports and store."""
+
+    failure = NatsFailure
+    stop_timeout_s = STOP_TIMEOUT_S
+    missing_hint = "package nats-server"
 
     def __init__(self, workdir, name, cluster="eu", routes=None, cluster_port=None,
                  jetstream=True, max_file_store=DEFAULT_MAX_FILE_STORE,
@@ -122,6 +125,7 @@ class NatsServer:
         system_account=False: no $SYS account (no system events cross routes or
         gateways; clustered JetStream needs it). A gateway block is added by
         configure_gateway()."""
+        super().__init__()
         self.name = name
         self.cluster = cluster
         self.dir = Path(workdir) / name
@@ -145,12 +149,7 @@ class NatsServer:
         self.gateway_port = None
         self.gateway_peers = {}    # other gateway (region) name -> its gateway ports
         self.gateway_advertise = None  # port other regions are told to dial (a proxy's)
-        self.proc = None
-        self.problems = []
-        self._sent_signal = None
-        self._exit_recorded = False
         self._paused = False
-        self._log_file = None
         self.write_conf()
 
     # ---- configuration
@@ -236,23 +235,9 @@ class NatsServer:
             (not self.lonely or self.gateway_port is not None)
 
     # ---- lifecycle
-    def start(self, wait=True):
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        if not nats_server_available():
-            raise NatsFailure(f"{NATS_SERVER} does not exist (package nats-server)")
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
-        self._log_file.flush()
-        self._sent_signal = None
-        self._exit_recorded = False
-        self._paused = False
-        self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path)],
-                                     stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, cwd=str(self.dir),
-                                     preexec_fn=_die_with_parent)
-        if wait:
-            self.wait_ready()
-        return self
+    def _command(self):
+        self._paused = False  # the process about to start is not stopped (SIGSTOP)
+        return [NATS_SERVER, "-c", self.conf_path]
 
     def wait_ready(self, timeout=READY_TIMEOUT_S, meta_leader=None):
         """Polls GET /healthz (200 once the server, and JetStream with a meta leader and
@@ -262,92 +247,37 @@ class NatsServer:
         if meta_leader is None:
             meta_leader = self.meta_group
         path = "/varz" if self.lonely and not meta_leader else "/healthz"
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            self._fail_if_exited("before ready")
+
+        def not_ready():
             try:
                 status, body = self.monitor(path, raw=True)
                 if status != 200:
-                    last = f"{path} HTTP {status} {body[:200]!r}"
-                elif meta_leader and not self.meta_leader():
-                    last = "no JetStream meta leader in /jsz"
-                else:
-                    return self
+                    return f"{path} HTTP {status} {body[:200]!r}"
+                if meta_leader and not self.meta_leader():
+                    return "no JetStream meta leader in /jsz"
+                return None
             except (OSError, ValueError) as e:
-                last = repr(e)
-            time.sleep(0.05)
-        self.kill()
-        raise NatsFailure(f"{self.name} not ready within {timeout}s ({last})\n"
-                          f"{self.log_tail()}")
+                return repr(e)
 
-    def _fail_if_exited(self, when):
-        rc = self.proc.poll() if self.proc else None
-        if self.proc is not None and rc is not None:
-            self._record_exit(rc, expected=False)
-            self._close_log()
-            raise NatsFailure(f"{self.name} exited with {rc} {when}\n{self.log_tail()}")
+        return self._wait_until_ready(timeout, not_ready)
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def check_alive(self):
-        """Fails (with the log) if the process is gone without being told to go."""
-        if self.proc is not None and self.proc.poll() is not None and self._sent_signal is None:
-            rc = self.proc.returncode
-            self._record_exit(rc, expected=False)
-            raise NatsFailure(f"{self.name} died unexpectedly (rc={rc})\n{self.log_tail()}")
-
-    def _record_exit(self, rc, expected):
-        if rc is None or self._exit_recorded:
-            return
-        self._exit_recorded = True
-        if rc < 0 and -rc != self._sent_signal:
-            self.problems.append(f"{self.name} killed by signal {-rc} "
-                                 f"({signal.Signals(-rc).name}) that the test did not send")
-        elif rc > 0:
-            self.problems.append(f"{self.name} exited with status {rc}"
-                                 + ("" if expected else " unexpectedly"))
-        elif rc == 0 and not expected:
-            self.problems.append(f"{self.name} exited (status 0) without being asked")
-
-    def stop(self, timeout=STOP_TIMEOUT_S):
-        """SIGTERM, wait for the exit (JetStream flushes its store), SIGKILL after the
-        timeout. Records a crash or a hung shutdown in self.problems."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is not None:
-            if self._sent_signal is None:
-                self._record_exit(self.proc.returncode, expected=False)
-            self._close_log()
-            return
+    def _before_sigterm(self):
+        # A stopped (SIGSTOP) process would not act on SIGTERM before the timeout.
         if self._paused:
             self.resume()
-        self._sent_signal = signal.SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.problems.append(f"{self.name} ignored SIGTERM for {timeout}s; killed")
-            self._sent_signal = signal.SIGKILL
-            self.proc.kill()
-            rc = self.proc.wait(10)
+
+    def _stop_status(self, rc):
         # nats-server 2.9 exits with status 1 after a clean SIGTERM shutdown ("Server
         # Exiting.."), or dies by the signal when it lands before the handler is set.
         if rc in (1, -signal.SIGTERM):
-            rc = 0
-        self._record_exit(rc, expected=True)
-        self._close_log()
+            return 0
+        return rc
 
     def kill(self):
         """kill -9, as a host crash would; waits for the process to be gone."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self._sent_signal = signal.SIGKILL
-        self.proc.kill()
-        self.proc.wait(10)
-        self._paused = False
-        self._close_log()
+        if self.alive():
+            super().kill()
+            self._paused = False
 
     def pause(self):
         """SIGSTOP: the process keeps its sockets but answers nothing."""
@@ -359,33 +289,6 @@ class NatsServer:
         if self.alive():
             self.proc.send_signal(signal.SIGCONT)
         self._paused = False
-
-    def restart(self, hard=False, wait=True):
-        """Stops (SIGTERM, or SIGKILL when hard) and starts again on the same store and
-        ports."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
-        return self.start(wait=wait)
-
-    def _close_log(self):
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n=60):
-        lines = self.log_text().splitlines()
-        if not lines:
-            return f"(no log at {self.log_path})"
-        return f"--- last {min(n, len(lines))} lines of {self.log_path} ---\n" + \
-            "\n".join(lines[-n:])
 
     # ---- monitoring
     def monitor(self, path, raw=False, timeout=2.0, **query):
