@@ -126,3 +126,28 @@ def test_offline_user_gets_the_message_from_its_home_inbox_in_another_region(fle
             again.close()
 
     wait_until(purged, 10, what="the home inbox emptied after delivery")
+
+
+def test_a_user_who_just_left_gets_the_message_from_the_inbox_not_lost(fleet_factory, cx):
+    fleet = fleet_factory()
+    fleet.wait_links()
+    # Home in us, online in eu only: the home's view of eu lags the user's leaving, but
+    # a region counts only when an edge there confirms it held the user.
+    name = user_homed_in(fleet, "us", "leaver-")
+    bob = cx(fleet.edge("eu"), name)
+    alice = cx(fleet.edge("us"), harness.user("alice"))
+    send_until_online(alice, name)
+    bob.close()
+    # Until the edge has seen the close, a send may still reach the closing connection
+    # ("online", truthfully); from then on every send is queued, none is lost.
+    answers = []
+
+    def queued():
+        answers.append(send(alice, name, {"after": len(answers)}))
+        return answers[-1] == "queued"
+
+    wait_until(queued, 10, what="a send answered queued after the user left")
+    back = cx(fleet.edge("eu"), name)
+    got = directs(back, within=3)
+    kept = [{"after": i} for i, a in enumerate(answers) if a == "queued"]
+    assert got == kept, (answers, got)
