@@ -62,7 +62,9 @@ bool Connection::start(IoContext& io, Fail* why) {
   }
   mask_state_ = io.mask_seed ^ (global_index_ * 2654435761u) ^ 0xA5A5A5A5u;
   if (mask_state_ == 0) mask_state_ = 1;
-  if (::connect(fd_, reinterpret_cast<const sockaddr*>(&io.target), io.target_len) != 0 &&
+  const sockaddr_storage& to = publisher ? io.publish_target : io.target;
+  const socklen_t to_len = publisher ? io.publish_target_len : io.target_len;
+  if (::connect(fd_, reinterpret_cast<const sockaddr*>(&to), to_len) != 0 &&
       errno != EINPROGRESS) {
     const int err = errno;
     *why = err == ECONNREFUSED ? Fail::kConnectRefused
@@ -161,7 +163,7 @@ void Connection::onConnected(IoContext& io) {
     return;
   }
   state_ = State::kHandshake;
-  wbuf_ = io.request_prefix;
+  wbuf_ = publisher ? io.publish_request_prefix : io.request_prefix;
   io.adapter->appendHeaders(*this, wbuf_);
   wbuf_ += "\r\n";
   flush(io);

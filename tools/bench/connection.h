@@ -29,6 +29,10 @@ struct IoContext {
   bool have_source = false;
   sockaddr_in source{};
   std::string request_prefix;       // request line + fixed headers, no terminating CRLF
+  // Where publisher connections go (--publish-url; the same as target by default).
+  sockaddr_storage publish_target{};
+  socklen_t publish_target_len = 0;
+  std::string publish_request_prefix;
   std::vector<char> rbuf;           // shared receive buffer
   std::vector<Connection*> dirty;   // connections with bytes to flush
   uint64_t now_ns = 0;              // CLOCK_MONOTONIC at the last recv

@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
   app.add_option("--target", o.target, "Server protocol: wsfleet, nats, mqtt, ws, socketio")
       ->check(CLI::IsMember({"wsfleet", "nats", "mqtt", "ws", "socketio"}))
       ->capture_default_str();
+  app.add_option("--publish-url", o.publish_url,
+                 "fanout: publishers connect here instead (another edge or region)");
   app.add_option("--url", o.url, "ws://HOST:PORT/PATH; HOST must resolve to loopback")
       ->required();
   app.add_option("--scenario", o.scenario_name, "idle, connect, fanout or direct")
@@ -105,6 +107,13 @@ int main(int argc, char** argv) {
   if (!target.isOk()) {
     std::fprintf(stderr, "wsfleet-bench: %s\n", target.status().toString().c_str());
     return 2;
+  }
+  if (!o.publish_url.empty()) {
+    if (auto publish = wsfleet::bench::resolveTarget(o.publish_url); !publish.isOk()) {
+      std::fprintf(stderr, "wsfleet-bench: --publish-url: %s\n",
+                   publish.status().toString().c_str());
+      return 2;
+    }
   }
   if (!source_ips.empty()) {
     auto ips = wsfleet::bench::expandSourceIps(source_ips);

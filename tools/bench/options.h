@@ -13,6 +13,8 @@ enum class Scenario { kIdle, kConnect, kFanout, kDirect };
 struct BenchOptions {
   std::string target = "wsfleet";  // adapter name
   std::string url;                 // ws://127.0.0.1:PORT/path
+  std::string publish_url;         // fanout: publishers connect here (another edge,
+                                   // another region); empty = url
   Scenario scenario = Scenario::kFanout;
   std::string scenario_name = "fanout";
   uint32_t connections = 100;      // subscribers / idle / connecting connections

@@ -134,6 +134,7 @@ std::string renderJson(const BenchOptions& opts, const RunResult& r) {
   w.beginObject();
   w.field("tool", "wsfleet-bench").field("scenario", scenarioName(opts.scenario));
   w.field("target", opts.target).field("url", opts.url);
+  if (!opts.publish_url.empty()) w.field("publish_url", opts.publish_url);
   w.key("params").beginObject();
   w.fieldUint("connections", opts.connections).fieldUint("channels", opts.channels);
   w.fieldUint("publishers", opts.publishers).key("rate").number(opts.rate);
@@ -215,8 +216,9 @@ std::string renderTable(const BenchOptions& opts, const RunResult& r) {
   auto row = [&](std::string_view k, const std::string& v) {
     o += fmt::format("  {:<34} {}\n", k, v);
   };
-  o += fmt::format("wsfleet-bench  scenario={} target={} url={}\n", scenarioName(opts.scenario),
-                   opts.target, opts.url);
+  o += fmt::format("wsfleet-bench  scenario={} target={} url={}{}\n", scenarioName(opts.scenario),
+                   opts.target, opts.url,
+                   opts.publish_url.empty() ? "" : " publish_url=" + opts.publish_url);
   o += fmt::format("  machine: {} cpus, loadavg {:.2f} -> {:.2f}; {} worker process(es)\n",
                    r.nproc, r.load_before[0], r.load_after[0], r.workers);
   row("connections ready / attempted", fmt::format("{} / {}", t.ready, t.attempted));

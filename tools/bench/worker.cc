@@ -69,6 +69,17 @@ class Worker final : public ConnEvents {
     io_.target = target.addr;
     io_.target_len = target.addr_len;
     io_.request_prefix = buildRequestPrefix(opts, target, *adapter_);
+    io_.publish_target = target.addr;
+    io_.publish_target_len = target.addr_len;
+    io_.publish_request_prefix = io_.request_prefix;
+    if (!opts.publish_url.empty()) {
+      // Checked (loopback, well-formed) by main before any worker started.
+      if (auto publish = resolveTarget(opts.publish_url); publish.isOk()) {
+        io_.publish_target = publish->addr;
+        io_.publish_target_len = publish->addr_len;
+        io_.publish_request_prefix = buildRequestPrefix(opts, *publish, *adapter_);
+      }
+    }
     io_.mask_seed = static_cast<uint32_t>(::getpid()) * 2246822519u + plan.worker_index;
     if (!plan.source_ip.empty()) {
       io_.have_source = true;
