@@ -53,6 +53,14 @@ bool startsWith(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && text.substr(0, prefix.size()) == prefix;
 }
 
+// The W3C trace context a message carries, for the messages it causes.
+std::vector<NatsHeader> traceOf(const NatsInbound& message) {
+  if (const std::string* trace = message.header("traceparent")) {
+    return {{"traceparent", *trace}};
+  }
+  return {};
+}
+
 // Interest entries for users start with '@' (userInterestTail).
 bool isUserTail(std::string_view tail) {
   return !tail.empty() && tail.front() == '@';
@@ -801,8 +809,10 @@ void Bridge::onLiveRelay(NatsInbound& message) {
   }
   if (!r->up) return metrics_->dropped("link_down").inc();  // at most once: not kept
   r->countOut(message.data.size());
+  std::vector<NatsHeader> headers = std::move(message.headers);  // traceparent
+  headers.push_back({"Wsf-Published-In", region_});
   link_->publish("wsfx." + owner + ".live." + rest.substr(dot + 1), std::move(message.data),
-                 {{"Wsf-Published-In", region_}});
+                 std::move(headers));
 }
 
 void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
@@ -1029,7 +1039,8 @@ void Bridge::onDirect(NatsInbound& message) {
     metrics_->dropped("link_down").inc();
     return replyError(message.reply, 503, "the user's home region " + home + " is unreachable");
   }
-  std::vector<NatsHeader> headers = {{"Wsf-Origin-Region", region_}};
+  std::vector<NatsHeader> headers = std::move(message.headers);  // traceparent
+  headers.push_back({"Wsf-Origin-Region", region_});
   const std::string subject = "wsfx." + home + ".user." + tail;
   if (message.reply.empty()) {
     link_->publish(subject, std::move(message.data), std::move(headers));
@@ -1049,13 +1060,14 @@ void Bridge::onDirect(NatsInbound& message) {
 
 void Bridge::deliverHere(const std::string& tail, NatsInbound& message) {
   const std::string subject = "wsf." + region_ + ".user." + tail;
+  std::vector<NatsHeader> headers = traceOf(message);
   if (message.reply.empty()) {
-    link_->publish(subject, std::move(message.data));
+    link_->publish(subject, std::move(message.data), std::move(headers));
     return;
   }
   // Asked whether it reached the user: an edge holding the user answers its user
   // subject's requests; nobody listening (503) means the user is not here any more.
-  requests_.send(*link_, subject, std::move(message.data), {},
+  requests_.send(*link_, subject, std::move(message.data), std::move(headers),
                  nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms) / 2,
                  [this, reply = std::move(message.reply)](const NatsInbound* answer) {
                    const bool here = answer != nullptr && answer->status.empty();
@@ -1085,7 +1097,9 @@ void Bridge::deliverFromHome(const std::string& tail, const std::string& origin,
                : "wsfx." + name + ".b." + remote(name)->bridges.choose(tail) + ".user." + tail;
   };
   if (message.reply.empty()) {
-    for (const std::string& name : targets) link_->publish(subject_for(name), message.data);
+    for (const std::string& name : targets) {
+      link_->publish(subject_for(name), message.data, traceOf(message));
+    }
     return;
   }
   // The sender learns how many regions confirmed that the user got it (an edge there
@@ -1107,7 +1121,7 @@ void Bridge::deliverFromHome(const std::string& tail, const std::string& origin,
   const int64_t deadline = nowMonoMs() + static_cast<int64_t>(config_.links.forward_timeout_ms) / 2;
   for (const std::string& name : targets) {
     const bool here = name == region_;
-    requests_.send(*link_, subject_for(name), message.data, {}, deadline,
+    requests_.send(*link_, subject_for(name), message.data, traceOf(message), deadline,
                    [this, tally, here, answer](const NatsInbound* r) {
                      if (r != nullptr && r->status.empty()) {
                        uint64_t n = 1;  // an edge's "online"

@@ -48,6 +48,12 @@ uint64_t parseSeq(const std::string* text) {
   return v;
 }
 
+// A new W3C trace context (version 00, random trace and span ids, sampled): what crosses
+// regions carries it in its NATS headers, edge -> bridge -> edge.
+NatsHeader traceParent() {
+  return {"traceparent", "00-" + randomHex(16) + "-" + randomHex(8) + "-01"};
+}
+
 // The JetStream de-duplication id of a publish: a digest of who published what key where,
 // so a client-chosen key never reaches a header as is and one publisher's key cannot
 // swallow another's message.
@@ -115,7 +121,8 @@ void EdgeService::toOthers(const PeerMessage& message) {
       const std::string owner = ownerOf(message.tenant, message.target);
       if (owner != config_.region) {
         region_->publish(
-            forwardedLiveSubject(config_.region, owner, message.tenant, message.target), bytes);
+            forwardedLiveSubject(config_.region, owner, message.tenant, message.target), bytes,
+            {traceParent()});
       }
     }
     region_->publish(subject, std::move(bytes));
@@ -885,7 +892,7 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
                                         : messageId(tenant.name, channel, scoped_key)});
   // W3C trace context: the stored message keeps it, so every region's delivery of it
   // (the republish, the bridges' forwards) carries the publish's trace id.
-  headers.push_back({"traceparent", "00-" + randomHex(16) + "-" + randomHex(8) + "-01"});
+  headers.push_back(traceParent());
   metrics_.messages_received.inc();
   const std::string owner = ownerOf(tenant.name, channel);
   if (owner == config_.region) {
@@ -963,7 +970,7 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
     // Online here already; the user's other workers and regions get it without anyone
     // waiting.
     region_->publish(subject, bytes);
-    if (!elsewhere.empty()) region_->publish(elsewhere, bytes);
+    if (!elsewhere.empty()) region_->publish(elsewhere, bytes, {traceParent()});
     return done(std::string("online"));
   }
   // Only workers holding a connection of the user listen on its subject: any answer means
@@ -978,12 +985,12 @@ void EdgeService::regionSendDirect(const TenantConfig& tenant, const std::string
               Status(Code::kUnavailable, "region_unavailable", "no answer from the region"));
         }
         const bool here = r->status != "503";
-        if (here && !elsewhere.empty()) region_->publish(elsewhere, bytes);
+        if (here && !elsewhere.empty()) region_->publish(elsewhere, bytes, {traceParent()});
         if (here) return done(std::string("online"));
         if (elsewhere.empty()) {
           return regionOffline(keep, home, tenant, user, std::move(bytes), std::move(done));
         }
-        region_->request(elsewhere, bytes, {},
+        region_->request(elsewhere, bytes, {traceParent()},
                          [this, keep, bytes, home, tenant, user,
                           done = std::move(done)](const NatsInbound* routed) mutable {
                            // No bridge or no answer: as if offline elsewhere (the inbox

@@ -8,6 +8,7 @@ there and send it on to every other interested region, never back).
 import harness
 from fleet import default_pins
 from harness import wait_until
+from nats_cluster import NatsTimeout
 from wsclient import RecvTimeout
 
 REGIONS = ("us", "eu", "ap")
@@ -66,3 +67,51 @@ def test_unsequenced_publish_in_any_region_reaches_every_region_once(fleet_facto
         # Per publisher, in order (one bridge per region here: one path each way).
         for o in REGIONS:
             assert [i for f, i in got if f == o] == list(range(5)), (region, got)
+
+
+def test_trace_context_travels_with_the_message(fleet_factory, cx):
+    """The W3C traceparent an edge puts on what it hands to the bridges arrives unchanged
+    with the delivery in another region (edge -> bridge -> bridge -> edge)."""
+    fleet = live_fleet(fleet_factory)
+    ch = f"live:{harness.uniq()}"
+    sub = cx(fleet.edge("ap"), harness.user("s-ap"))
+    sub.ok({"type": "subscribe", "channel": ch})
+    pub = cx(fleet.edge("eu"), harness.user("p-eu"))
+    handed = fleet.sc.connect("eu")
+    delivered = fleet.sc.connect("ap")
+    try:
+        h_sid = handed.subscribe("wsf.eu.xlive.>")
+        d_sid = delivered.subscribe("wsf.ap.ch.>")
+        handed.flush()
+        delivered.flush()
+        n = [0]
+
+        def crossed():
+            n[0] += 1
+            pub.ok({"type": "publish", "channel": ch, "data": {"probe": n[0]}})
+            return bool(messages(sub, ch, within=0.3))
+
+        wait_until(crossed, 20, what="a message from eu at ap")
+        # The last probe: its hand-over in eu and its delivery in ap.
+        last = None
+        while True:
+            try:
+                last = handed.next_msg(timeout=0.5, sid=h_sid)
+            except NatsTimeout:
+                break
+        assert last is not None
+        trace = last.headers.get("traceparent", "")
+        parts = trace.split("-")
+        assert len(parts) == 4 and parts[0] == "00" and len(parts[1]) == 32 and \
+            len(parts[2]) == 16, trace
+        seen = set()
+        while True:
+            try:
+                m = delivered.next_msg(timeout=0.5, sid=d_sid)
+            except NatsTimeout:
+                break
+            seen.add(m.headers.get("traceparent"))
+        assert trace in seen, (trace, seen)
+    finally:
+        handed.close()
+        delivered.close()
