@@ -63,7 +63,9 @@ void Bridge::subscribeFixed() {
   link_->subscribe(kSubDirect, r + ".xuser.>", kQueueGroup);
   link_->subscribe(kSubHomeDirect, x + ".user.>", kQueueGroup);
   link_->subscribe(kSubForwardedUser, x + ".b." + instance_ + ".user.>");
-  link_->subscribe(kSubLiveRelay, r + ".xlive.>", kQueueGroup);
+  // Every bridge hears the region's unsequenced publishes for other regions; the
+  // channel's chosen one relays them (one path per channel keeps a publisher's order).
+  link_->subscribe(kSubLiveRelay, r + ".xlive.>");
 }
 
 Bridge::RemoteRegion* Bridge::remote(const std::string& name) {

@@ -52,8 +52,8 @@ void Bridge::updateLiveSubscription(const std::string& tail) {
     const uint64_t id = next_sub_id_++;
     live_subs_.emplace(tail, id);
     live_sub_tails_.emplace(id, tail);
-    // One bridge of the region takes each relayed message.
-    link_->subscribe(id, "wsfx." + region_ + ".live." + tail, kQueueGroup);
+    // Every bridge of the region hears it; the channel's chosen one delivers it.
+    link_->subscribe(id, "wsfx." + region_ + ".live." + tail);
   } else if (!wanted && it != live_subs_.end()) {
     link_->unsubscribe(it->second);
     live_sub_tails_.erase(it->second);
@@ -74,12 +74,13 @@ void Bridge::onLiveRelay(NatsInbound& message) {
   if (r == nullptr || !isChannelTail(std::string_view(rest).substr(dot + 1))) {
     return metrics_->dropped("malformed_forward").inc();
   }
+  const std::string tail = rest.substr(dot + 1);
+  if (stopping_ || !peers_.isSelfChosen(tail)) return;      // another bridge relays it
   if (!r->up) return metrics_->dropped("link_down").inc();  // at most once: not kept
   r->countOut(message.data.size());
   std::vector<NatsHeader> headers = std::move(message.headers);  // traceparent
   headers.push_back({"Wsf-Published-In", region_});
-  link_->publish("wsfx." + owner + ".live." + rest.substr(dot + 1), std::move(message.data),
-                 std::move(headers));
+  link_->publish("wsfx." + owner + ".live." + tail, std::move(message.data), std::move(headers));
 }
 
 void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
@@ -87,11 +88,13 @@ void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
   RemoteRegion* from = published_in == nullptr ? nullptr : remote(*published_in);
   if (from == nullptr) return metrics_->dropped("malformed_forward").inc();
   const std::string origin = *published_in;
+  // Every bridge of the region hears it: the channel's chosen one delivers it here and
+  // sends it on to the other interested regions (its own publish on the channel's subject
+  // never comes back to it: the link does not echo).
+  if (stopping_ || !peers_.isSelfChosen(tail)) return;
   from->countIn(message.data.size());
-  // This region's subscribers; the forwarding bridge of the channel (another one: the
-  // link does not echo this bridge's own publishes) sends it on to the other regions.
   link_->publish("wsf." + region_ + ".ch." + tail, message.data, message.headers);
-  if (!stopping_ && peers_.isSelfChosen(tail)) forwardToInterested(tail, message, origin);
+  forwardToInterested(tail, message, origin);
 }
 
 void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {
