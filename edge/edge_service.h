@@ -313,6 +313,9 @@ class EdgeService {
   // An unsequenced (ordering = "none") channel in a fleet: its publishes made outside the
   // owner region go to the owner's bridges too.
   bool relaysUnsequenced(const std::string& tenant, const std::string& channel) const;
+  // The owner region to announce the channel's interest to, if any (see the .cc).
+  std::optional<std::string> interestOwner(const std::string& tenant,
+                                           const std::string& channel) const;
   // Interest in a channel's live subject, announced to the bridges when owned elsewhere.
   void watchChannel(const std::string& tenant, const std::string& channel);
   void unwatchChannel(const std::string& tenant, const std::string& channel);

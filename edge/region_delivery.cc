@@ -147,27 +147,29 @@ bool EdgeService::relaysUnsequenced(const std::string& tenant, const std::string
   return ns != nullptr && ns->ordering == Ordering::kNone;
 }
 
-void EdgeService::watchChannel(const std::string& tenant, const std::string& channel) {
-  region_->watch(channelSubject(config_.region, tenant, channel));
+std::optional<std::string> EdgeService::interestOwner(const std::string& tenant,
+                                                      const std::string& channel) const {
   // Messages of a channel owned elsewhere reach this region only while its bridges
   // announce interest to the owner. Unsequenced channels of this region are announced
   // too (to this region's bridges only): publishes made in other regions reach their
   // subscribers here through the bridges.
-  if (interest_) {
-    const std::string owner = ownerOf(tenant, channel);
-    if (owner != config_.region || relaysUnsequenced(tenant, channel)) {
-      interest_->add(owner, channelTail(tenant, channel));
-    }
+  if (!interest_) return std::nullopt;
+  std::string owner = ownerOf(tenant, channel);
+  if (owner == config_.region && !relaysUnsequenced(tenant, channel)) return std::nullopt;
+  return owner;
+}
+
+void EdgeService::watchChannel(const std::string& tenant, const std::string& channel) {
+  region_->watch(channelSubject(config_.region, tenant, channel));
+  if (auto owner = interestOwner(tenant, channel)) {
+    interest_->add(*owner, channelTail(tenant, channel));
   }
 }
 
 void EdgeService::unwatchChannel(const std::string& tenant, const std::string& channel) {
   region_->unwatch(channelSubject(config_.region, tenant, channel));
-  if (interest_) {
-    const std::string owner = ownerOf(tenant, channel);
-    if (owner != config_.region || relaysUnsequenced(tenant, channel)) {
-      interest_->remove(owner, channelTail(tenant, channel));
-    }
+  if (auto owner = interestOwner(tenant, channel)) {
+    interest_->remove(*owner, channelTail(tenant, channel));
   }
 }
 
