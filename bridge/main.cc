@@ -15,6 +15,7 @@
 #include "bridge/bridge.h"
 #include "bridge/bridge_config.h"
 #include "common/clock.h"
+#include "common/config_cli.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
 
@@ -22,7 +23,6 @@ namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
 // The loop wakes at least this often for heartbeats, expiries and retries.
 constexpr int kTickMs = 20;
 // After SIGTERM: time for the goodbyes to reach the servers.
@@ -123,33 +123,13 @@ int main(int argc, char** argv) {
   CLI::App app{
       "wsfleet-bridge: carries channel interest, publishes and messages between its region "
       "and the other regions of the fleet"};
-  std::string config_path;
-  std::string check_path;
-  auto* run_opt = app.add_option("-c,--config", config_path, "Configuration file (TOML)");
-  auto* check_opt = app.add_option("--check-config", check_path,
-                                   "Validate a configuration file, print every error, and exit");
-  run_opt->excludes(check_opt);
-  app.set_version_flag("--version", std::string("wsfleet-bridge ") + WSFLEET_VERSION);
+  ConfigOptions options;
+  addConfigOptions(app, options, std::string("wsfleet-bridge ") + WSFLEET_VERSION);
   CLI11_PARSE(app, argc, argv);
-
-  if (!check_path.empty()) {
-    auto config = loadBridgeConfig(check_path);
-    if (!config.isOk()) {
-      std::fprintf(stderr, "%s\n", config.status().message().c_str());
-      return kExitConfig;
-    }
-    std::printf("%s: ok\n", check_path.c_str());
-    return kExitOk;
-  }
-  if (config_path.empty()) {
-    std::fprintf(stderr, "wsfleet-bridge: --config FILE is required (see --help)\n");
-    return kExitConfig;
-  }
-  auto config = loadBridgeConfig(config_path);
-  if (!config.isOk()) {
-    std::fprintf(stderr, "%s\n", config.status().message().c_str());
-    return kExitConfig;
-  }
+  int exit_code = kExitOk;
+  auto config =
+      loadFromOptions<BridgeConfig>("wsfleet-bridge", options, loadBridgeConfig, exit_code);
+  if (!config) return exit_code;
   LogLevel level = LogLevel::kInfo;
   parseLogLevel(config->log_level, &level);
   setLogLevel(level);

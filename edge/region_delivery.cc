@@ -51,7 +51,8 @@ uint64_t parseSeq(const std::string* text) {
 // A new W3C trace context (version 00, random trace and span ids, sampled): what crosses
 // regions carries it in its NATS headers, edge -> bridge -> edge.
 NatsHeader traceParent() {
-  return {"traceparent", "00-" + randomHex(16) + "-" + randomHex(8) + "-01"};
+  const std::string ids = randomHex(24);  // one draw: 32 hex digits of trace, 16 of span
+  return {"traceparent", "00-" + ids.substr(0, 32) + "-" + ids.substr(32) + "-01"};
 }
 
 // The JetStream de-duplication id of a publish: a digest of who published what key where,

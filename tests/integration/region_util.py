@@ -108,6 +108,18 @@ def await_live_route(publish, receiver, channel, timeout=10.0):
     raise AssertionError(f"no probe on {channel} crossed the region within {timeout}s")
 
 
+def directs(client, within=0.5):
+    """Every direct frame's data until none arrives for `within` s, probes left out."""
+    out = []
+    while True:
+        try:
+            d = client.next_event("direct", timeout=within)["data"]
+        except RecvTimeout:
+            return out
+        if not (isinstance(d, dict) and "probe" in d):
+            out.append(d)
+
+
 def drop_probes(client):
     """Removes probe frames left in the backlog (late ones of await_live_route)."""
     keep = [f for f in client.backlog if not (

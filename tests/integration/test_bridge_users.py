@@ -10,6 +10,7 @@ import subprocess
 
 import harness
 from harness import wait_until
+from region_util import directs
 from wsclient import RecvTimeout
 
 
@@ -31,18 +32,6 @@ def user_homed_in(fleet, region, stem):
         if home_of(fleet, name) == region:
             return name
     raise AssertionError(f"no user of stem {stem} has its home in {region}")
-
-
-def directs(client, within=0.5):
-    """Every direct frame's data until none arrives for `within` s, probes left out."""
-    out = []
-    while True:
-        try:
-            d = client.next_event("direct", timeout=within)["data"]
-        except RecvTimeout:
-            return out
-        if not (isinstance(d, dict) and "probe" in d):
-            out.append(d)
 
 
 def send_until_online(sender, to, timeout=15):

@@ -15,8 +15,8 @@ import pytest
 import harness
 import nats_cluster as natsc
 from harness import uniq, user, wait_until
-from region_util import (STREAM, await_live_route, connected_server, drop_probes, epoch_of,
-                         messages_of, metric, publish_cmd, region_conf)
+from region_util import (STREAM, await_live_route, connected_server, directs, drop_probes,
+                         epoch_of, messages_of, metric, publish_cmd, region_conf)
 from wsclient import RecvTimeout
 
 REGION = "eu"
@@ -262,19 +262,7 @@ def test_direct_send_reaches_every_connection_of_the_user_once(rg, cx):
     wait_until(lambda: _probe_both(sender, name, on_b, on_c), 10, what="both edges listen")
     assert _send(sender, name, {"once": True}) == "online"
     for c in (on_a, on_b, on_c):
-        assert _directs(c) == [{"once": True}]
-
-
-def _directs(client, within=0.5):
-    """Every direct frame's data until none arrives for `within` s, probes left out."""
-    out = []
-    while True:
-        try:
-            d = client.next_event("direct", timeout=within)["data"]
-        except RecvTimeout:
-            return out
-        if not (isinstance(d, dict) and "probe" in d):
-            out.append(d)
+        assert directs(c) == [{"once": True}]
 
 
 def _probe_both(sender, name, *clients):
@@ -438,7 +426,7 @@ def test_names_cannot_inject_subject_syntax(rg, cx):
         for u in TRICKY_USERS:
             assert _send(sender, f"{tag}{u}", {"to": u}) == "online", u
         for u, c in targets.items():
-            frames = _directs(c)
+            frames = directs(c)
             assert frames == [{"to": u}], f"{u!r} received {frames}"
 
         # Channel names with subject syntax never get that far.
