@@ -106,12 +106,14 @@ void Bridge::onForwardApi(NatsInbound& message) {
   const size_t dot = rest.find('.');
   const std::string owner = rest.substr(0, dot);
   const std::string api = dot == std::string::npos ? "" : rest.substr(dot + 1);
-  // Reads of the owner's history; reads and purges of its inboxes (a user's inbox is in
-  // its home region and emptied from wherever the user connects).
+  // Reads of the owner's history and of its ownership generation markers (a store there
+  // is confirmed by one, common/owner_records.h); reads and purges of its inboxes (a
+  // user's inbox is in its home region and emptied from wherever the user connects).
   const std::string history = historyStreamName(owner);
   const std::string inbox = inboxStreamName(owner);
   RemoteRegion* r = remote(owner);
   const bool allowed = api == "STREAM.INFO." + history || api == "STREAM.MSG.GET." + history ||
+                       api == "STREAM.MSG.GET." + generationStreamName(owner) ||
                        api == "STREAM.MSG.GET." + inbox || api == "STREAM.PURGE." + inbox;
   if (r == nullptr || !allowed) {
     metrics_->dropped("api_refused").inc();

@@ -279,12 +279,15 @@ std::string encodeSubscribeReply(std::optional<uint64_t> id, const StreamPositio
   return out;
 }
 
-std::string encodePublishReply(std::optional<uint64_t> id, uint64_t offset) {
+std::string encodePublishReply(std::optional<uint64_t> id, uint64_t offset,
+                               std::string_view epoch) {
   std::string out;
   out.reserve(kSmallFrame);
   JsonWriter j(out);
   beginReply(j, id);
-  j.fieldUint("offset", offset).endObject();
+  j.fieldUint("offset", offset);
+  if (!epoch.empty()) j.field("epoch", epoch);
+  j.endObject();
   return out;
 }
 

@@ -67,7 +67,10 @@ std::string encodeWelcome(const WelcomeInfo& w);
 std::string encodeOkReply(std::optional<uint64_t> id);
 std::string encodeSubscribeReply(std::optional<uint64_t> id, const StreamPosition& pos,
                                  bool recovered);
-std::string encodePublishReply(std::optional<uint64_t> id, uint64_t offset);
+// `epoch` (omitted when empty: unsequenced channels) names the history the offset is of;
+// after an ownership move the offset alone would be ambiguous.
+std::string encodePublishReply(std::optional<uint64_t> id, uint64_t offset,
+                               std::string_view epoch = {});
 std::string encodeSendReply(std::optional<uint64_t> id, std::string_view delivered);
 struct PresenceMember {
   std::string user;

@@ -64,6 +64,15 @@ std::string inboxStreamName(std::string_view region) {
   return "WSF_INBOX_" + std::string(region);
 }
 
+std::string generationSubject(std::string_view region, std::string_view tenant,
+                              std::string_view channel) {
+  return join(region, "gen", tenant, channel);
+}
+
+std::string generationStreamName(std::string_view region) {
+  return "WSF_GEN_" + std::string(region);
+}
+
 std::string historyStreamName(std::string_view region) {
   return "WSF_HIST_" + std::string(region);
 }

@@ -68,5 +68,10 @@ std::string userInterestTail(std::string_view tenant, std::string_view user);
 std::string forwardedApiSubject(std::string_view region, std::string_view owner,
                                 std::string_view api);
 std::string inboxStreamName(std::string_view region);
+// Ownership generation markers (common/owner_records.h): one subject per channel in the
+// region's WSF_GEN_<region> stream, which keeps only the latest marker of each.
+std::string generationSubject(std::string_view region, std::string_view tenant,
+                              std::string_view channel);
+std::string generationStreamName(std::string_view region);
 
 }  // namespace wsfleet

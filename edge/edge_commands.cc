@@ -220,7 +220,7 @@ void EdgeService::cmdPublish(Connection& conn, const ClientCommand& cmd) {
                  Connection* c = live(ref);
                  if (c == nullptr) return;  // gone before the region answered
                  if (!outcome.isOk()) return replyError(*c, id, outcome.status());
-                 reply(*c, encodePublishReply(id, outcome->position.offset));
+                 reply(*c, encodePublishReply(id, outcome->position.offset, outcome->position.epoch));
                });
 }
 

@@ -77,6 +77,13 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
           r.counter("wsfleet_region_catch_up_retries_total",
                     "catch-ups of durable channels that found the history unreachable and "
                     "wait to try again (the channel's delivery waits meanwhile)")),
+      ownership_moves(r.counter("wsfleet_ownership_moves_total",
+                                "durable channels this worker followed to a new owner region "
+                                "(an ownership move: the old generation delivered up to its "
+                                "fence, then the new owner's from its base)")),
+      owner_records(r.gauge("wsfleet_owner_records",
+                            "channels moved by an operator, as this worker's copy of the "
+                            "ownership bucket has them")),
       inbox_queued(r.counter("wsfleet_inbox_queued_total",
                              "direct messages kept in the inbox of a user offline in the region")),
       inbox_delivered(r.counter("wsfleet_inbox_delivered_total",

@@ -58,6 +58,8 @@ class EdgeMetrics {
   // catch-up: how far behind a region or a link was when it caught up.
   Histogram& region_catch_up_lag;
   Counter& region_catch_up_retries;  // a catch-up found the stream unreachable
+  Counter& ownership_moves;          // channels this worker followed to a new owner
+  Gauge& owner_records;              // moved channels known (the ownership bucket)
   Counter& inbox_queued;             // direct messages kept for a user offline in the region
   Counter& inbox_delivered;          // ... and delivered on the user's next connect
   // Handshakes refused by the host-wide connection caps (limits.max_connections_per_*).

@@ -629,6 +629,8 @@ void EdgeService::tick() {
     retryRegionCatchUps(now);
     recheckInboxes(now);
     if (interest_) interest_->tick(now);
+    if (owners_) owners_->tick(now);
+    runConfirmRetries(now);
   }
   recheckLeaves(now);
   if (replication_) replication_->tick(now, static_cast<int64_t>(config_.presence_heartbeat_ms));

@@ -33,6 +33,7 @@
 #include "edge/hub.h"
 #include "edge/inbound_limits.h"
 #include "edge/interest_announcer.h"
+#include "edge/owner_directory.h"
 #include "edge/ip_guard.h"
 #include "edge/lmdb_syncer.h"
 #include "edge/peer_message.h"
@@ -276,6 +277,13 @@ class EdgeService {
     std::string channel;
     std::string owner;  // the region whose history orders the channel
     std::string history_subject;
+    // The ownership generation delivered (common/owner_records.h); offsets of generation
+    // gen > 0 in the owner's history are above `base`.
+    uint64_t gen = 0;
+    uint64_t base = 0;
+    // A move to apply: delivered first is the old generation up to the move's fence, then
+    // the channel follows the new owner from its base (regionSwitchOwner).
+    std::optional<OwnerRecord> move;
     bool positioned = false;      // cursor is known
     bool busy = false;            // a fetch from the stream is running: live messages wait
     bool reposition = false;      // the epoch changed while busy: read the position again
@@ -298,6 +306,14 @@ class EdgeService {
     };
     std::deque<Waiter> waiters;  // subscribes waiting for the channel to be idle
   };
+  // Where stores go: the owner and the generation they carry; `moving` while a move runs
+  // (stores are refused until it completes).
+  struct StoreTarget {
+    std::string owner;
+    uint64_t gen = 0;
+    bool moving = false;
+  };
+  StoreTarget storeTargetOf(const std::string& tenant, const std::string& channel) const;
   void onRegionDelivery(NatsInbound& message);
   void onRegionReconnected();
   void onRegionEpochChanged(const std::string& owner);
@@ -306,10 +322,28 @@ class EdgeService {
                    std::string_view data_json, const std::string& scoped_key, PublishDone done);
   // Stores into `owner`'s history over `subject` (the stream's own subject, or the
   // bridges' for another region) and answers with the acknowledged position.
-  void regionStoreAt(const std::string& owner, const std::string& subject, std::string bytes,
+  void regionStoreAt(const StoreTarget& target, const std::string& tenant,
+                     const std::string& channel, const std::string& subject, std::string bytes,
                      std::vector<NatsHeader> headers, PublishDone done);
-  // The region that orders the channel (node.topology), this one without a topology.
+  // The region that orders the channel (node.topology and the moves in the ownership
+  // bucket), this one without a topology. While a move runs: the old owner.
   std::string ownerOf(const std::string& tenant, const std::string& channel) const;
+  // ---- ownership moves (edge/region_ownership.cc) ----
+  void onOwnerRecord(const OwnerRecord& record);
+  // Applies rc.move: from now on the channel follows the new owner from its base.
+  void regionSwitchOwner(RegionChannel& rc);
+  // The epoch of the channel as its subscribers see it.
+  std::string channelEpochOf(const RegionChannel& rc) const;
+  std::string channelEpochOf(const std::string& owner, uint64_t gen) const;
+  // After the owner acknowledged a store: its generation marker must still name the
+  // store's generation and owner, or the client is told to retry (the channel moved).
+  void regionConfirmStore(const std::string& owner, uint64_t gen, const std::string& tenant,
+                          const std::string& channel, PublishOutcome outcome, PublishDone done,
+                          int attempt = 0);
+  void runConfirmRetries(int64_t now_mono_ms);
+  // Whether a stored message belongs to the generation the channel delivers (and, while
+  // a move waits, to the old generation's part below the fence).
+  bool deliverable(const RegionChannel& rc, const PeerMessage& stored, uint64_t seq) const;
   // An unsequenced (ordering = "none") channel in a fleet: its publishes made outside the
   // owner region go to the owner's bridges too.
   bool relaysUnsequenced(const std::string& tenant, const std::string& channel) const;
@@ -362,7 +396,7 @@ class EdgeService {
   // A waiting subscribe's turn: true when it still stands; otherwise (unsubscribed
   // meanwhile) it is answered with an error here.
   bool takeSubscribing(Connection& conn, const std::string& channel, std::optional<uint64_t> id);
-  FramePtr storedFrame(const std::string& owner, const PeerMessage& stored, uint64_t seq) const;
+  FramePtr storedFrame(const RegionChannel& rc, const PeerMessage& stored, uint64_t seq) const;
 
   // Drain and reload (edge_drain.cc, edge_reload.cc).
   HttpResponse adminDrain(std::string_view authorization, std::string_view peer,
@@ -456,9 +490,15 @@ class EdgeService {
   std::unique_ptr<Region> region_;                    // region mode only
   std::unique_ptr<PresenceReplication> replication_;  // region mode only
   std::unique_ptr<InterestAnnouncer> interest_;       // with a topology only
+  std::unique_ptr<OwnerDirectory> owners_;            // with a topology only
+  // The owner each watched channel's interest was announced to (by scopedKey): a move
+  // withdraws it there and announces it to the new owner.
+  std::unordered_map<std::string, std::string> announced_owner_;
   HealthySet healthy_regions_;                        // every region of the topology
   std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
   std::multimap<int64_t, std::string> region_retry_;  // when -> channel key (retries, checks)
+  // Store confirmations asked again later (regionConfirmStore), by when.
+  std::multimap<int64_t, std::function<void()>> confirm_retries_;
   // Leaves held back because the presence view still showed the user elsewhere.
   struct LeaveRecheck {
     int64_t due_ms;

@@ -28,6 +28,9 @@ struct PeerMessage {
   std::string frame;  // the encoded protocol frame, sent as is
   std::string coalescing_key;  // non-empty: low priority (edge/outbound_queue.h)
   std::string from;            // kStored: the publisher, stamped from its token
+  // kStored: the channel's ownership generation the store was made under
+  // (common/owner_records.h); readers deliver only their generation's messages.
+  uint64_t generation = 0;
 };
 
 // Versioned binary encoding: magic byte, version, kind, then length-prefixed fields.

@@ -73,6 +73,19 @@ StreamSpec inboxSpec(const EdgeConfig& config, bool& enabled) {
   return spec;
 }
 
+// Ownership markers: only the latest per channel matters, and it must outlive any
+// history age limit (a store that arrives late is judged by it).
+StreamSpec generationsSpec(const EdgeConfig& config) {
+  StreamSpec spec;
+  spec.name = generationStreamName(config.region);
+  spec.subjects = "wsf." + config.region + ".gen.>";
+  spec.replicas = static_cast<int>(config.history_replicas);
+  spec.max_msgs_per_subject = 1;
+  spec.max_age_ms = 0;
+  fitJetStreamRules(spec, 0);
+  return spec;
+}
+
 // A short, stable rendering of the stream's creation time.
 std::string epochFromCreation(const std::string& stream, const std::string& created) {
   uint64_t h = 1469598103934665603ull;
@@ -103,6 +116,8 @@ Region::Region(const EdgeConfig& config, MetricsRegistry& registry, Handlers han
                            "Failed attempts to find or create the region's JetStream streams")) {
   history_.spec = historySpec(config);
   inbox_.spec = inboxSpec(config, inbox_enabled_);
+  generations_.spec = generationsSpec(config);
+  generations_enabled_ = config.topology != nullptr;
 }
 
 Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int worker_index,
@@ -117,7 +132,8 @@ Result<std::unique_ptr<Region>> Region::start(const EdgeConfig& config, int work
 }
 
 bool Region::ready() const {
-  return connected() && history_.known && (!inbox_enabled_ || inbox_.known);
+  return connected() && history_.known && (!inbox_enabled_ || inbox_.known) &&
+         (!generations_enabled_ || generations_.known);
 }
 
 void Region::onWake() {
@@ -219,8 +235,9 @@ void Region::recheckHistory() {
 }
 
 void Region::setUpStreams(int64_t now_mono_ms) {
-  for (Stream* stream : {&history_, &inbox_}) {
+  for (Stream* stream : {&history_, &inbox_, &generations_}) {
     if (stream == &inbox_ && !inbox_enabled_) continue;
+    if (stream == &generations_ && !generations_enabled_) continue;
     if (!stream->known && !stream->setup_running && now_mono_ms >= stream->retry_at_ms) {
       setUp(*stream);
     }

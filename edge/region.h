@@ -67,6 +67,9 @@ class Region {
   const std::string& epoch() const { return epoch_; }
   const std::string& historyStream() const { return history_.spec.name; }
   const std::string& inboxStream() const { return inbox_.spec.name; }
+  // The region's ownership generation markers (WSF_GEN_<region>, only in a fleet: see
+  // common/owner_records.h).
+  bool hasGenerations() const { return generations_enabled_; }
   bool hasInbox() const { return inbox_enabled_; }
   // STREAM.INFO of the history stream with `subject`'s message count.
   void historyInfoFor(const std::string& subject, ReplyFn done);
@@ -125,6 +128,8 @@ class Region {
   Stream history_;
   Stream inbox_;
   bool inbox_enabled_ = false;
+  Stream generations_;
+  bool generations_enabled_ = false;
   Handlers handlers_;
   std::unique_ptr<NatsLink> link_;
   JsonParser parser_;

@@ -93,6 +93,9 @@ Status EdgeService::startRegion(int worker_index) {
     interest_ = std::make_unique<InterestAnnouncer>(
         *region_, interestSubject(config_.region, config_.node_name, instance_id_),
         config_.node_name + "/" + instance_id_, kInterestRefreshMs);
+    owners_ = std::make_unique<OwnerDirectory>(
+        *region_, [this](const OwnerRecord& record) { onOwnerRecord(record); });
+    owners_->start();
   }
   logInfo("region_link_started",
           {{"region", config_.region}, {"servers", config_.nats.servers.size()}});
@@ -135,9 +138,17 @@ void EdgeService::toOthers(const PeerMessage& message) {
 // ---- interest ----
 
 std::string EdgeService::ownerOf(const std::string& tenant, const std::string& channel) const {
-  if (!config_.topology) return config_.region;
+  return storeTargetOf(tenant, channel).owner;
+}
+
+EdgeService::StoreTarget EdgeService::storeTargetOf(const std::string& tenant,
+                                                    const std::string& channel) const {
+  if (!config_.topology) return {config_.region, 0, false};
+  if (const OwnerRecord* moved = owners_ ? owners_->find(tenant, channel) : nullptr) {
+    return {moved->readOwner(), moved->readGen(), moved->state == OwnerState::kMoving};
+  }
   auto decided = decideOwner(*config_.topology, healthy_regions_, tenant, channel);
-  return decided.isOk() ? decided->region : config_.region;
+  return {decided.isOk() ? decided->region : config_.region, 0, false};
 }
 
 bool EdgeService::relaysUnsequenced(const std::string& tenant, const std::string& channel) const {
@@ -164,13 +175,17 @@ void EdgeService::watchChannel(const std::string& tenant, const std::string& cha
   region_->watch(channelSubject(config_.region, tenant, channel));
   if (auto owner = interestOwner(tenant, channel)) {
     interest_->add(*owner, channelTail(tenant, channel));
+    announced_owner_[scopedKey(tenant, channel)] = *owner;
   }
 }
 
 void EdgeService::unwatchChannel(const std::string& tenant, const std::string& channel) {
   region_->unwatch(channelSubject(config_.region, tenant, channel));
-  if (auto owner = interestOwner(tenant, channel)) {
-    interest_->remove(*owner, channelTail(tenant, channel));
+  // Withdrawn where it was announced: a move may have changed the owner since.
+  auto it = announced_owner_.find(scopedKey(tenant, channel));
+  if (it != announced_owner_.end()) {
+    interest_->remove(it->second, channelTail(tenant, channel));
+    announced_owner_.erase(it);
   }
 }
 
@@ -293,6 +308,7 @@ void EdgeService::regionUserLeft(const Connection& conn) {
 
 void EdgeService::onRegionDelivery(NatsInbound& message) {
   if (replication_ && replication_->onMessage(message, nowMonoMs())) return;
+  if (owners_ && owners_->onMessage(message)) return;
   auto decoded = decodePeerMessage(message.data);
   if (!decoded) {
     metrics_.dropped("region_malformed");
@@ -314,6 +330,12 @@ void EdgeService::onRegionDelivery(NatsInbound& message) {
       auto it = region_channels_.find(scopedKey(decoded->tenant, decoded->target));
       if (it == region_channels_.end()) return;  // nobody here any more
       RegionChannel& rc = *it->second;
+      if (!deliverable(rc, *decoded, seq)) {
+        // Another generation's message: a late store refused to its publisher, or the
+        // old owner's history after a move (see common/owner_records.h).
+        metrics_.dropped("other_generation");
+        return;
+      }
       if (message.header("Wsf-Tail") != nullptr) {
         // The owner's bridge resent the channel's last message (a link came back, or
         // its forwarding bridge changed): only a hint that something may be missing.
@@ -326,7 +348,7 @@ void EdgeService::onRegionDelivery(NatsInbound& message) {
         }
         return;
       }
-      regionLive(rc, seq, prev, storedFrame(rc.owner, *decoded, seq), decoded->origin_ts_ms);
+      regionLive(rc, seq, prev, storedFrame(rc, *decoded, seq), decoded->origin_ts_ms);
       return;
     }
     case PeerMessage::Kind::kUser: {
@@ -342,9 +364,9 @@ void EdgeService::onRegionDelivery(NatsInbound& message) {
   }
 }
 
-FramePtr EdgeService::storedFrame(const std::string& owner, const PeerMessage& stored,
+FramePtr EdgeService::storedFrame(const RegionChannel& rc, const PeerMessage& stored,
                                   uint64_t seq) const {
-  return makeFrame(encodeMessage(stored.target, region_->epochOf(owner), seq, stored.from,
+  return makeFrame(encodeMessage(stored.target, channelEpochOf(rc), seq, stored.from,
                                  stored.frame, stored.origin_ts_ms));
 }
 
@@ -361,6 +383,7 @@ void EdgeService::forEachRegionChannel(const std::function<void(RegionChannel&)>
 }
 
 void EdgeService::onRegionReconnected() {
+  if (owners_) owners_->onReconnected();  // moves made meanwhile
   // Whatever was republished while the link was down never reached this worker.
   forEachRegionChannel([this](RegionChannel& rc) {
     if (rc.busy) {
@@ -398,7 +421,13 @@ EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant
     slot->key = key;
     slot->tenant = tenant;
     slot->channel = channel;
-    slot->owner = ownerOf(tenant, channel);
+    const StoreTarget owner = storeTargetOf(tenant, channel);
+    slot->owner = owner.owner;
+    slot->gen = owner.gen;
+    const OwnerRecord* moved = owners_ ? owners_->find(tenant, channel) : nullptr;
+    if (moved != nullptr && moved->readGen() == owner.gen && moved->gen == owner.gen) {
+      slot->base = moved->base;
+    }
     slot->history_subject = historySubject(slot->owner, tenant, channel);
     // Listening starts before the position is read, so nothing stored after that read
     // can pass by unseen.
@@ -472,9 +501,24 @@ void EdgeService::regionGap(RegionChannel& rc, uint64_t resume_at) {
 
 void EdgeService::regionCatchUp(RegionChannel& rc) {
   rc.busy = true;
-  takeHeldInOrder(rc);
   const std::string key = rc.key;
-  if (!rc.cursor_checked && rc.cursor > 0) {
+  if (region_->epochOf(rc.owner).empty()) {
+    // A history not read yet (the channel just moved there): its epoch first, or the
+    // messages could not say which history their offsets are of.
+    region_->withEpoch(rc.owner, [this, key](bool known) {
+      auto it = region_channels_.find(key);
+      if (it == region_channels_.end()) return;
+      if (known) return regionCatchUp(*it->second);
+      metrics_.region_catch_up_retries.inc();
+      it->second->stalled = true;
+      region_retry_.emplace(nowMonoMs() + kCatchUpRetryMs, key);
+    });
+    return;
+  }
+  takeHeldInOrder(rc);
+  // A cursor at a generation's base is not a message of the channel (see
+  // regionSwitchOwner): nothing before it is this generation's.
+  if (!rc.cursor_checked && rc.cursor > 0 && !(rc.gen > 0 && rc.cursor == rc.base)) {
     // The last message delivered must still be stored: then nothing after it was trimmed
     // (the stream trims a channel oldest first), and fetching "the next one after the
     // cursor" cannot skip a trimmed message unseen. A link cut off for long, which only
@@ -533,6 +577,16 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
           return;
         }
         takeHeldInOrder(ch);  // repeats of delivered messages go first
+        if (ch.move && got->seq > ch.move->fence) {
+          // Past the fence of a move waiting to be applied: the old generation is
+          // delivered in full; what follows is the new owner's (regionIdle switches).
+          ch.held.clear();
+          ch.held_bytes = 0;
+          ch.busy = false;
+          ch.cursor_checked = false;
+          regionIdle(ch);
+          return;
+        }
         bool took_held = false;
         if (!ch.held.empty() && got->seq > ch.held.front().seq) {
           // The stream's next message is newer than one held: what came between the
@@ -542,12 +596,13 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
         } else {
           auto stored = decodePeerMessage(got->data);
           if (got->subject == ch.history_subject && stored &&
-              stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor) {
+              stored->kind == PeerMessage::Kind::kStored && got->seq > ch.cursor &&
+              deliverable(ch, *stored, got->seq)) {
             metrics_.region_caught_up.inc();
             metrics_.region_catch_up_lag.observe(
                 static_cast<double>(std::max<int64_t>(0, nowWallMs() - stored->origin_ts_ms)) /
                 1000.0);
-            fanOut(ch.tenant, ch.channel, storedFrame(ch.owner, *stored, got->seq),
+            fanOut(ch.tenant, ch.channel, storedFrame(ch, *stored, got->seq),
                    stored->origin_ts_ms);
           }
           ch.cursor = std::max(ch.cursor, got->seq);
@@ -588,6 +643,7 @@ void EdgeService::retryRegionCatchUps(int64_t now_mono_ms) {
 
 void EdgeService::regionIdle(RegionChannel& rc) {
   const std::string key = rc.key;
+  if (rc.move) return regionSwitchOwner(rc);
   if (rc.reposition) {
     rc.reposition = false;
     rc.positioned = false;
@@ -638,7 +694,8 @@ void EdgeService::regionPosition(RegionChannel& rc) {
                        : parseMsgGet(region_->parser(), r->data, &error);
         if (got.isOk() || error.err_code == kJsNoMessageFound) {
           ch.positioned = true;
-          ch.cursor = got.isOk() ? got->seq : 0;
+          // Below a generation's base lie older generations' messages only.
+          ch.cursor = std::max(got.isOk() ? got->seq : 0, ch.gen > 0 ? ch.base : 0);
           // A message stored just after this read, before this worker's interest reached the
           // stream's server, is never republished here; the next message would reveal the gap,
           // but a quiet channel has none: look once more shortly.
@@ -710,7 +767,7 @@ void EdgeService::regionServeWaiters(RegionChannel& rc) {
       continue;
     }
     const bool resumable =
-        w.since && w.since->epoch == region_->epochOf(rc.owner) && w.since->offset <= rc.cursor;
+        w.since && w.since->epoch == channelEpochOf(rc) && w.since->offset <= rc.cursor;
     if (w.since && !resumable) {
       metrics_.resumes_not_recovered.inc();
       regionFinishSubscribe(rc, *conn, w.id, false, {});
@@ -770,7 +827,6 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
       [this, replay](const NatsInbound* r) {
         auto ch = region_channels_.find(replay->key);
         if (ch == region_channels_.end()) return;
-        const std::string& owner = ch->second->owner;
         auto got = r == nullptr || !r->status.empty()
                        ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
                        : parseMsgGet(region_->parser(), r->data);
@@ -778,10 +834,12 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
         if (!got.isOk()) return regionReplayDone(replay, false);
         if (got->seq > replay->until) return regionReplayVerify(replay);
         auto stored = decodePeerMessage(got->data);
-        if (stored && stored->kind == PeerMessage::Kind::kStored) {
+        const RegionChannel& rc = *ch->second;
+        if (stored && stored->kind == PeerMessage::Kind::kStored &&
+            deliverable(rc, *stored, got->seq)) {
           replay->missed.push_back(
               {got->seq, stored->origin_ts_ms,
-               encodeMessage(stored->target, region_->epochOf(owner), got->seq, stored->from,
+               encodeMessage(stored->target, channelEpochOf(rc), got->seq, stored->from,
                              stored->frame, stored->origin_ts_ms)});
         }
         replay->next = got->seq + 1;
@@ -793,6 +851,13 @@ void EdgeService::regionReplayStep(const std::shared_ptr<RegionReplay>& replay) 
 void EdgeService::regionReplayVerify(const std::shared_ptr<RegionReplay>& replay) {
   const uint64_t since = replay->waiter.since->offset;
   if (since == 0) return regionReplayDone(replay, true);
+  auto at = region_channels_.find(replay->key);
+  if (at == region_channels_.end()) return;
+  if (at->second->gen > 0 && since == at->second->base) {
+    // The client was told the generation's base (no message of it yet): the replay took
+    // everything the generation has.
+    return regionReplayDone(replay, true);
+  }
   // The channel may have been trimmed while the replay was fetched (next_by_subj skips
   // what is gone): the client's last message still being there proves nothing after it
   // was removed.
@@ -851,14 +916,13 @@ void EdgeService::regionFinishSubscribe(RegionChannel& rc, Connection& conn,
   auto added = hub_.subscribe(&conn, rc.channel);
   if (!added.added) {
     // Subscribed meanwhile by another path: it has the live messages already.
-    return reply(conn, encodeSubscribeReply(
-                           id, StreamPosition{region_->epochOf(rc.owner), rc.cursor}, false));
+    return reply(conn,
+                 encodeSubscribeReply(id, StreamPosition{channelEpochOf(rc), rc.cursor}, false));
   }
   if (ns->presence) presenceJoin(conn, rc.channel);
   metrics_.subscriptions_active.set(static_cast<int64_t>(hub_.subscriptionCount()));
   metrics_.channels_active.set(static_cast<int64_t>(hub_.channelCount()));
-  reply(conn,
-        encodeSubscribeReply(id, StreamPosition{region_->epochOf(rc.owner), rc.cursor}, recovered));
+  reply(conn, encodeSubscribeReply(id, StreamPosition{channelEpochOf(rc), rc.cursor}, recovered));
   for (auto& message : missed) {
     if (!enqueue(conn, makeFrame(message.frame))) break;
     metrics_.messages_delivered.inc();
@@ -879,8 +943,16 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
     return done(Status(Code::kUnavailable, "region_unavailable",
                        "the region's history is unreachable, try again"));
   }
+  const StoreTarget target = storeTargetOf(tenant.name, channel);
+  if (target.moving) {
+    metrics_.dropped("owner_moving");
+    return done(Status(Code::kUnavailable, "owner_moving",
+                       "the channel is moving to another region; retry shortly with the same "
+                       "idempotency_key"));
+  }
   PeerMessage stored;
   stored.kind = PeerMessage::Kind::kStored;
+  stored.generation = target.gen;
   stored.tenant = tenant.name;
   stored.target = channel;
   stored.origin_ts_ms = nowWallMs();
@@ -897,14 +969,14 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   // (the republish, the bridges' forwards) carries the publish's trace id.
   headers.push_back(traceParent());
   metrics_.messages_received.inc();
-  const std::string owner = ownerOf(tenant.name, channel);
+  const std::string& owner = target.owner;
   if (owner == config_.region) {
-    return regionStoreAt(owner, historySubject(owner, tenant.name, channel),
+    return regionStoreAt(target, tenant.name, channel, historySubject(owner, tenant.name, channel),
                          encodePeerMessage(stored), std::move(headers), std::move(done));
   }
   // Owned by another region: stored there, through this region's bridges, once that
   // history's epoch is known (the acknowledged position names it).
-  region_->withEpoch(owner, [this, owner,
+  region_->withEpoch(owner, [this, target, tenant = tenant.name, channel,
                              subject = forwardedPublishSubject(config_.region, owner, "hist",
                                                                tenant.name, channel),
                              bytes = encodePeerMessage(stored), headers = std::move(headers),
@@ -914,17 +986,20 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
       return done(Status(Code::kUnavailable, "owner_region_unavailable",
                          "the region that owns this channel is unreachable, try again"));
     }
-    regionStoreAt(owner, subject, std::move(bytes), std::move(headers), std::move(done));
+    regionStoreAt(target, tenant, channel, subject, std::move(bytes), std::move(headers),
+                  std::move(done));
   });
 }
 
-void EdgeService::regionStoreAt(const std::string& owner, const std::string& subject,
+void EdgeService::regionStoreAt(const StoreTarget& target, const std::string& tenant,
+                                const std::string& channel, const std::string& subject,
                                 std::string bytes, std::vector<NatsHeader> headers,
                                 PublishDone done) {
-  const bool here = owner == config_.region;
+  const bool here = target.owner == config_.region;
   region_->request(
       subject, std::move(bytes), std::move(headers),
-      [this, here, owner, done = std::move(done)](const NatsInbound* r) {
+      [this, here, owner = target.owner, gen = target.gen, tenant, channel,
+       done = std::move(done)](const NatsInbound* r) mutable {
         if (r == nullptr) {
           metrics_.dropped("region_store_timeout");
           return done(Status(Code::kUnavailable, "region_store_timeout",
@@ -953,8 +1028,9 @@ void EdgeService::regionStoreAt(const std::string& owner, const std::string& sub
         }
         metrics_.history_appends.inc();
         PublishOutcome outcome;
-        outcome.position = StreamPosition{region_->epochOf(owner), ack->seq};
-        done(std::move(outcome));
+        outcome.position = StreamPosition{channelEpochOf(owner, gen), ack->seq};
+        if (!region_->hasGenerations()) return done(std::move(outcome));
+        regionConfirmStore(owner, gen, tenant, channel, std::move(outcome), std::move(done));
       });
 }
 

@@ -137,8 +137,11 @@ class RetryingPublisher(threading.Thread):
     Stops early (before its next message) when `stop` is set."""
 
     def __init__(self, name, edges, channel, oracle, count, interval=0.0, give_up_s=30.0,
-                 stop=None):
+                 stop=None, position=None):
+        """position(reply) -> what the oracle records as the acked offset (default: the
+        reply's offset)."""
         super().__init__(name=f"pub-{name}", daemon=True)
+        self.position = position or (lambda r: r["offset"])
         self.pub_name = name
         self.edges = list(edges)
         self.channel = channel
@@ -184,7 +187,7 @@ class RetryingPublisher(threading.Thread):
                 self._edge += 1
                 continue
             if r.get("ok") is True:
-                return r["offset"]
+                return self.position(r)
             err = r.get("error") or {}
             # The wire names only the code; the message tells the refusals apart.
             why = f"{err.get('code')}: {err.get('message')}"

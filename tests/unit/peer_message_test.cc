@@ -47,6 +47,31 @@ TEST(PeerMessageTest, StoredMessagesRoundTrip) {
   EXPECT_EQ(decoded->frame, m.frame);
 }
 
+TEST(PeerMessageTest, StoredMessagesCarryTheirGeneration) {
+  PeerMessage m = sample();
+  m.kind = PeerMessage::Kind::kStored;
+  m.generation = 7;
+  auto decoded = decodePeerMessage(encodePeerMessage(m));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->generation, 7u);
+}
+
+TEST(PeerMessageTest, ReadsVersionTwoAsGenerationZero) {
+  // What a history stream written before ownership moves still holds: version 2, no
+  // generation field.
+  PeerMessage m = sample();
+  m.kind = PeerMessage::Kind::kStored;
+  std::string bytes = encodePeerMessage(m);
+  bytes.resize(bytes.size() - 8);  // the generation, last
+  bytes[1] = 2;
+  auto decoded = decodePeerMessage(bytes);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->generation, 0u);
+  EXPECT_EQ(decoded->from, m.from);
+  bytes[1] = 1;  // older than that: refused
+  EXPECT_FALSE(decodePeerMessage(bytes).has_value());
+}
+
 TEST(PeerMessageTest, UserMessagesRoundTrip) {
   PeerMessage m = sample();
   m.kind = PeerMessage::Kind::kUser;

@@ -266,6 +266,8 @@ TEST(ProtocolEncodeTest, Replies) {
   EXPECT_EQ(encodeSubscribeReply(std::nullopt, {"ep", 0}, false),
             R"({"type":"reply","ok":true,"epoch":"ep","offset":0,"recovered":false})");
   EXPECT_EQ(encodePublishReply(2, 99), R"({"type":"reply","id":2,"ok":true,"offset":99})");
+  EXPECT_EQ(encodePublishReply(2, 99, "e1"),
+            R"({"type":"reply","id":2,"ok":true,"offset":99,"epoch":"e1"})");
   EXPECT_EQ(encodeSendReply(3, "queued"),
             R"({"type":"reply","id":3,"ok":true,"delivered":"queued"})");
   EXPECT_EQ(encodePresenceReply(4, {{"a", 2}, {"b\"", 1}}),

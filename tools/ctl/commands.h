@@ -16,5 +16,7 @@ void addTokenCommands(CLI::App& app, int& exit_code);
 void addConfigCommands(CLI::App& app, int& exit_code);
 // `topology check` and `topology owner`: validate conf/topology.toml, ask who owns what.
 void addTopologyCommands(CLI::App& app, int& exit_code);
+// `owner get | list | move`: channels moved between regions (the fleet's ownership bucket).
+void addOwnerCommands(CLI::App& app, int& exit_code);
 
 }  // namespace wsfleet::ctl

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   wsfleet::ctl::addTokenCommands(app, exit_code);
   wsfleet::ctl::addConfigCommands(app, exit_code);
   wsfleet::ctl::addTopologyCommands(app, exit_code);
+  wsfleet::ctl::addOwnerCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -1,0 +1,101 @@
+#pragma once
+// Ownership moves: who owns a channel once an operator moved it, and the fence that keeps
+// its old owner from ever sequencing it again.
+//
+// The owner of a channel nobody moved is the topology's choice (regions/ownership.h), at
+// generation 0. A move writes three kinds of things (tools/ctl/owner_command.cc does it):
+//
+//  - The channel's **record** in the fleet's ownership bucket (a JetStream KV bucket,
+//    stream KV_WSF_OWNERS, one subject per channel, changed only by compare-and-set on
+//    its revision): owner, generation, state (`moving`, then `owned`), the region it came
+//    from, the last offset of the old generation in the old owner's history (`fence`)
+//    and where the new generation starts in the new owner's (`base`). Edges read and
+//    watch the bucket to route publishes and reads.
+//  - A **generation marker** in the old owner's and then in the new owner's
+//    WSF_GEN_<region> stream (the latest marker per channel, also compare-and-set):
+//    "from here on, generation G, owned by R". Every store an edge makes carries its
+//    generation, and is acknowledged to the client only after the owner's marker was read
+//    again and still names that generation and that owner. A store that lands in the old
+//    owner after its marker changed is therefore never acknowledged, and every
+//    acknowledged store is at or below the fence the mover read after writing the marker:
+//    readers deliver the old generation up to the fence, then the new one from its base.
+//  - Nothing else: the bucket is not on the publish path, so losing the region that holds
+//    it stops moves, not traffic.
+//
+// Readers tell generations apart by the generation each stored message carries
+// (edge/peer_message.h); a channel's epoch names its owner's stream and its generation.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/json.h"
+#include "common/status.h"
+
+namespace wsfleet {
+
+inline constexpr std::string_view kOwnersBucket = "WSF_OWNERS";
+inline constexpr std::string_view kOwnersStream = "KV_WSF_OWNERS";
+// Every record's subject starts with this; "$KV.WSF_OWNERS.>" is the whole bucket.
+inline constexpr std::string_view kOwnersSubjectPrefix = "$KV.WSF_OWNERS.";
+
+enum class OwnerState : uint8_t { kMoving, kOwned };
+
+struct OwnerRecord {
+  std::string tenant;
+  std::string channel;
+  std::string owner;     // the region that orders the channel from generation `gen` on
+  uint64_t gen = 0;      // >= 1: 0 is "never moved" and has no record
+  OwnerState state = OwnerState::kMoving;
+  std::string from;      // the owner of generation gen - 1
+  uint64_t fence = 0;    // kOwned: last offset of generation gen - 1 in `from`'s history
+  uint64_t base = 0;     // kOwned: offsets of generation `gen` in `owner`'s history are > base
+  int64_t at_ms = 0;     // wall clock of the last change (for operators)
+
+  // While moving, reads still go to the old owner and stores are refused.
+  const std::string& readOwner() const { return state == OwnerState::kOwned ? owner : from; }
+  uint64_t readGen() const { return state == OwnerState::kOwned ? gen : gen - 1; }
+};
+
+// The record's key in the bucket: base64url of tenant and of channel, so any name is a
+// valid key and two channels never share one.
+std::string ownerRecordKey(std::string_view tenant, std::string_view channel);
+std::string ownerRecordSubject(std::string_view tenant, std::string_view channel);
+const char* ownerStateName(OwnerState state);
+
+std::string encodeOwnerRecord(const OwnerRecord& record);
+// kBadRequest (reason owner_record_invalid) for anything that is not a complete record.
+Result<OwnerRecord> parseOwnerRecord(JsonParser& parser, std::string_view json);
+
+// "From here on, generation `gen` of the channel is owned by `owner`." In the old owner's
+// stream the marker also says which region it moved from (this one) and, once the mover
+// read it, the fence: the old generation's stores at or below it count, the rest never.
+struct GenerationMarker {
+  uint64_t gen = 0;
+  std::string owner;
+  std::string from;    // the owner of generation gen - 1 ("" for a marker of the new owner)
+  uint64_t fence = 0;  // 0: not read yet
+};
+std::string encodeGenerationMarker(const GenerationMarker& marker);
+Result<GenerationMarker> parseGenerationMarker(JsonParser& parser, std::string_view json);
+
+// What becomes of a store of generation `gen` that `region`'s history acknowledged at
+// offset `seq`, given the channel's latest marker in that region (nullptr: the region
+// never had one, so only generation 0 is valid there). A store is confirmed exactly when
+// the channel's readers deliver it: in the current generation of its owner, or in the
+// old generation at or below the fence; undecided while a move has fenced the region but
+// not yet published the fence (ask again shortly).
+enum class StoreVerdict : uint8_t { kConfirmed, kRefused, kUndecided };
+StoreVerdict judgeStore(const GenerationMarker* marker, uint64_t gen, std::string_view region,
+                        uint64_t seq);
+
+// The epoch clients see: the owner stream's epoch, and the generation after a move (a
+// channel moved back to a region it owned before must not reuse that epoch's offsets).
+std::string channelEpoch(std::string_view stream_epoch, uint64_t gen);
+
+// The stream configuration of the bucket (created by the first move) and of a region's
+// marker stream (created by the region's edges).
+std::string ownersStreamConfigJson(int replicas);
+
+}  // namespace wsfleet

@@ -1,0 +1,143 @@
+#include "edge/owner_directory.h"
+
+#include <tuple>
+
+#include "common/clock.h"
+#include "common/jetstream_api.h"
+#include "common/log.h"
+#include "edge/hub.h"
+#include "edge/region.h"
+
+namespace wsfleet {
+
+namespace {
+
+constexpr int64_t kLookMs = 10000;
+
+// A record replaces the one held only when it is newer: generations only grow, and within
+// one generation `owned` follows `moving`. Plain subscriptions and reloads may deliver
+// them out of order.
+bool newer(const OwnerRecord& incoming, const OwnerRecord& held) {
+  return std::make_tuple(incoming.gen, incoming.state == OwnerState::kOwned) >
+         std::make_tuple(held.gen, held.state == OwnerState::kOwned);
+}
+
+}  // namespace
+
+OwnerDirectory::OwnerDirectory(Region& region, ChangedFn changed)
+    : region_(region), changed_(std::move(changed)) {}
+
+void OwnerDirectory::start() {
+  region_.watch(std::string(kOwnersSubjectPrefix) + ">");
+  next_look_ms_ = nowMonoMs() + kLookMs;
+  loadFrom(1);
+}
+
+bool OwnerDirectory::onMessage(const NatsInbound& message) {
+  if (message.subject.compare(0, kOwnersSubjectPrefix.size(), kOwnersSubjectPrefix) != 0) {
+    return false;
+  }
+  auto record = parseOwnerRecord(region_.parser(), message.data);
+  if (!record) {
+    logWarn("owner_record_invalid",
+            {{"subject", message.subject}, {"error", record.status().message()}});
+    return true;
+  }
+  if (message.subject != ownerRecordSubject(record->tenant, record->channel)) {
+    logWarn("owner_record_invalid",
+            {{"subject", message.subject}, {"error", "the record names another channel"}});
+    return true;
+  }
+  apply(std::move(*record));
+  return true;
+}
+
+void OwnerDirectory::onReconnected() { loadFrom(loaded_seq_ + 1); }
+
+void OwnerDirectory::tick(int64_t now_mono_ms) {
+  if (now_mono_ms < next_look_ms_) return;
+  next_look_ms_ = now_mono_ms + kLookMs;
+  look();
+}
+
+const OwnerRecord* OwnerDirectory::find(const std::string& tenant,
+                                        const std::string& channel) const {
+  if (records_.empty()) return nullptr;
+  auto it = records_.find(scopedKey(tenant, channel));
+  return it == records_.end() ? nullptr : &it->second;
+}
+
+void OwnerDirectory::refresh(const std::string& tenant, const std::string& channel) {
+  region_.getMessageFrom(std::string(kOwnersStream),
+                         msgGetLastBySubject(ownerRecordSubject(tenant, channel)),
+                         [this](const NatsInbound* r) {
+                           if (r == nullptr || !r->status.empty()) return;
+                           auto got = parseMsgGet(region_.parser(), r->data);
+                           if (!got) return;
+                           auto record = parseOwnerRecord(region_.parser(), got->data);
+                           if (record) apply(std::move(*record));
+                         });
+}
+
+void OwnerDirectory::apply(OwnerRecord record) {
+  const std::string key = scopedKey(record.tenant, record.channel);
+  auto it = records_.find(key);
+  if (it != records_.end() && !newer(record, it->second)) return;
+  OwnerRecord& held = records_[key];
+  held = std::move(record);
+  logInfo("owner_record", {{"tenant", held.tenant},
+                           {"channel", held.channel},
+                           {"owner", held.owner},
+                           {"gen", held.gen},
+                           {"state", ownerStateName(held.state)}});
+  changed_(held);
+}
+
+void OwnerDirectory::loadFrom(uint64_t seq) {
+  // One record per request, oldest first: the bucket keeps one message per channel, so
+  // this is as long as the list of channels ever moved.
+  if (loading_) return;  // the chain running reads on to the end
+  loading_ = true;
+  region_.getMessageFrom(
+      std::string(kOwnersStream),
+      msgGetNextBySubject(seq, std::string(kOwnersSubjectPrefix) + ">"),
+      [this](const NatsInbound* r) {
+        if (r == nullptr || !r->status.empty()) {
+          loading_ = false;  // the next look tries again
+          return;
+        }
+        JsError error;
+        auto got = parseMsgGet(region_.parser(), r->data, &error);
+        if (!got) {
+          loading_ = false;
+          // No more records (or no bucket yet: nothing was ever moved).
+          if (error.err_code == kJsNoMessageFound || error.err_code == kJsStreamNotFound) {
+            loaded_ = true;
+          }
+          return;
+        }
+        loaded_seq_ = got->seq;
+        auto record = parseOwnerRecord(region_.parser(), got->data);
+        if (record) {
+          apply(std::move(*record));
+        } else {
+          logWarn("owner_record_invalid",
+                  {{"subject", got->subject}, {"error", record.status().message()}});
+        }
+        loading_ = false;
+        loadFrom(loaded_seq_ + 1);
+      });
+}
+
+void OwnerDirectory::look() {
+  if (looking_ || loading_) return;
+  looking_ = true;
+  region_.request(streamInfoSubject(kOwnersStream), "", {}, [this](const NatsInbound* r) {
+    looking_ = false;
+    if (r == nullptr || !r->status.empty()) return;
+    auto info = parseStreamInfo(region_.parser(), r->data);
+    if (info && info->last_seq > loaded_seq_) loadFrom(loaded_seq_ + 1);
+  });
+}
+
+}  // namespace wsfleet

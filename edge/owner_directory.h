@@ -1,0 +1,65 @@
+#pragma once
+// One worker's copy of the fleet's ownership bucket (common/owner_records.h): the
+// channels an operator moved, with their owner and generation. Channels without a record
+// are owned by the topology's choice at generation 0.
+//
+// The copy is loaded when the link comes up (every record, oldest first), follows every
+// change live (a plain subscription on the bucket's subjects: a compare-and-set put is a
+// publish on them), and is compared every 10 s with the bucket's last revision, so a change
+// missed while the link was down, or dropped on the way, is picked up. It is a routing
+// table only: a worker that is behind at worst stores under an old generation, and the
+// owner's generation marker refuses that store before anyone acknowledges it.
+//
+// The bucket lives in one region; a worker elsewhere reads it across the gateways (its
+// subjects are the fleet's, not a region's). While it is unreachable the copy stays as
+// it was.
+//
+// Single-threaded: the worker's loop.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "common/nats_link.h"
+#include "common/owner_records.h"
+
+namespace wsfleet {
+
+class Region;
+
+class OwnerDirectory {
+ public:
+  // Called for every record that changed what this copy holds.
+  using ChangedFn = std::function<void(const OwnerRecord& record)>;
+  OwnerDirectory(Region& region, ChangedFn changed);
+
+  // Subscribes to the bucket and loads it.
+  void start();
+  // A message on the bucket's subjects (true: it was one, consumed).
+  bool onMessage(const NatsInbound& message);
+  void onReconnected();
+  void tick(int64_t now_mono_ms);
+  // The channel's record, or nullptr (never moved, or not known here yet).
+  const OwnerRecord* find(const std::string& tenant, const std::string& channel) const;
+  // Reads the channel's record again (a store was refused by a newer generation).
+  void refresh(const std::string& tenant, const std::string& channel);
+  size_t size() const { return records_.size(); }
+  bool loaded() const { return loaded_; }
+
+ private:
+  void apply(OwnerRecord record);
+  void loadFrom(uint64_t seq);
+  void look();
+
+  Region& region_;
+  ChangedFn changed_;
+  std::unordered_map<std::string, OwnerRecord> records_;  // by scopedKey(tenant, channel)
+  uint64_t loaded_seq_ = 0;  // the bucket's revisions up to here are in the copy
+  bool loading_ = false;
+  bool looking_ = false;
+  bool loaded_ = false;
+  int64_t next_look_ms_ = 0;
+};
+
+}  // namespace wsfleet

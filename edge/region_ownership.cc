@@ -1,0 +1,184 @@
+// EdgeService in a fleet: following a channel when an operator moves it to another
+// region (common/owner_records.h has the protocol; tools/ctl/owner_command.cc the mover).
+//
+// Stores: each carries the generation this worker routes the channel under, and is
+// acknowledged to the client only once the owner's generation marker, read after the
+// owner acknowledged the store, still names that generation and owner. So a store that
+// reaches the old owner after the move fenced it is refused ("owner_moved"; the client
+// retries and the worker, having read the record again, stores at the new owner).
+//
+// Delivery: a channel's subscribers on this worker see the old generation up to the move's
+// fence (the last offset the old owner acknowledged), then every message of the new
+// generation from its base, with the new generation's epoch. Messages of any other
+// generation (late stores the fence refused, the old owner's stream after the move) are
+// skipped wherever they arrive from.
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/jetstream_api.h"
+#include "common/log.h"
+#include "common/region_subjects.h"
+#include "edge/edge_service.h"
+
+namespace wsfleet {
+
+namespace {
+
+// An undecided store is asked about for up to about two seconds: a mover reads the fence
+// right after it writes the marker.
+constexpr int kConfirmAttempts = 20;
+constexpr int64_t kConfirmRetryMs = 100;
+
+}  // namespace
+
+std::string EdgeService::channelEpochOf(const std::string& owner, uint64_t gen) const {
+  return channelEpoch(region_->epochOf(owner), gen);
+}
+
+std::string EdgeService::channelEpochOf(const RegionChannel& rc) const {
+  return channelEpochOf(rc.owner, rc.gen);
+}
+
+bool EdgeService::deliverable(const RegionChannel& rc, const PeerMessage& stored,
+                              uint64_t seq) const {
+  if (stored.generation != rc.gen) return false;
+  // A move waits: what the old owner stored after its fence was never acknowledged.
+  return !(rc.move && seq > rc.move->fence);
+}
+
+void EdgeService::onOwnerRecord(const OwnerRecord& record) {
+  if (owners_) metrics_.owner_records.set(static_cast<int64_t>(owners_->size()));
+  const std::string key = scopedKey(record.tenant, record.channel);
+  const std::string tail = channelTail(record.tenant, record.channel);
+  // The interest goes where the channel is forwarded from now.
+  if (region_->isWatched(channelSubject(config_.region, record.tenant, record.channel))) {
+    auto announced = announced_owner_.find(key);
+    const std::string before = announced == announced_owner_.end() ? "" : announced->second;
+    const std::optional<std::string> now = interestOwner(record.tenant, record.channel);
+    if (now.value_or("") != before) {
+      if (!before.empty()) interest_->remove(before, tail);
+      if (now) {
+        interest_->add(*now, tail);
+        announced_owner_[key] = *now;
+      } else {
+        announced_owner_.erase(key);
+      }
+    }
+  }
+  if (record.state != OwnerState::kOwned) return;  // stores wait; delivery goes on
+  auto it = region_channels_.find(key);
+  if (it == region_channels_.end()) return;
+  RegionChannel& rc = *it->second;
+  if (record.gen <= rc.gen || (rc.move && rc.move->gen >= record.gen)) return;
+  // The next generation after the one delivered: the old one up to its fence first.
+  // Generations skipped (this worker missed a move): nothing between can be put in
+  // order; the subscribers see the new epoch and know they may have missed messages.
+  const bool next = record.from == rc.owner && record.gen == rc.gen + 1;
+  rc.move = record;
+  if (!next) rc.move->fence = 0;
+  const uint64_t fence = rc.move->fence;
+  std::erase_if(rc.held, [&rc, fence](const RegionChannel::Live& live) {
+    if (live.seq <= fence) return false;
+    rc.held_bytes -= live.frame->size();
+    return true;
+  });
+  if (rc.busy) return;  // regionIdle applies it
+  if (!rc.positioned || !next) return regionSwitchOwner(rc);
+  regionCatchUp(rc);
+}
+
+void EdgeService::regionSwitchOwner(RegionChannel& rc) {
+  OwnerRecord move = std::move(*rc.move);
+  rc.move.reset();
+  logInfo("owner_switched", {{"tenant", rc.tenant},
+                             {"channel", rc.channel},
+                             {"from", rc.owner},
+                             {"to", move.owner},
+                             {"gen", move.gen},
+                             {"delivered", rc.cursor},
+                             {"base", move.base}});
+  metrics_.ownership_moves.inc();
+  rc.owner = move.owner;
+  rc.gen = move.gen;
+  rc.base = move.base;
+  rc.history_subject = historySubject(rc.owner, rc.tenant, rc.channel);
+  rc.held.clear();
+  rc.held_bytes = 0;
+  rc.cursor_checked = false;
+  rc.reposition = false;
+  rc.catch_up_after = false;
+  if (!rc.positioned) return regionPosition(rc);
+  // Subscribers go on with every message of the new generation, from its base (offsets
+  // of the new owner's history; the epoch tells them apart).
+  rc.cursor = rc.base;
+  regionCatchUp(rc);
+}
+
+void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
+                                     const std::string& tenant, const std::string& channel,
+                                     PublishOutcome outcome, PublishDone done, int attempt) {
+  region_->streamApi(
+      owner, "STREAM.MSG.GET." + generationStreamName(owner),
+      msgGetLastBySubject(generationSubject(owner, tenant, channel)),
+      [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
+       done = std::move(done)](const NatsInbound* r) mutable {
+        JsError error;
+        auto got = r == nullptr || !r->status.empty()
+                       ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                       : parseMsgGet(region_->parser(), r->data, &error);
+        std::optional<GenerationMarker> marker;
+        bool readable = got.isOk() || error.err_code == kJsNoMessageFound ||
+                        error.err_code == kJsStreamNotFound;
+        if (got.isOk()) {
+          auto parsed = parseGenerationMarker(region_->parser(), got->data);
+          if (parsed) marker = std::move(*parsed);
+          readable = parsed.isOk();
+        }
+        if (!readable) {
+          // Stored, but not confirmed: the client retries with the same key; the owner's
+          // duplicate window answers with this same offset, and this check runs again.
+          metrics_.dropped("owner_check_unavailable");
+          return done(Status(Code::kUnavailable, "owner_check_unavailable",
+                             "the channel's owner could not confirm the store; retry with the "
+                             "same idempotency_key"));
+        }
+        const StoreVerdict verdict =
+            judgeStore(marker ? &*marker : nullptr, gen, owner, outcome.position.offset);
+        if (verdict == StoreVerdict::kConfirmed) return done(std::move(outcome));
+        if (verdict == StoreVerdict::kUndecided && attempt < kConfirmAttempts) {
+          // A move is fencing the owner right now: its fence is read within moments.
+          confirm_retries_.emplace(
+              nowMonoMs() + kConfirmRetryMs,
+              [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
+               done = std::move(done)]() mutable {
+                regionConfirmStore(owner, gen, tenant, channel, std::move(outcome),
+                                   std::move(done), attempt + 1);
+              });
+          return;
+        }
+        // Refused, or still undecided after every attempt (a mover stopped between its
+        // marker and its fence: the move is finished by running it again). Never
+        // delivered by the channel's readers either way: their fence is the marker's.
+        metrics_.dropped("owner_moved");
+        logInfo("store_refused_moved", {{"tenant", tenant},
+                                        {"channel", channel},
+                                        {"owner", owner},
+                                        {"gen", gen},
+                                        {"offset", outcome.position.offset},
+                                        {"marker_owner", marker ? marker->owner : ""},
+                                        {"marker_gen", marker ? marker->gen : 0}});
+        if (owners_) owners_->refresh(tenant, channel);
+        done(Status(Code::kUnavailable, "owner_moved",
+                    "the channel moved to another region; retry with the same idempotency_key"));
+      });
+}
+
+void EdgeService::runConfirmRetries(int64_t now_mono_ms) {
+  while (!confirm_retries_.empty() && confirm_retries_.begin()->first <= now_mono_ms) {
+    auto retry = std::move(confirm_retries_.begin()->second);
+    confirm_retries_.erase(confirm_retries_.begin());
+    retry();
+  }
+}
+
+}  // namespace wsfleet

@@ -1,0 +1,39 @@
+#pragma once
+// A NATS connection for a command-line tool: connect, ask, wait for the answer. Built on
+// the daemons' NatsLink (same credentials and TLS handling), with a wait loop in place
+// of an event loop.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/nats_config.h"
+#include "common/nats_link.h"
+#include "common/status.h"
+
+namespace wsfleet::ctl {
+
+class BlockingNats {
+ public:
+  // kUnavailable when no server of `nats` answered within `timeout_ms`.
+  static Result<std::unique_ptr<BlockingNats>> connect(const NatsConfig& nats, int64_t timeout_ms);
+
+  // The reply (its status is "503" when nobody listens on the subject); kUnavailable when
+  // none came within `timeout_ms`.
+  Result<NatsInbound> request(std::string subject, std::string data,
+                              std::vector<NatsHeader> headers, int64_t timeout_ms);
+
+ private:
+  BlockingNats() = default;
+  // Waits for inbound items until `done` says so or the deadline passes.
+  template <typename Done>
+  bool waitFor(int64_t deadline_mono_ms, Done done);
+
+  MetricsRegistry registry_;
+  std::unique_ptr<NatsLink> link_;
+  uint64_t next_request_id_ = 1;
+};
+
+}  // namespace wsfleet::ctl
