@@ -40,6 +40,15 @@ inline constexpr std::string_view kOwnersStream = "KV_WSF_OWNERS";
 // Every record's subject starts with this; "$KV.WSF_OWNERS.>" is the whole bucket.
 inline constexpr std::string_view kOwnersSubjectPrefix = "$KV.WSF_OWNERS.";
 
+// A mover waits at least kMoveGraceMs between setting a record to `moving` and writing the
+// old owner's marker. An edge whose copy of the bucket was complete less than
+// kOwnerViewFreshMs before a store was acknowledged, and shows the channel neither moving
+// nor moved since the store left, knows no marker can have fenced that store (any move
+// begun after its look fences later than the acknowledgement): it confirms the store
+// without reading the marker. Otherwise it reads it.
+inline constexpr int64_t kMoveGraceMs = 3000;
+inline constexpr int64_t kOwnerViewFreshMs = 2000;
+
 enum class OwnerState : uint8_t { kMoving, kOwned };
 
 struct OwnerRecord {

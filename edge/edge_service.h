@@ -307,7 +307,7 @@ class EdgeService {
     std::deque<Waiter> waiters;  // subscribes waiting for the channel to be idle
   };
   // Where stores go: the owner and the generation they carry; `moving` while a move runs
-  // (stores are refused until it completes).
+  // (they still go to the old owner; the move's fence decides which count).
   struct StoreTarget {
     std::string owner;
     uint64_t gen = 0;
@@ -341,6 +341,10 @@ class EdgeService {
                           const std::string& channel, PublishOutcome outcome, PublishDone done,
                           int attempt = 0);
   void runConfirmRetries(int64_t now_mono_ms);
+  // Whether this worker's copy of the ownership bucket alone confirms a store (without
+  // reading the owner's marker; see kOwnerViewFreshMs).
+  bool confirmedByView(const std::string& owner, uint64_t gen, const std::string& tenant,
+                       const std::string& channel) const;
   // Whether a stored message belongs to the generation the channel delivers (and, while
   // a move waits, to the old generation's part below the fence).
   bool deliverable(const RegionChannel& rc, const PeerMessage& stored, uint64_t seq) const;

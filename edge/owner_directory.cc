@@ -1,5 +1,6 @@
 #include "edge/owner_directory.h"
 
+#include <algorithm>
 #include <tuple>
 
 #include "common/clock.h"
@@ -13,6 +14,10 @@ namespace wsfleet {
 namespace {
 
 constexpr int64_t kLookMs = 10000;
+// While the worker stores (a store in the last kStoringMs): every second, so the copy stays
+// fresh enough to confirm stores by itself.
+constexpr int64_t kStoringLookMs = 1000;
+constexpr int64_t kStoringMs = 10000;
 
 // A record replaces the one held only when it is newer: generations only grow, and within
 // one generation `owned` follows `moving`. Plain subscriptions and reloads may deliver
@@ -29,8 +34,7 @@ OwnerDirectory::OwnerDirectory(Region& region, ChangedFn changed)
 
 void OwnerDirectory::start() {
   region_.watch(std::string(kOwnersSubjectPrefix) + ">");
-  next_look_ms_ = nowMonoMs() + kLookMs;
-  loadFrom(1);
+  look(nowMonoMs());
 }
 
 bool OwnerDirectory::onMessage(const NatsInbound& message) {
@@ -52,12 +56,19 @@ bool OwnerDirectory::onMessage(const NatsInbound& message) {
   return true;
 }
 
-void OwnerDirectory::onReconnected() { loadFrom(loaded_seq_ + 1); }
+void OwnerDirectory::onReconnected() { look(nowMonoMs()); }
+
+void OwnerDirectory::noteStore(int64_t now_mono_ms) {
+  const bool idle = last_store_ms_ < 0 || now_mono_ms - last_store_ms_ >= kStoringMs;
+  last_store_ms_ = now_mono_ms;
+  if (idle) next_look_ms_ = std::min(next_look_ms_, now_mono_ms);
+}
 
 void OwnerDirectory::tick(int64_t now_mono_ms) {
   if (now_mono_ms < next_look_ms_) return;
-  next_look_ms_ = now_mono_ms + kLookMs;
-  look();
+  const bool storing = last_store_ms_ >= 0 && now_mono_ms - last_store_ms_ < kStoringMs;
+  next_look_ms_ = now_mono_ms + (storing ? kStoringLookMs : kLookMs);
+  look(now_mono_ms);
 }
 
 const OwnerRecord* OwnerDirectory::find(const std::string& tenant,
@@ -93,15 +104,14 @@ void OwnerDirectory::apply(OwnerRecord record) {
   changed_(held);
 }
 
-void OwnerDirectory::loadFrom(uint64_t seq) {
+void OwnerDirectory::loadFrom(uint64_t seq, int64_t asked_ms) {
   // One record per request, oldest first: the bucket keeps one message per channel, so
-  // this is as long as the list of channels ever moved.
-  if (loading_) return;  // the chain running reads on to the end
+  // this is as long as the list of channels moved since the last look.
   loading_ = true;
   region_.getMessageFrom(
       std::string(kOwnersStream),
       msgGetNextBySubject(seq, std::string(kOwnersSubjectPrefix) + ">"),
-      [this](const NatsInbound* r) {
+      [this, asked_ms](const NatsInbound* r) {
         if (r == nullptr || !r->status.empty()) {
           loading_ = false;  // the next look tries again
           return;
@@ -110,9 +120,10 @@ void OwnerDirectory::loadFrom(uint64_t seq) {
         auto got = parseMsgGet(region_.parser(), r->data, &error);
         if (!got) {
           loading_ = false;
-          // No more records (or no bucket yet: nothing was ever moved).
+          // The end: every record the look saw is here (or no bucket: nothing moved yet).
           if (error.err_code == kJsNoMessageFound || error.err_code == kJsStreamNotFound) {
             loaded_ = true;
+            complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
           }
           return;
         }
@@ -124,20 +135,30 @@ void OwnerDirectory::loadFrom(uint64_t seq) {
           logWarn("owner_record_invalid",
                   {{"subject", got->subject}, {"error", record.status().message()}});
         }
-        loading_ = false;
-        loadFrom(loaded_seq_ + 1);
+        loadFrom(loaded_seq_ + 1, asked_ms);
       });
 }
 
-void OwnerDirectory::look() {
+void OwnerDirectory::look(int64_t now_mono_ms) {
   if (looking_ || loading_) return;
   looking_ = true;
-  region_.request(streamInfoSubject(kOwnersStream), "", {}, [this](const NatsInbound* r) {
-    looking_ = false;
-    if (r == nullptr || !r->status.empty()) return;
-    auto info = parseStreamInfo(region_.parser(), r->data);
-    if (info && info->last_seq > loaded_seq_) loadFrom(loaded_seq_ + 1);
-  });
+  region_.request(streamInfoSubject(kOwnersStream), "", {},
+                  [this, asked_ms = now_mono_ms](const NatsInbound* r) {
+                    looking_ = false;
+                    if (r == nullptr || !r->status.empty()) return;
+                    JsError error;
+                    auto info = parseStreamInfo(region_.parser(), r->data, &error);
+                    if (!info) {
+                      if (error.err_code == kJsStreamNotFound) {  // nothing ever moved
+                        loaded_ = true;
+                        complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
+                      }
+                      return;
+                    }
+                    if (info->last_seq > loaded_seq_) return loadFrom(loaded_seq_ + 1, asked_ms);
+                    loaded_ = true;
+                    complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
+                  });
 }
 
 }  // namespace wsfleet

@@ -5,10 +5,12 @@
 //
 // The copy is loaded when the link comes up (every record, oldest first), follows every
 // change live (a plain subscription on the bucket's subjects: a compare-and-set put is a
-// publish on them), and is compared every 10 s with the bucket's last revision, so a change
-// missed while the link was down, or dropped on the way, is picked up. It is a routing
-// table only: a worker that is behind at worst stores under an old generation, and the
-// owner's generation marker refuses that store before anyone acknowledges it.
+// publish on them), and is compared with the bucket's last revision every 10 s, or every
+// second while the worker stores: a look that finds nothing new proves the copy complete
+// as of when it was asked, which lets stores be confirmed without a marker read (see
+// kOwnerViewFreshMs). A worker whose copy is behind at worst stores under an old
+// generation, and the owner's generation marker refuses that store before anyone
+// acknowledges it.
 //
 // The bucket lives in one region; a worker elsewhere reads it across the gateways (its
 // subjects are the fleet's, not a region's). While it is unreachable the copy stays as
@@ -46,11 +48,20 @@ class OwnerDirectory {
   void refresh(const std::string& tenant, const std::string& channel);
   size_t size() const { return records_.size(); }
   bool loaded() const { return loaded_; }
+  // A store was made: the copy is kept fresh (looked at every second) for a while.
+  void noteStore(int64_t now_mono_ms);
+  // Whether the copy held every record of the bucket at some moment less than `bound_ms`
+  // before `now_mono_ms` (common/owner_records.h, kOwnerViewFreshMs).
+  bool freshWithin(int64_t now_mono_ms, int64_t bound_ms) const {
+    return complete_as_of_ms_ > 0 && now_mono_ms - complete_as_of_ms_ < bound_ms;
+  }
 
  private:
   void apply(OwnerRecord record);
-  void loadFrom(uint64_t seq);
-  void look();
+  // Reads the records from `seq` on; when it reaches the end, the copy is complete as of
+  // `asked_ms` (when the look that started it was sent).
+  void loadFrom(uint64_t seq, int64_t asked_ms);
+  void look(int64_t now_mono_ms);
 
   Region& region_;
   ChangedFn changed_;
@@ -60,6 +71,8 @@ class OwnerDirectory {
   bool looking_ = false;
   bool loaded_ = false;
   int64_t next_look_ms_ = 0;
+  int64_t last_store_ms_ = -1;
+  int64_t complete_as_of_ms_ = 0;  // 0: never
 };
 
 }  // namespace wsfleet

@@ -943,13 +943,10 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
     return done(Status(Code::kUnavailable, "region_unavailable",
                        "the region's history is unreachable, try again"));
   }
+  // While a move runs, stores still go to the old owner: the move's fence decides which
+  // of them count (regionConfirmStore).
   const StoreTarget target = storeTargetOf(tenant.name, channel);
-  if (target.moving) {
-    metrics_.dropped("owner_moving");
-    return done(Status(Code::kUnavailable, "owner_moving",
-                       "the channel is moving to another region; retry shortly with the same "
-                       "idempotency_key"));
-  }
+  if (owners_) owners_->noteStore(nowMonoMs());
   PeerMessage stored;
   stored.kind = PeerMessage::Kind::kStored;
   stored.generation = target.gen;
@@ -1029,7 +1026,9 @@ void EdgeService::regionStoreAt(const StoreTarget& target, const std::string& te
         metrics_.history_appends.inc();
         PublishOutcome outcome;
         outcome.position = StreamPosition{channelEpochOf(owner, gen), ack->seq};
-        if (!region_->hasGenerations()) return done(std::move(outcome));
+        if (!region_->hasGenerations() || confirmedByView(owner, gen, tenant, channel)) {
+          return done(std::move(outcome));
+        }
         regionConfirmStore(owner, gen, tenant, channel, std::move(outcome), std::move(done));
       });
 }

@@ -114,6 +114,16 @@ void EdgeService::regionSwitchOwner(RegionChannel& rc) {
   regionCatchUp(rc);
 }
 
+bool EdgeService::confirmedByView(const std::string& owner, uint64_t gen,
+                                  const std::string& tenant, const std::string& channel) const {
+  // The copy of the bucket was complete moments ago and the channel has not moved since
+  // the store left: any move starting after that look fences only after the mover's grace,
+  // later than this acknowledgement, so the store is below that fence.
+  if (!owners_ || !owners_->freshWithin(nowMonoMs(), kOwnerViewFreshMs)) return false;
+  const StoreTarget now = storeTargetOf(tenant, channel);
+  return !now.moving && now.owner == owner && now.gen == gen;
+}
+
 void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
                                      const std::string& tenant, const std::string& channel,
                                      PublishOutcome outcome, PublishDone done, int attempt) {

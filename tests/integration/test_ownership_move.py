@@ -8,6 +8,7 @@ owner stream's epoch, "-<generation>" after a move), and offsets of two generati
 from two different histories.
 """
 
+import base64
 import json
 import subprocess
 import threading
@@ -39,7 +40,7 @@ def owner_cmd(fleet, *args, via="us"):
 
 def move(fleet, ch, to, via="us"):
     p = owner_cmd(fleet, "move", "--tenant", "demo", "--channel", ch, "--to", to,
-                  "--replicas", "1", "--grace-ms", "300", via=via)
+                  "--replicas", "1", via=via)
     assert p.returncode == 0, f"owner move to {to}: rc={p.returncode} {p.stderr}"
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -138,7 +139,7 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
         prober.close()
     first_epoch = listeners[0].epochs[0]
 
-    pubs = [RetryingPublisher(f"pub-{r}", [fleet.edge(r)], ch, oracle, count=200,
+    pubs = [RetryingPublisher(f"pub-{r}", [fleet.edge(r)], ch, oracle, count=400,
                               interval=0.02, position=position)
             for r in fleet.regions]
     moved = []
@@ -198,10 +199,17 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
         late.close()
 
 
+def owner_key(tenant, ch):
+    b64 = lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")  # noqa: E731
+    return f"{b64(tenant)}.{b64(ch)}"
+
+
 def test_the_old_owner_confirms_a_store_only_at_or_below_the_fence(fleet_factory):
-    """The old owner's marker, written by hand here as a mover would (the edges have not
-    heard of the move): a store it holds while the fence is not yet known waits; one at or
-    below the fence is confirmed; one above it is refused, from either region."""
+    """A move taken apart, written by hand here as a mover would, in slow motion: once the
+    channel's record says `moving`, edges go on storing at the old owner and read its
+    marker before confirming; a store the old owner holds while its fence is not yet
+    known waits; one at or below the fence is confirmed; one above it is refused, from
+    either region."""
     fleet = fleet_factory()
     fleet.wait_links()
     ch = channel("us", "fenced")
@@ -218,6 +226,13 @@ def test_the_old_owner_confirms_a_store_only_at_or_below_the_fence(fleet_factory
     try:
         before = local.ok(publish_cmd(ch, {"i": 0}, "k0"), timeout=15)
         assert generation(before["epoch"]) == 0
+        nc.stream_create("KV_WSF_OWNERS", ["$KV.WSF_OWNERS.>"], max_msgs_per_subject=1)
+        record = {"tenant": "demo", "channel": ch, "owner": "eu", "gen": 1, "state": "moving",
+                  "from": "us", "fence": 0, "base": 0}
+        nc.js_publish(f"$KV.WSF_OWNERS.{owner_key('demo', ch)}", json.dumps(record).encode())
+        for r in fleet.regions:
+            wait_until(lambda: edge_metric(fleet.edge(r), "wsfleet_owner_records") == 1, 5,
+                       what=f"the moving record at the edge of {r}")
         mark()   # fenced; the fence itself not read yet
         waiting = {}
         t = threading.Thread(target=lambda: waiting.update(
@@ -259,6 +274,9 @@ def test_owner_commands_refuse_what_they_cannot_do(fleet_factory):
     assert p.returncode == 2 and "'mars' is not a region" in p.stderr, (p.returncode, p.stderr)
     p = owner_cmd(fleet, "get", "--tenant", "demo", "--channel", "no namespace")
     assert p.returncode == 2, (p.returncode, p.stderr)
+    p = owner_cmd(fleet, "move", "--tenant", "demo", "--channel", ch, "--to", "us",
+                  "--replicas", "1", "--grace-ms", "100")
+    assert p.returncode == 2 and "--grace-ms must be at least" in p.stderr, p.stderr
     # Already there: nothing to do, nothing written.
     p = owner_cmd(fleet, "move", "--tenant", "demo", "--channel", ch, "--to", "eu",
                   "--replicas", "1")

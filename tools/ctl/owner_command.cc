@@ -2,8 +2,10 @@
 //
 // A move, step by step (common/owner_records.h says why each step is there):
 //  1. the channel's record in the ownership bucket becomes (new owner, generation + 1,
-//     moving), by compare-and-set on its revision: edges stop storing the channel;
-//  2. after a grace period (stores already on their way land), the old owner's generation
+//     moving), by compare-and-set on its revision: edges go on storing at the old owner
+//     but confirm each store by reading its marker;
+//  2. after the grace period (edges that confirm stores by their own copy of the bucket
+//     have seen step 1; common/owner_records.h), the old owner's generation
 //     marker names the new generation, by compare-and-set: from here on no store there
 //     is confirmed before the fence is known;
 //  3. the old owner's history's last sequence is the fence, written into that marker:
@@ -51,7 +53,7 @@ struct OwnerArgs {
   std::string channel;
   std::string to;
   int replicas = 3;
-  int64_t grace_ms = 1000;
+  int64_t grace_ms = kMoveGraceMs;
   bool json = false;
 };
 
@@ -300,6 +302,12 @@ int runList(const OwnerArgs& args) {
 }
 
 Status move(Fleet& fleet, const OwnerArgs& args) {
+  if (args.grace_ms < kMoveGraceMs) {
+    // Edges rely on it (common/owner_records.h): a shorter wait could fence a store an edge
+    // has already confirmed by its own copy of the bucket.
+    return Status(Code::kBadRequest, "grace_too_short",
+                  "--grace-ms must be at least " + std::to_string(kMoveGraceMs));
+  }
   if (fleet.topology.findRegion(args.to) == nullptr) {
     return Status(Code::kBadRequest, "unknown_region",
                   "'" + args.to + "' is not a region of " + args.topology_path);
@@ -328,7 +336,6 @@ Status move(Fleet& fleet, const OwnerArgs& args) {
     move.at_ms = nowWallMs();
     WSF_ASSIGN_OR_RETURN(revision, compareAndSet(fleet, ownerRecordSubject(args.tenant, args.channel),
                                                  encodeOwnerRecord(move), revision));
-    // Stores already on their way when the edges saw `moving` land before the fence.
     std::this_thread::sleep_for(std::chrono::milliseconds(args.grace_ms));
   }
   WSF_ASSIGN_OR_RETURN(move.fence, fenceOldOwner(fleet, move));
@@ -388,7 +395,8 @@ void addOwnerCommands(CLI::App& app, int& exit_code) {
                  "replicas of the ownership bucket, when this move creates it")
       ->capture_default_str();
   mv->add_option("--grace-ms", args->grace_ms,
-                 "wait between stopping stores and fencing the old owner")
+                 "wait between announcing the move and fencing the old owner (at least the "
+                 "default)")
       ->capture_default_str();
   mv->callback([args, &exit_code] { exit_code = runMove(*args); });
 }
