@@ -2,13 +2,14 @@
 the other tests use (its binaries, no rebuild), into a directory of the test's own."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import bin_dir
+from harness import DEMO_API_KEY, DEMO_SECRET, bin_dir
 
 PACKAGE = "wsfleet"
 
@@ -54,3 +55,24 @@ def apt(*args, check=True):
     if check:
         assert r.returncode == 0, f"apt-get {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
     return r
+
+
+# The tenant and key of configured_edge_conf(): tokens for it are
+# harness.hs256(user, tenant=TENANT, kid=KID).
+TENANT = "example"
+KID = "key-1"
+
+
+def configured_edge_conf(text, replacements=()):
+    """The installed edge.toml as an operator configures it: the example tenant
+    uncommented, its empty secret and API key filled in (the test keys of harness.py),
+    then each (old, new) of `replacements` applied once."""
+    head, tail = text.split(f"# [tenants.{TENANT}]", 1)
+    tail = re.sub(r"^# (\[|[a-z_]+ = )", r"\1", f"# [tenants.{TENANT}]" + tail, flags=re.M)
+    tail = tail.replace('secret = ""', f'secret = "{DEMO_SECRET}"')
+    tail = tail.replace("api_keys = []", f'api_keys = ["{DEMO_API_KEY}"]')
+    text = head + tail
+    for old, new in replacements:
+        assert old in text, f"no {old!r} in the installed edge.toml"
+        text = text.replace(old, new, 1)
+    return text

@@ -126,21 +126,9 @@ def test_installed_confs_refuse_to_start_until_configured(installed):
     assert "bridge.region: is required" in r.stderr and "nats.servers: is required" in r.stderr
 
 
-def configured_edge_conf(path):
-    """The installed edge.toml as an operator configures it: the example tenant
-    uncommented, its empty secret and API key filled in."""
-    text = Path("/etc/wsfleet/edge.toml").read_text()
-    head, tail = text.split("# [tenants.example]", 1)
-    tail = "# [tenants.example]" + tail
-    tail = re.sub(r"^# (\[|[a-z_]+ = )", r"\1", tail, flags=re.M)
-    tail = tail.replace('secret = ""', f'secret = "{harness.DEMO_SECRET}"')
-    tail = tail.replace("api_keys = []", f'api_keys = ["{harness.DEMO_API_KEY}"]')
-    path.write_text(head + tail)
-    return path
-
-
 def test_installed_conf_with_keys_configured_passes(installed, tmp_path):
-    conf = configured_edge_conf(tmp_path / "edge.toml")
+    conf = tmp_path / "edge.toml"
+    conf.write_text(pkg.configured_edge_conf(Path("/etc/wsfleet/edge.toml").read_text()))
     r = run("/usr/bin/wsfleet-edge", "--check-config", conf)
     assert r.returncode == 0 and r.stdout.strip() == f"{conf}: ok", r
     r = run("/usr/bin/wsfleetctl", "config", "check", "--config", conf)
