@@ -22,8 +22,7 @@ namespace {
 void send(std::string_view state) {
   const Status status = notifyServiceManager(state);
   if (!status.isOk()) {
-    std::fprintf(stderr, "service manager notification failed: %s\n",
-                 status.toString().c_str());
+    std::fprintf(stderr, "service manager notification failed: %s\n", status.toString().c_str());
   }
 }
 
@@ -35,15 +34,14 @@ Status notifyServiceManagerAt(std::string_view socket, std::string_view state) {
   // A path must leave room for its terminating NUL; an abstract name has none.
   if (socket.size() < 2 || socket.size() >= sizeof(address.sun_path) ||
       (socket[0] != '/' && socket[0] != '@')) {
-    return Status(Code::kConfig, "notify_socket_invalid",
-                  "NOTIFY_SOCKET is not an absolute path or @abstract name: " +
-                      std::string(socket));
+    return Status(
+        Code::kConfig, "notify_socket_invalid",
+        "NOTIFY_SOCKET is not an absolute path or @abstract name: " + std::string(socket));
   }
   std::memcpy(address.sun_path, socket.data(), socket.size());
   if (socket[0] == '@') address.sun_path[0] = '\0';
-  const auto length =
-      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket.size() +
-                             (socket[0] == '@' ? 0 : 1));
+  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket.size() +
+                                             (socket[0] == '@' ? 0 : 1));
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     return Status(Code::kInternal, "notify_socket_failed", std::strerror(errno));
@@ -73,14 +71,15 @@ void notifyReloading() {
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
   const long long usec = static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
-  send("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=" +
-             std::to_string(usec));
+  send("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=" + std::to_string(usec));
 }
 
 void notifyStopping(std::string_view status) {
   send("STOPPING=1\nSTATUS=" + std::string(status));
 }
 
-void notifyStatus(std::string_view status) { send("STATUS=" + std::string(status)); }
+void notifyStatus(std::string_view status) {
+  send("STATUS=" + std::string(status));
+}
 
 }  // namespace wsfleet

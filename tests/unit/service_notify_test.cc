@@ -45,8 +45,8 @@ TEST(ServiceNotifyTest, ReloadingCarriesTheMonotonicTimeOfTheRequest) {
   const size_t at = message.find("MONOTONIC_USEC=");
   ASSERT_NE(at, std::string::npos) << message;
   const long long usec = std::stoll(message.substr(at + std::strlen("MONOTONIC_USEC=")));
-  const long long before_usec = static_cast<long long>(before.tv_sec) * 1000000 +
-                                before.tv_nsec / 1000;
+  const long long before_usec =
+      static_cast<long long>(before.tv_sec) * 1000000 + before.tv_nsec / 1000;
   EXPECT_GE(usec, before_usec);
   EXPECT_LT(usec, before_usec + 5000000);
 }
