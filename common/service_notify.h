@@ -19,7 +19,9 @@ Status notifyServiceManagerAt(std::string_view socket, std::string_view state);
 
 // The states the daemons report; failures are only logged (the daemon keeps serving).
 void notifyReady(std::string_view status);
-void notifyReloading();  // READY=1 follows once the new configuration is in force
+// For Type=notify-reload (systemd 253+; READY=1 follows once the new configuration is
+// in force). Not sent under Type=notify with ExecReload=, whose job is the reload.
+void notifyReloading();
 void notifyStopping(std::string_view status);
 void notifyStatus(std::string_view status);
 

@@ -360,9 +360,8 @@ void EdgeServer::onReloadSignal(struct ev_loop*, ev_signal* watcher, int) {
   auto* server = static_cast<EdgeServer*>(watcher->data);
   logInfo("signal", {{"signal", "SIGHUP"}});
   // Errors are logged and counted by the service; the running config stays.
-  notifyReloading();
   (void)server->service_->reload();
-  notifyReady("configuration reloaded");
+  notifyStatus("configuration reload done");  // no RELOADING=1: see Supervisor::run
 }
 
 void EdgeServer::onWakeup(struct ev_loop*, ev_timer*, int) {}

@@ -224,11 +224,11 @@ int Supervisor::run() {
         break;
       case SIGHUP:
         logInfo("supervisor_signal", {{"signal", "SIGHUP"}});
-        // Each worker reloads on its own and logs the outcome; the supervisor's part,
-        // telling them, is done at once.
-        notifyReloading();
+        // Each worker reloads on its own and logs the outcome. No RELOADING=1 / READY=1
+        // pair: under Type=notify the ExecReload job is the reload, and systemd 252
+        // failed that job when the pair arrived while it ran.
         forward(SIGHUP);
-        notifyReady("configuration reload sent to the workers");
+        notifyStatus("configuration reload sent to the workers");
         break;
       case SIGUSR1:
         // A worker was told to drain (POST /admin/drain): the whole host drains with it.

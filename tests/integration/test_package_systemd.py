@@ -63,8 +63,13 @@ class Container:
         self.leader = None
 
     def boot(self):
+        # nspawn keeps per-machine state in /run/systemd/nspawn and refuses to clean it up
+        # unless it is a tmpfs, which /run is not on every host (not in containers): give
+        # it one in a mount namespace of its own, leaving the host's mounts alone.
+        nspawn = (f"mkdir -p /run/systemd/nspawn && mount -t tmpfs tmpfs /run/systemd/nspawn "
+                  f"&& exec systemd-nspawn --quiet --register=no --keep-unit -b -D '{self.root}' -M {self.name}")
         self.proc = subprocess.Popen(
-            ["systemd-nspawn", "--quiet", "-b", "-D", str(self.root), "-M", self.name],
+            ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", nspawn],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while self.leader is None and time.monotonic() < deadline:
