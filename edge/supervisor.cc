@@ -224,9 +224,9 @@ int Supervisor::run() {
         break;
       case SIGHUP:
         logInfo("supervisor_signal", {{"signal", "SIGHUP"}});
-        // Each worker reloads on its own and logs the outcome. No RELOADING=1 / READY=1
-        // pair: under Type=notify the ExecReload job is the reload, and systemd 252
-        // failed that job when the pair arrived while it ran.
+        // Each worker reloads on its own and logs the outcome. No RELOADING=1: under
+        // Type=notify the ExecReload job is the reload (RELOADING=1 is for
+        // Type=notify-reload, systemd 253 and newer).
         forward(SIGHUP);
         notifyStatus("configuration reload sent to the workers");
         break;

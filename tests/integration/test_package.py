@@ -99,7 +99,7 @@ def test_units_verify_clean_and_are_hardened(installed, unit):
 
 def test_edge_unit_stops_after_the_drain_and_reloads_with_sighup(installed):
     text = (UNIT_DIR / "wsfleet-edge.service").read_text()
-    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+    assert "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'" in text
     assert "KillMode=mixed" in text  # SIGTERM to the supervisor only: the workers drain
     assert "StateDirectory=wsfleet/edge" in text
     timeout_s = int(re.search(r"^TimeoutStopSec=(\d+)$", text, re.M).group(1))
