@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/config_cli.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 #include "common/unique_fd.h"
 
 namespace {
@@ -76,6 +77,7 @@ int run(const wsfleet::BridgeConfig& config) {
           {{"region", config.region},
            {"instance", config.instance},
            {"admin", config.admin_listen.host + ":" + std::to_string(config.admin_listen.port)}});
+  notifyReady("bridge of region " + config.region + " started");
 
   std::vector<pollfd> fds;
   int64_t stop_at = 0;
@@ -98,6 +100,7 @@ int run(const wsfleet::BridgeConfig& config) {
         }
         if (stop_at == 0) {
           logInfo("bridge_stopping", {{"signal", static_cast<int>(info.ssi_signo)}});
+          notifyStopping("saying goodbye, finishing forwarded publishes");
           b.beginStop();
           stop_at = now + kGoodbyeFlushMs;
           give_up_at = now + kForwardDrainMs;

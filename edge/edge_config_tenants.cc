@@ -245,7 +245,11 @@ void Loader::loadTenants() {
     return;
   }
   if (tenants == nullptr || tenants->empty()) {
-    errors.add(1, 1, "at least one tenant is required ([tenants.NAME])");
+    // The packaged configuration ships without one: say what is missing in the words
+    // of the operator who just installed it.
+    errors.add(1, 1,
+               "at least one tenant is required ([tenants.NAME] with its token keys "
+               "[[tenants.NAME.keys]]): no client can connect until keys are configured");
     return;
   }
   for (const auto& [key, value] : *tenants) {

@@ -10,6 +10,8 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/service_notify.h"
+#include "edge/supervisor.h"
 
 namespace wsfleet {
 
@@ -349,6 +351,7 @@ void EdgeServer::onStopSignal(struct ev_loop*, ev_signal* watcher, int) {
   logInfo("signal", {{"signal", term ? "SIGTERM" : "SIGINT"}});
   // SIGTERM drains (the service manager's stop); SIGINT, or SIGTERM during a drain, is
   // the operator insisting: stop now.
+  notifyStopping(term ? "draining" : "stopping");
   if (term && server->service_->beginDrain(std::nullopt, "SIGTERM")) return;
   server->requestStop();
 }
@@ -358,6 +361,7 @@ void EdgeServer::onReloadSignal(struct ev_loop*, ev_signal* watcher, int) {
   logInfo("signal", {{"signal", "SIGHUP"}});
   // Errors are logged and counted by the service; the running config stays.
   (void)server->service_->reload();
+  notifyStatus("configuration reload done");  // no RELOADING=1: see Supervisor::run
 }
 
 void EdgeServer::onWakeup(struct ev_loop*, ev_timer*, int) {}
@@ -384,6 +388,8 @@ int EdgeServer::run() {
                          std::to_string(config_.admin_listen.port + slot_.index)},
            {"worker", slot_.index},
            {"tls", !config_.tls_cert_file.empty()}});
+  reportWorkerReady(slot_, "serving " + config_.ws_listen.host + ":" +
+                               std::to_string(config_.ws_listen.port));
 
   ev_prepare_init(&prepare_watcher_, &EdgeServer::onPrepare);
   prepare_watcher_.data = this;

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/service_notify.h"
 
 namespace wsfleet {
 
@@ -34,10 +35,42 @@ sigset_t supervisedSignals() {
   sigset_t set;
   sigemptyset(&set);
   for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1}) sigaddset(&set, signum);
+  sigaddset(&set, workerReadySignal());
   return set;
 }
 
 }  // namespace
+
+int workerReadySignal() { return SIGRTMIN + 1; }
+
+void reportWorkerReady(const WorkerSlot& slot, std::string_view status) {
+  if (!slot.supervised) {
+    notifyReady(status);
+    return;
+  }
+  sigval value{};
+  value.sival_int = slot.index;
+  if (sigqueue(getppid(), workerReadySignal(), value) != 0) {
+    logWarn("worker_ready_report_failed", {{"error", std::strerror(errno)}});
+  }
+}
+
+void Supervisor::onWorkerReady(pid_t pid) {
+  auto it = std::find_if(workers_.begin(), workers_.end(),
+                         [pid](const Worker& w) { return w.pid == pid; });
+  if (it == workers_.end() || stopping_) return;
+  it->ready = true;
+  const auto ready = std::count_if(workers_.begin(), workers_.end(),
+                                   [](const Worker& w) { return w.ready; });
+  const std::string status = std::to_string(ready) + " of " + std::to_string(count_) +
+                             " workers serving";
+  if (!ready_notified_ && ready == count_) {
+    ready_notified_ = true;
+    notifyReady(status);
+  } else {
+    notifyStatus(status);
+  }
+}
 
 int64_t restartDelayMs(const RestartPolicy& policy, int consecutive_failures) {
   int64_t delay = policy.initial_backoff_ms;
@@ -63,6 +96,8 @@ bool Supervisor::spawn(int index) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Only the supervisor speaks to the service manager (NotifyAccess=main).
+    unsetenv("NOTIFY_SOCKET");
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
     setLogProcessTag("worker-" + std::to_string(index));
@@ -99,6 +134,7 @@ void Supervisor::reap(int64_t now_ms) {
     const int index = static_cast<int>(it - workers_.begin());
     Worker& worker = *it;
     worker.pid = 0;
+    worker.ready = false;
     const bool exited = WIFEXITED(status);
     const int code = exited ? WEXITSTATUS(status) : 0;
     const int signum = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
@@ -170,6 +206,10 @@ int Supervisor::run() {
     siginfo_t info{};
     const int signum = sigtimedwait(&set, &info, &timeout);
     if (signum < 0) continue;  // timeout or EINTR: the loop head does what is due
+    if (signum == workerReadySignal()) {
+      onWorkerReady(info.si_pid);
+      continue;
+    }
     switch (signum) {
       case SIGCHLD:
         break;  // reaped at the loop head
@@ -179,23 +219,34 @@ int Supervisor::run() {
         // them stop at once.
         logInfo("supervisor_signal", {{"signal", signalName(signum)}});
         stopping_ = true;
+        notifyStopping("draining the workers");
         forward(signum);
         break;
       case SIGHUP:
         logInfo("supervisor_signal", {{"signal", "SIGHUP"}});
+        // Each worker reloads on its own and logs the outcome. No RELOADING=1: under
+        // Type=notify the ExecReload job is the reload (RELOADING=1 is for
+        // Type=notify-reload, systemd 253 and newer).
         forward(SIGHUP);
+        notifyStatus("configuration reload sent to the workers");
         break;
       case SIGUSR1:
         // A worker was told to drain (POST /admin/drain): the whole host drains with it.
         if (!stopping_) {
           logInfo("host_drain_requested", {{"by_pid", static_cast<int64_t>(info.si_pid)}});
           stopping_ = true;
+          notifyStopping("draining the workers");
           forward(SIGTERM, info.si_pid);
         }
         break;
       default:
         break;
     }
+  }
+  // A ready report still pending would kill the process once unblocked (the default
+  // action of a real-time signal): take what is left first.
+  const timespec no_wait{0, 0};
+  while (sigtimedwait(&set, nullptr, &no_wait) > 0) {
   }
   sigprocmask(SIG_SETMASK, &previous, nullptr);
   logInfo("supervisor_stopped", {{"start_failed", start_failed_}});

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <vector>
 
 #include "edge/edge_server.h"
@@ -24,6 +25,15 @@ struct RestartPolicy {
   // A worker that ran this long before dying starts again from the initial backoff.
   int64_t stable_after_ms = 30000;
 };
+
+// The queued signal a worker sends its supervisor once it serves (a real-time signal:
+// several workers becoming ready at once are each counted).
+int workerReadySignal();
+
+// Called by a worker once its listener is open. Supervised: tells the supervisor, which
+// tells the service manager (READY=1) once every worker has. Alone (workers = 1): tells
+// the service manager itself, with `status`.
+void reportWorkerReady(const WorkerSlot& slot, std::string_view status);
 
 // Delay before restarting a worker that has died `consecutive_failures` times in a row
 // (1 for the first): initial * 2^(n-1), capped.
@@ -46,10 +56,12 @@ class Supervisor {
     int restarts = 0;
     int64_t started_ms = 0;
     int64_t restart_at_ms = 0;  // when pid == 0 and not stopping: next start
+    bool ready = false;         // reported serving since it was last started
   };
   bool spawn(int index);
   void reap(int64_t now_ms);
   void forward(int signum, pid_t except = 0);
+  void onWorkerReady(pid_t pid);
   int64_t nextWakeMs(int64_t now_ms) const;
 
   const int count_;
@@ -58,6 +70,7 @@ class Supervisor {
   std::vector<Worker> workers_;
   bool stopping_ = false;
   bool start_failed_ = false;
+  bool ready_notified_ = false;
 };
 
 }  // namespace wsfleet

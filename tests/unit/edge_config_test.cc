@@ -507,7 +507,8 @@ TEST(EdgeConfigErrors, MissingFileIsAnError) {
 
 TEST(EdgeConfigTenants, AtLeastOneTenantWithAKey) {
   EXPECT_EQ(errorsOf("[node]\nregion = \"x\"\n"),
-            "cfg.toml:1:1: at least one tenant is required ([tenants.NAME])");
+            "cfg.toml:1:1: at least one tenant is required ([tenants.NAME] with its token "
+            "keys [[tenants.NAME.keys]]): no client can connect until keys are configured");
   EXPECT_EQ(errorsOf("[tenants.acme]\nclient_send = false\n"),
             "cfg.toml:1:1: tenants.acme: a tenant needs at least one token key "
             "([[tenants.acme.keys]])");

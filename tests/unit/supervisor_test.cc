@@ -13,6 +13,9 @@
 #include <set>
 #include <string>
 
+#include "tests/unit/notify_socket.h"
+#include "tests/unit/temp_dir.h"
+
 namespace wsfleet {
 namespace {
 
@@ -56,15 +59,22 @@ class PidReader {
 };
 
 // Forks the supervisor; its workers write their slot and pid, then wait for SIGTERM and
-// exit 0 (or exit at once with `exit_code` when it is not -1).
-pid_t startSupervisor(int workers, int report_fd, int exit_code, RestartPolicy policy) {
+// exit 0 (or exit at once with `exit_code` when it is not -1). With `report_ready` they
+// tell the supervisor they serve, as an edge worker does once it listens, and ignore
+// SIGHUP.
+pid_t startSupervisor(int workers, int report_fd, int exit_code, RestartPolicy policy,
+                      bool report_ready = false) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
-  Supervisor supervisor(workers, policy, [report_fd, exit_code](WorkerSlot slot) {
+  Supervisor supervisor(workers, policy, [report_fd, exit_code, report_ready](WorkerSlot slot) {
     const std::string line =
         std::to_string(slot.index) + " " + std::to_string(getpid()) + "\n";
     if (write(report_fd, line.data(), line.size()) < 0) return 1;
     if (exit_code >= 0) return exit_code;
+    if (report_ready) {
+      signal(SIGHUP, SIG_IGN);
+      reportWorkerReady(slot, "unused: supervised");
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -149,6 +159,49 @@ TEST(SupervisorTest, CrashLoopBacksOff) {
   EXPECT_GE(elapsed_ms, 1100);
   kill(supervisor, SIGTERM);
   EXPECT_EQ(waitExit(supervisor), 0);
+  close(fds[0]);
+}
+
+// The service manager hears READY=1 once, when every worker serves (not when the first
+// does), a status when a restarted worker serves again or a SIGHUP was forwarded, and
+// STOPPING=1 on SIGTERM. The workers themselves say nothing to it.
+TEST(SupervisorTest, TellsTheServiceManagerWhenAllWorkersServe) {
+  TempDir dir;
+  const std::string path = dir.path() + "/notify";
+  ManagerSocket manager(path);
+  ASSERT_TRUE(manager.bound());
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  RestartPolicy policy;
+  policy.initial_backoff_ms = 50;
+  pid_t supervisor = 0;
+  {
+    NotifySocketEnv env(path.c_str());  // inherited by the supervisor only
+    supervisor = startSupervisor(3, fds[1], -1, policy, /*report_ready=*/true);
+  }
+  close(fds[1]);
+  PidReader reader(fds[0]);
+  pid_t pids[3] = {0, 0, 0};
+  for (int i = 0; i < 3; ++i) {
+    int index = -1;
+    pid_t pid = 0;
+    ASSERT_TRUE(reader.next(&index, &pid));
+    pids[index] = pid;
+  }
+  EXPECT_EQ(manager.receive(10000), "STATUS=1 of 3 workers serving");
+  EXPECT_EQ(manager.receive(10000), "STATUS=2 of 3 workers serving");
+  EXPECT_EQ(manager.receive(10000), "READY=1\nSTATUS=3 of 3 workers serving");
+
+  ASSERT_EQ(kill(pids[2], SIGKILL), 0);
+  EXPECT_EQ(manager.receive(10000), "STATUS=3 of 3 workers serving");
+
+  ASSERT_EQ(kill(supervisor, SIGHUP), 0);
+  EXPECT_EQ(manager.receive(10000), "STATUS=configuration reload sent to the workers");
+
+  ASSERT_EQ(kill(supervisor, SIGTERM), 0);
+  EXPECT_EQ(manager.receive(10000), "STOPPING=1\nSTATUS=draining the workers");
+  EXPECT_EQ(waitExit(supervisor), 0);
+  EXPECT_TRUE(manager.idle());
   close(fds[0]);
 }
 
