@@ -23,13 +23,13 @@ void renderCluster(const RegionSpec& region, const NatsServerSpec& self, std::st
   for (const NatsServerSpec& peer : region.servers) {
     if (&peer != &self) routes.push_back(natsUrl("nats-route", peer.cluster));
   }
-  // A server alone in its region has no route: a route to itself is dropped as a
-  // duplicate anyway, and JetStream then elects its meta leader over the gateways.
-  if (!routes.empty()) {
-    out += "  routes: [\n";
-    for (const std::string& route : routes) out += "    " + route + "\n";
-    out += "  ]\n";
-  }
+  // nats-server refuses to start clustered JetStream without a configured route. A server
+  // alone in its region routes to itself: the route is dropped as a duplicate, and the
+  // JetStream meta group forms over the gateways instead.
+  if (routes.empty()) routes.push_back(natsUrl("nats-route", self.cluster));
+  out += "  routes: [\n";
+  for (const std::string& route : routes) out += "    " + route + "\n";
+  out += "  ]\n";
   out += "}\n";
 }
 

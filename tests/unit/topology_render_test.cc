@@ -113,8 +113,12 @@ TEST(RenderNatsTest, OneConfPerServerWithRoutesGatewaysAndJetStream) {
       << a1;
 
   const std::string& b1 = fileNamed(*files, "b-1.conf")->text;
-  // Alone in its region: a cluster (its name is the gateway's) without routes.
-  EXPECT_TRUE(has(b1, "cluster {\n  name: \"b\"\n  listen: \"[fd00::2]:6222\"\n}\n")) << b1;
+  // Alone in its region: a cluster (its name is the gateway's) routed to itself, which
+  // clustered JetStream needs to start.
+  EXPECT_TRUE(has(b1,
+                  "cluster {\n  name: \"b\"\n  listen: \"[fd00::2]:6222\"\n  routes: [\n"
+                  "    \"nats-route://[fd00::2]:6222\"\n  ]\n}\n"))
+      << b1;
   EXPECT_TRUE(has(b1,
                   "{name: \"a\", urls: [\"nats://10.1.0.1:7222\", "
                   "\"nats://10.1.0.2:7222\"]}"))
