@@ -71,6 +71,23 @@ std::string checkGatewayUrl(std::string_view text) {
   return problem.empty() ? "" : quoteForError(text) + " is not host:port: it " + problem;
 }
 
+std::string checkServerAddress(std::string_view text) {
+  const std::string problem = checkAuthority(text, true);
+  return problem.empty() ? "" : quoteForError(text) + " is not host:port: it " + problem;
+}
+
+// DNS answers are addresses; a zone file cannot hold a name or an IPv6 zone index, and an
+// IPv4-mapped IPv6 address would be an A record written as AAAA text.
+std::string checkDnsAddress(std::string_view text) {
+  IpAddress address;
+  const std::string shape = quoteForError(text) + " is not an IPv4 or IPv6 address";
+  if (text.find('%') != std::string_view::npos || !parseIpAddress(text, &address)) return shape;
+  if (address.isV4() && text.find(':') != std::string_view::npos) {
+    return shape + ": write an IPv4 address as a.b.c.d";
+  }
+  return "";
+}
+
 std::string convertSubnet(std::string_view text, ClientSubnet& out) {
   const std::string problem = parseIpNetwork(text, &out.network);
   if (!problem.empty()) return problem;
@@ -122,6 +139,26 @@ const std::vector<ConfigOption<RegionSpec>>& regionOptions() {
                             "share of the channels and users the region owns"),
       stringOption<RegionSpec>("gateway_url", WSF_FIELD(RegionSpec, gateway_url), "",
                                "host:port of the region's NATS gateway", checkGatewayUrl),
+      listOption<RegionSpec>("dns_addresses", WSF_FIELD(RegionSpec, dns_addresses), {},
+                             "addresses geo-DNS answers with for this region's clients",
+                             checkedItem(checkDnsAddress)),
+  };
+  return options;
+}
+
+const std::vector<ConfigOption<NatsServerSpec>>& serverOptions() {
+  static const std::vector<ConfigOption<NatsServerSpec>> options = {
+      stringOption<NatsServerSpec>("name", WSF_FIELD(NatsServerSpec, name), "",
+                                   "the server's name (server_name), unique in the fleet",
+                                   checkNodeName),
+      stringOption<NatsServerSpec>("client", WSF_FIELD(NatsServerSpec, client), "",
+                                   "host:port for client connections", checkServerAddress),
+      stringOption<NatsServerSpec>("cluster", WSF_FIELD(NatsServerSpec, cluster), "",
+                                   "host:port for routes within the region", checkServerAddress),
+      stringOption<NatsServerSpec>("gateway", WSF_FIELD(NatsServerSpec, gateway), "",
+                                   "host:port for gateways from other regions", checkServerAddress),
+      stringOption<NatsServerSpec>("monitor", WSF_FIELD(NatsServerSpec, monitor), "",
+                                   "host:port of HTTP monitoring", checkServerAddress),
   };
   return options;
 }
@@ -169,6 +206,7 @@ class TopologyParser {
     checkDuplicateNames();
     checkFailover();
     checkSubnets();
+    checkServers();
     parseEntries<NamespacePin>(*root, "pins", pinOptions(), topology_.pins);
     parseEntries<ChannelMove>(*root, "moves", moveOptions(), topology_.moves);
     checkPins();
@@ -210,10 +248,17 @@ class TopologyParser {
     for (size_t i = 0; i < regions->size(); ++i) {
       const toml::table& table = *regions->get(i)->as_table();
       const std::string prefix = "regions[" + std::to_string(i) + "]";
-      rejectUnknownKeys(table, prefix, optionKeys(regionOptions()), errors_);
-      requireKeys(table, prefix, {"name", "nats_urls", "public_urls"});
+      rejectUnknownKeys(table, prefix, optionKeys(regionOptions(), {"servers"}), errors_);
+      requireKeys(table, prefix, {"name", "public_urls"});
+      if (!table.contains("servers")) requireKeys(table, prefix, {"nats_urls"});
       RegionSpec spec;
       applyOptions(table, regionOptions(), prefix, spec, errors_);
+      parseServers(table, prefix, i, spec);
+      if (!table.contains("nats_urls")) {
+        for (const NatsServerSpec& server : spec.servers) {
+          if (!server.client.empty()) spec.nats_urls.push_back("nats://" + server.client);
+        }
+      }
       for (const char* key : {"nats_urls", "public_urls"}) {
         const toml::array* list = table.get(key) ? table.get(key)->as_array() : nullptr;
         if (list != nullptr && list->empty()) {
@@ -227,6 +272,61 @@ class TopologyParser {
                                                                    : std::string());
       region_tables_.push_back(&table);
       topology_.regions.push_back(std::move(spec));
+    }
+  }
+
+  void parseServers(const toml::table& region, const std::string& prefix, size_t region_index,
+                    RegionSpec& spec) {
+    const toml::node* node = region.get("servers");
+    if (node == nullptr) return;
+    const toml::array* servers = node->as_array();
+    if (servers == nullptr || servers->empty() || !servers->is_array_of_tables()) {
+      errors_.add(*node,
+                  prefix + ".servers: expected one or more [[regions.servers]] tables, got " +
+                      (servers != nullptr && servers->empty() ? std::string("an empty array")
+                                                              : std::string(tomlTypeName(*node))));
+      return;
+    }
+    for (size_t k = 0; k < servers->size(); ++k) {
+      const toml::table& table = *servers->get(k)->as_table();
+      const std::string key = prefix + ".servers[" + std::to_string(k) + "]";
+      rejectUnknownKeys(table, key, optionKeys(serverOptions()), errors_);
+      requireKeys(table, key, {"name", "client", "cluster", "gateway", "monitor"});
+      NatsServerSpec server;
+      applyOptions(table, serverOptions(), key, server, errors_);
+      spec.servers.push_back(std::move(server));
+      server_tables_.push_back({&table, region_index, k});
+    }
+  }
+
+  // Server names are NATS server_names, which must differ across the whole supercluster;
+  // two listeners on one address cannot both start.
+  void checkServers() {
+    struct Seen {
+      const toml::node* node;
+      std::string key;
+    };
+    std::map<std::string, Seen> names;
+    std::map<std::string, Seen> addresses;
+    for (const ServerTable& where : server_tables_) {
+      const NatsServerSpec& server = topology_.regions[where.region].servers[where.index];
+      const std::string prefix = "regions[" + std::to_string(where.region) + "].servers[" +
+                                 std::to_string(where.index) + "]";
+      auto claim = [&](std::map<std::string, Seen>& seen, const std::string& value,
+                       const char* field, const char* what) {
+        if (value.empty()) return;
+        const toml::node* node = where.table->get(field);
+        const std::string key = prefix + "." + field;
+        auto [it, inserted] = seen.emplace(value, Seen{node, key});
+        if (inserted) return;
+        errors_.add(*node, key + ": " + quoteForError(value) + " is already " + what + " of " +
+                               it->second.key + " (" + lineOf(*it->second.node) + ")");
+      };
+      claim(names, server.name, "name", "the name");
+      claim(addresses, server.client, "client", "the address");
+      claim(addresses, server.cluster, "cluster", "the address");
+      claim(addresses, server.gateway, "gateway", "the address");
+      claim(addresses, server.monitor, "monitor", "the address");
     }
   }
 
@@ -383,6 +483,12 @@ class TopologyParser {
   Topology topology_;
   std::vector<std::string> region_names_;  // as written, parallel to topology_.regions
   std::vector<const toml::table*> region_tables_;
+  struct ServerTable {
+    const toml::table* table;
+    size_t region;
+    size_t index;
+  };
+  std::vector<ServerTable> server_tables_;  // every [[regions.servers]], in file order
   std::map<std::string, std::vector<const toml::table*>> entry_tables_;
 };
 

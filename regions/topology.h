@@ -27,14 +27,27 @@ struct ClientSubnet {
   std::string text;  // as written, for messages and rendered configs
 };
 
+// One NATS server of a region, as `wsfleetctl topology render-nats` writes its conf. Each
+// address is host:port: the server listens there and its peers dial it there.
+struct NatsServerSpec {
+  std::string name;     // server_name: [A-Za-z0-9_-]{1,64}, unique across the fleet
+  std::string client;   // client connections
+  std::string cluster;  // routes from the region's other servers
+  std::string gateway;  // gateway connections from the other regions
+  std::string monitor;  // HTTP monitoring (/varz, /gatewayz, /healthz)
+};
+
 struct RegionSpec {
-  std::string name;                          // [A-Za-z0-9_-]{1,64}, unique
-  std::vector<std::string> nats_urls;        // nats:// or tls://host:port, at least one
+  std::string name;  // [A-Za-z0-9_-]{1,64}, unique
+  // nats:// or tls://host:port, at least one; nats://<client> of each server by default.
+  std::vector<std::string> nats_urls;
   std::vector<std::string> public_urls;      // ws:// or wss://, at least one
   std::vector<ClientSubnet> client_subnets;  // for geo-DNS; no overlap across regions
   std::vector<std::string> failover;         // other regions, most preferred first
   uint32_t weight = kDefaultRegionWeight;    // share of rendezvous ownership, 1..1000
   std::string gateway_url;                   // host:port of the NATS gateway; may be empty
+  std::vector<NatsServerSpec> servers;       // optional; in file order
+  std::vector<std::string> dns_addresses;    // IP literals geo-DNS answers with; optional
 };
 
 // Every channel of `ns` in `tenant` is owned by `region` (while it is healthy).

@@ -94,6 +94,11 @@ TEST(TopologyTest, SampleConfParses) {
   ASSERT_EQ(topology->regions[1].client_subnets.size(), 3u);
   EXPECT_EQ(topology->regions[1].client_subnets[1].text, "203.0.113.0/25");
   EXPECT_EQ(topology->regions[1].client_subnets[1].network.prefix_bits, 96 + 25);
+  ASSERT_EQ(topology->regions[1].servers.size(), 3u);
+  EXPECT_EQ(topology->regions[1].servers[2].name, "nats-eu-west-3");
+  EXPECT_EQ(topology->regions[1].servers[2].gateway, "10.20.0.13:7222");
+  EXPECT_EQ(topology->regions[2].dns_addresses,
+            (std::vector<std::string>{"192.0.2.30", "2001:db8:ff30::30"}));
   // Its pin and move are commented out: the sample must stay valid when they are enabled.
   EXPECT_TRUE(topology->pins.empty());
   EXPECT_TRUE(topology->moves.empty());
@@ -369,6 +374,104 @@ TEST(TopologyTest, EveryErrorAtOnceInFileOrder) {
   EXPECT_EQ(lines[1].rfind("topo.toml:" + std::to_string(lineOf(text, "zz")) + ":", 0), 0u);
   EXPECT_EQ(lines[2].rfind("topo.toml:" + std::to_string(lineOf(text, "weight")) + ":", 0), 0u);
   EXPECT_EQ(lines[3].rfind("topo.toml:" + std::to_string(lineOf(text, "nowhere")) + ":", 0), 0u);
+}
+
+// Region b of kTwoRegions with two servers and no nats_urls of its own.
+std::string withServers() {
+  return replaced(kTwoRegions, "nats_urls = [\"tls://10.0.0.2:4222\"]\n", "") + R"(
+[[regions.servers]]
+name = "b-1"
+client = "10.0.0.2:4222"
+cluster = "10.0.0.2:6222"
+gateway = "10.0.0.2:7222"
+monitor = "10.0.0.2:8222"
+
+[[regions.servers]]
+name = "b-2"
+client = "[fd00::3]:4222"
+cluster = "nats-b-2.internal:6222"
+gateway = "[fd00::3]:7222"
+monitor = "127.0.0.1:8222"
+)";
+}
+
+TEST(TopologyTest, ServersParseAndDefaultTheNatsUrls) {
+  Result<Topology> topology = parseTopology(withServers(), kSource);
+  ASSERT_TRUE(topology) << topology.status().message();
+  EXPECT_TRUE(topology->regions[0].servers.empty());
+  const RegionSpec& b = topology->regions[1];
+  ASSERT_EQ(b.servers.size(), 2u);
+  EXPECT_EQ(b.servers[0].name, "b-1");
+  EXPECT_EQ(b.servers[0].client, "10.0.0.2:4222");
+  EXPECT_EQ(b.servers[0].cluster, "10.0.0.2:6222");
+  EXPECT_EQ(b.servers[0].gateway, "10.0.0.2:7222");
+  EXPECT_EQ(b.servers[0].monitor, "10.0.0.2:8222");
+  EXPECT_EQ(b.servers[1].cluster, "nats-b-2.internal:6222");
+  EXPECT_EQ(b.nats_urls,
+            (std::vector<std::string>{"nats://10.0.0.2:4222", "nats://[fd00::3]:4222"}));
+  // nats_urls given: kept as written (the daemons may go through a balancer or TLS).
+  const std::string text = replaced(withServers(), "name = \"b\"\n",
+                                    "name = \"b\"\nnats_urls = [\"tls://lb.b:4222\"]\n");
+  Result<Topology> kept = parseTopology(text, kSource);
+  ASSERT_TRUE(kept) << kept.status().message();
+  EXPECT_EQ(kept->regions[1].nats_urls, (std::vector<std::string>{"tls://lb.b:4222"}));
+}
+
+TEST(TopologyTest, ServerErrors) {
+  const std::string good = withServers();
+  auto expectAt = [&](const std::string& from, const std::string& to, const std::string& needle) {
+    const std::string text = replaced(good, from, to);
+    expectOneError(text, lineOf(text, to), needle);
+  };
+  expectAt("client = \"10.0.0.2:4222\"", "client = \"10.0.0.2\"",
+           "regions[1].servers[0].client: '10.0.0.2' is not host:port: it has no port");
+  expectAt("monitor = \"10.0.0.2:8222\"", "monitor = \"10.0.0.2:99999\"", "has a bad port");
+  expectAt("name = \"b-1\"", "name = \"b 1\"", "regions[1].servers[0].name: 'b 1' must be");
+  expectAt("client = \"10.0.0.2:4222\"", "port = 4222\nclient = \"10.0.0.2:4222\"",
+           "unknown key 'regions[1].servers[0].port'");
+  expectAt("gateway = \"10.0.0.2:7222\"", "gateway = 7222",
+           "regions[1].servers[0].gateway: expected a string");
+  // Names are unique in the fleet; addresses are unique across every role.
+  expectAt("name = \"b-2\"", "name = \"b-1\" # again",
+           "regions[1].servers[1].name: 'b-1' is already the name of regions[1].servers[0].name "
+           "(line ");
+  expectAt("monitor = \"127.0.0.1:8222\"", "monitor = \"10.0.0.2:7222\"",
+           "regions[1].servers[1].monitor: '10.0.0.2:7222' is already the address of "
+           "regions[1].servers[0].gateway");
+  // A missing key points at the server's table.
+  const std::string no_cluster = replaced(good, "cluster = \"10.0.0.2:6222\"\n", "");
+  expectOneError(no_cluster, lineOf(no_cluster, "[[regions.servers]]"),
+                 "regions[1].servers[0]: 'cluster' is required");
+  // servers must be tables; an empty list says so.
+  const std::string empty =
+      replaced(kTwoRegions, "failover = [\"a\"]", "failover = [\"a\"]\nservers = []");
+  expectOneError(empty, lineOf(empty, "servers"),
+                 "regions[1].servers: expected one or more [[regions.servers]] tables, got an "
+                 "empty array");
+  const std::string strings =
+      replaced(kTwoRegions, "failover = [\"a\"]", "failover = [\"a\"]\nservers = [\"b-1\"]");
+  expectOneError(strings, lineOf(strings, "servers"), "tables, got an array");
+  // Without servers, nats_urls stays required.
+  const std::string neither = replaced(kTwoRegions, "nats_urls = [\"tls://10.0.0.2:4222\"]\n", "");
+  expectOneError(neither, lineOf(neither, "name = \"b\"") - 1,
+                 "regions[1]: 'nats_urls' is required");
+}
+
+TEST(TopologyTest, DnsAddresses) {
+  const std::string base =
+      replaced(kTwoRegions, "failover = [\"a\"]",
+               "failover = [\"a\"]\ndns_addresses = [\"192.0.2.1\", \"2001:db8::1\"]");
+  Result<Topology> topology = parseTopology(base, kSource);
+  ASSERT_TRUE(topology) << topology.status().message();
+  EXPECT_EQ(topology->regions[1].dns_addresses,
+            (std::vector<std::string>{"192.0.2.1", "2001:db8::1"}));
+  EXPECT_TRUE(topology->regions[0].dns_addresses.empty());
+  for (const char* bad : {"b.example.com", "192.0.2.0/24", "fe80::1%eth0", "::ffff:192.0.2.1"}) {
+    const std::string text = replaced(base, "\"2001:db8::1\"", std::string("\"") + bad + "\"");
+    expectOneError(
+        text, lineOf(text, "dns_addresses"),
+        "regions[1].dns_addresses[1]: '" + std::string(bad) + "' is not an IPv4 or IPv6 address");
+  }
 }
 
 TEST(TopologyTest, LoadTopologyReportsAnUnreadableFile) {

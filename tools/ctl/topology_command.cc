@@ -7,6 +7,7 @@
 #include "regions/ownership.h"
 #include "regions/topology.h"
 #include "tools/ctl/commands.h"
+#include "tools/ctl/topology_render_command.h"
 
 namespace wsfleet::ctl {
 namespace {
@@ -79,7 +80,8 @@ void addTopologyCommands(CLI::App& app, int& exit_code) {
   topology->require_subcommand(1);
 
   CLI::App* check = topology->add_subcommand(
-      "check", "Validate a topology file; prints every error as FILE:LINE:COL");
+      "validate", "Validate a topology file; prints every error as FILE:LINE:COL");
+  check->alias("check");
   auto check_path = std::make_shared<std::string>();
   check->add_option("file", *check_path, "topology file (TOML)")->required();
   check->callback([check_path, &exit_code] { exit_code = runCheck(*check_path); });
@@ -94,6 +96,8 @@ void addTopologyCommands(CLI::App& app, int& exit_code) {
   channel->excludes(user);
   owner->add_option("--down", args->down, "treat this region as unhealthy (repeatable)");
   owner->callback([args, &exit_code] { exit_code = runOwner(*args); });
+
+  addTopologyRenderCommands(*topology, exit_code);
 }
 
 }  // namespace wsfleet::ctl
