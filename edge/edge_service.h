@@ -284,6 +284,10 @@ class EdgeService {
     // A move to apply: delivered first is the old generation up to the move's fence, then
     // the channel follows the new owner from its base (regionSwitchOwner).
     std::optional<OwnerRecord> move;
+    // A move away from this generation runs and its fence is not known yet: nothing more
+    // of the generation is delivered (live messages are held) until it is.
+    bool frozen = false;
+    bool move_ready = false;  // the old generation is delivered up to the move's fence
     bool positioned = false;      // cursor is known
     bool busy = false;            // a fetch from the stream is running: live messages wait
     bool reposition = false;      // the epoch changed while busy: read the position again

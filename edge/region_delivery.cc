@@ -428,6 +428,7 @@ EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant
     if (moved != nullptr && moved->readGen() == owner.gen && moved->gen == owner.gen) {
       slot->base = moved->base;
     }
+    slot->frozen = owner.moving;
     slot->history_subject = historySubject(slot->owner, tenant, channel);
     // Listening starts before the position is read, so nothing stored after that read
     // can pass by unseen.
@@ -438,7 +439,7 @@ EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant
 
 void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, FramePtr frame,
                              int64_t ts) {
-  if (rc.busy || !rc.positioned) {
+  if (rc.busy || !rc.positioned || rc.frozen) {
     if (rc.held.size() >= kMaxHeld || rc.held_bytes + frame->size() > kMaxHeldBytes) {
       metrics_.dropped("region_held_full");  // the catch-up fetches it from the stream
       return;
@@ -446,7 +447,7 @@ void EdgeService::regionLive(RegionChannel& rc, uint64_t seq, uint64_t prev, Fra
     rc.held_bytes += frame->size();
     rc.held.push_back({seq, prev, std::move(frame), ts});
     // A position read that failed is tried again when the channel has news.
-    if (!rc.busy) regionPosition(rc);
+    if (!rc.busy && !rc.positioned) regionPosition(rc);
     return;
   }
   if (seq <= rc.cursor) return;  // delivered already (catch-up overtook it)
@@ -500,6 +501,13 @@ void EdgeService::regionGap(RegionChannel& rc, uint64_t resume_at) {
 }
 
 void EdgeService::regionCatchUp(RegionChannel& rc) {
+  if (rc.frozen) {
+    // A move's fence decides what more of this generation counts: wait for it (the move's
+    // record, owned, starts the catch-up again). Subscribes meanwhile get the position
+    // delivered so far.
+    rc.busy = false;
+    return regionServeWaiters(rc);
+  }
   rc.busy = true;
   const std::string key = rc.key;
   if (region_->epochOf(rc.owner).empty()) {
@@ -571,15 +579,23 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
             regionGap(ch, ch.held.front().prev);
             takeHeldInOrder(ch);
           }
+          if (ch.move) ch.move_ready = true;  // the old generation is delivered in full
           ch.busy = false;
           ch.cursor_checked = false;
           regionIdle(ch);
           return;
         }
+        if (ch.frozen) {
+          // A move began while this was fetched: nothing more until its fence is known.
+          ch.busy = false;
+          ch.cursor_checked = false;
+          return regionServeWaiters(ch);
+        }
         takeHeldInOrder(ch);  // repeats of delivered messages go first
         if (ch.move && got->seq > ch.move->fence) {
           // Past the fence of a move waiting to be applied: the old generation is
           // delivered in full; what follows is the new owner's (regionIdle switches).
+          ch.move_ready = true;
           ch.held.clear();
           ch.held_bytes = 0;
           ch.busy = false;
@@ -610,7 +626,9 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
         }
         // Caught up with the live messages held meanwhile: from here on they follow in
         // order, so chasing the stream further (while it grows) is not needed.
-        if (took_held && ch.held.empty()) {
+        // (Not while a move waits: its old generation is read up to the fence, whatever
+        // is still on its way live.)
+        if (took_held && ch.held.empty() && !ch.move) {
           ch.busy = false;
           ch.cursor_checked = false;
           regionIdle(ch);
@@ -643,7 +661,7 @@ void EdgeService::retryRegionCatchUps(int64_t now_mono_ms) {
 
 void EdgeService::regionIdle(RegionChannel& rc) {
   const std::string key = rc.key;
-  if (rc.move) return regionSwitchOwner(rc);
+  if (rc.move) return rc.move_ready ? regionSwitchOwner(rc) : regionCatchUp(rc);
   if (rc.reposition) {
     rc.reposition = false;
     rc.positioned = false;

@@ -65,16 +65,24 @@ void EdgeService::onOwnerRecord(const OwnerRecord& record) {
       }
     }
   }
-  if (record.state != OwnerState::kOwned) return;  // stores wait; delivery goes on
   auto it = region_channels_.find(key);
   if (it == region_channels_.end()) return;
   RegionChannel& rc = *it->second;
+  if (record.state != OwnerState::kOwned) {
+    // A move away from the generation delivered here: publishes go on, but which of the
+    // old owner's messages count is known only with the fence. Until then nothing more
+    // of it is delivered (a message the fence refuses must never reach a subscriber).
+    if (record.readOwner() == rc.owner && record.readGen() == rc.gen) rc.frozen = true;
+    return;
+  }
+  rc.frozen = false;
   if (record.gen <= rc.gen || (rc.move && rc.move->gen >= record.gen)) return;
   // The next generation after the one delivered: the old one up to its fence first.
   // Generations skipped (this worker missed a move): nothing between can be put in
   // order; the subscribers see the new epoch and know they may have missed messages.
   const bool next = record.from == rc.owner && record.gen == rc.gen + 1;
   rc.move = record;
+  rc.move_ready = false;
   if (!next) rc.move->fence = 0;
   const uint64_t fence = rc.move->fence;
   std::erase_if(rc.held, [&rc, fence](const RegionChannel::Live& live) {
@@ -82,14 +90,15 @@ void EdgeService::onOwnerRecord(const OwnerRecord& record) {
     rc.held_bytes -= live.frame->size();
     return true;
   });
-  if (rc.busy) return;  // regionIdle applies it
+  if (rc.busy) return;  // regionIdle goes on with it
   if (!rc.positioned || !next) return regionSwitchOwner(rc);
-  regionCatchUp(rc);
+  regionCatchUp(rc);  // up to the fence; regionIdle then switches
 }
 
 void EdgeService::regionSwitchOwner(RegionChannel& rc) {
   OwnerRecord move = std::move(*rc.move);
   rc.move.reset();
+  rc.move_ready = false;
   logInfo("owner_switched", {{"tenant", rc.tenant},
                              {"channel", rc.channel},
                              {"from", rc.owner},

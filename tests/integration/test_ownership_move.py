@@ -283,3 +283,43 @@ def test_owner_commands_refuse_what_they_cannot_do(fleet_factory):
     assert p.returncode == 0 and "already owned by eu" in p.stderr, p.stderr
     p = owner_cmd(fleet, "list")
     assert p.returncode == 0 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+
+
+def test_an_interrupted_move_is_finished_by_running_it_again(fleet_factory):
+    fleet = fleet_factory()
+    fleet.wait_links()
+    ch = channel("us", "interrupted")
+    client = fleet.edge("us").connect("alice")
+    nc = fleet.sc.connect("us")
+    try:
+        assert generation(client.ok(publish_cmd(ch, {"i": 0}, "k0"), timeout=15)["epoch"]) == 0
+        # A mover that stopped right after its first step: the record says `moving`.
+        nc.stream_create("KV_WSF_OWNERS", ["$KV.WSF_OWNERS.>"], max_msgs_per_subject=1)
+        record = {"tenant": "demo", "channel": ch, "owner": "eu", "gen": 1, "state": "moving",
+                  "from": "us", "fence": 0, "base": 0}
+        nc.js_publish(f"$KV.WSF_OWNERS.{owner_key('demo', ch)}", json.dumps(record).encode())
+        wait_until(lambda: edge_metric(fleet.edge("us"), "wsfleet_owner_records") == 1, 5,
+                   what="the moving record at the edge")
+        # Publishes go on at the old owner meanwhile, each confirmed by its marker.
+        r = client.ok(publish_cmd(ch, {"i": 1}, "k1"), timeout=15)
+        assert generation(r["epoch"]) == 0, r
+        # Another target is refused until this move is finished.
+        p = owner_cmd(fleet, "move", "--tenant", "demo", "--channel", ch, "--to", "us",
+                      "--replicas", "1")
+        assert p.returncode == 1 and "is not finished" in p.stderr, (p.returncode, p.stderr)
+        done = move(fleet, ch, "eu")
+        assert (done["owner"], done["gen"], done["state"]) == ("eu", 1, "owned"), done
+        assert done["fence"] >= r["offset"], done
+        # The old owner's marker holds the fence; the new owner's names the generation.
+        marker = nc.msg_get("WSF_GEN_us", last_by_subj=f"wsf.us.gen.demo.{ch}")["message"]
+        old = json.loads(marker["data"])
+        assert old == {"gen": 1, "owner": "eu", "from": "us", "fence": done["fence"]}, old
+
+        def stored_by_new_owner():
+            r = client.request(publish_cmd(ch, {"i": 2}), timeout=15)
+            return r.get("ok") is True and generation(r["epoch"]) == 1
+
+        wait_until(stored_by_new_owner, 10, what="a publish stored by the new owner")
+    finally:
+        nc.close()
+        client.close()

@@ -336,8 +336,10 @@ Status move(Fleet& fleet, const OwnerArgs& args) {
     move.at_ms = nowWallMs();
     WSF_ASSIGN_OR_RETURN(revision, compareAndSet(fleet, ownerRecordSubject(args.tenant, args.channel),
                                                  encodeOwnerRecord(move), revision));
-    std::this_thread::sleep_for(std::chrono::milliseconds(args.grace_ms));
   }
+  // Also when finishing an interrupted move: its first mover may have stopped before the
+  // grace ran out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(args.grace_ms));
   WSF_ASSIGN_OR_RETURN(move.fence, fenceOldOwner(fleet, move));
   WSF_RETURN_IF_ERROR(markNewOwner(fleet, move));
   WSF_ASSIGN_OR_RETURN(move.base, historyLastSeq(fleet, move.owner));
