@@ -128,8 +128,8 @@ std::string EdgeService::controlDrain(const NatsInbound& request, bool drain) {
     auto e = object["window_ms"].get_uint64().get(value);
     if (e == simdjson::SUCCESS) {
       if (value > kMaxControlDrainWindowMs) {
-        return controlError("bad_window", "window_ms must be at most " +
-                                              std::to_string(kMaxControlDrainWindowMs));
+        return controlError(
+            "bad_window", "window_ms must be at most " + std::to_string(kMaxControlDrainWindowMs));
       }
       window = value;
     } else if (e != simdjson::NO_SUCH_FIELD) {

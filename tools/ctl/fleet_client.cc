@@ -28,8 +28,8 @@ void addFleetFlags(CLI::App* command, FleetArgs& args) {
   command->add_option("--creds", args.creds_file, "NATS credentials file");
   command->add_option("--token", args.token, "NATS token");
   command->add_option("--tls-ca", args.tls_ca_file, "CA file: connect with TLS");
-  command->add_option("--timeout-ms", args.timeout_ms,
-                      "how long answers are collected from the fleet")
+  command
+      ->add_option("--timeout-ms", args.timeout_ms, "how long answers are collected from the fleet")
       ->capture_default_str();
   command->add_flag("--json", args.json, "JSON output");
 }

@@ -116,8 +116,8 @@ Result<std::vector<OwnerRecord>> movesInProgress(FleetClient& fleet, bool* trunc
     WSF_ASSIGN_OR_RETURN(
         NatsInbound reply,
         fleet.nats().request(msgGetSubject(kOwnersStream),
-                             msgGetNextBySubject(next, std::string(kOwnersSubjectPrefix) + ">"),
-                             {}, fleet.windowMs()));
+                             msgGetNextBySubject(next, std::string(kOwnersSubjectPrefix) + ">"), {},
+                             fleet.windowMs()));
     if (reply.status == "503") break;  // no JetStream answers: nothing can be moving
     JsError error;
     auto got = parseMsgGet(fleet.parser(), reply.data, &error);
@@ -212,7 +212,8 @@ int runStatus(const Args& args) {
         t.add({m.tenant, m.channel, m.from, m.owner, std::to_string(m.gen)});
       }
       std::cout << t.render();
-      if (moves_truncated) std::cout << "(only the first " << kMaxOwnerRecords << " records read)\n";
+      if (moves_truncated)
+        std::cout << "(only the first " << kMaxOwnerRecords << " records read)\n";
     }
   }
   if (bad > 0) std::cerr << "wsfleetctl: " << bad << " answers could not be read\n";
@@ -225,8 +226,8 @@ int runEdgeList(const Args& args) {
   auto opened = FleetClient::open(args.fleet);
   if (!opened) return reportFailure(opened.status());
   FleetClient& fleet = **opened;
-  auto answers = fleet.askEveryRegion([](const std::string& r) { return controlEdgesSubject(r); },
-                                      "{}");
+  auto answers =
+      fleet.askEveryRegion([](const std::string& r) { return controlEdgesSubject(r); }, "{}");
   const auto edges = parseEdges(fleet.parser(), answers, nullptr);
   const auto silent = silentRegions(answers);
   if (args.fleet.json) {
@@ -256,8 +257,8 @@ int runEdgeDrain(const Args& args, bool drain) {
   if (!opened) return reportFailure(opened.status());
   FleetClient& fleet = **opened;
   // Where the node is, and how many workers it has.
-  auto answers = fleet.askEveryRegion([](const std::string& r) { return controlEdgesSubject(r); },
-                                      "{}");
+  auto answers =
+      fleet.askEveryRegion([](const std::string& r) { return controlEdgesSubject(r); }, "{}");
   const auto silent = silentRegions(answers);
   std::string region;
   size_t workers = 0;
@@ -283,9 +284,8 @@ int runEdgeDrain(const Args& args, bool drain) {
         .fieldUint("window_ms", static_cast<uint64_t>(args.window_s * 1000))
         .endObject();
   }
-  auto done = fleet.ask({region}, {{controlNodeSubject(region, args.node,
-                                                       drain ? "drain" : "undrain"),
-                                    body}});
+  auto done = fleet.ask(
+      {region}, {{controlNodeSubject(region, args.node, drain ? "drain" : "undrain"), body}});
   Refusals r = refusalsOf(fleet, done);
   if (r.count > 0) return refused(r);
   std::vector<std::string> replies;
@@ -386,8 +386,8 @@ int runPresence(const Args& args, bool of_user) {
     std::cout << out << "\n";
   } else if (rows > 0) {
     std::cout << t.render();
-    if (truncated) std::cout << "(some edges listed only their first " << kControlMaxEntries
-                             << ")\n";
+    if (truncated)
+      std::cout << "(some edges listed only their first " << kControlMaxEntries << ")\n";
   } else {
     std::cout << "no connection found\n";
   }
@@ -456,8 +456,8 @@ int runBridgeLinks(const Args& args) {
   auto opened = FleetClient::open(args.fleet);
   if (!opened) return reportFailure(opened.status());
   FleetClient& fleet = **opened;
-  auto answers = fleet.askEveryRegion(
-      [](const std::string& r) { return controlBridgesSubject(r); }, "{}");
+  auto answers =
+      fleet.askEveryRegion([](const std::string& r) { return controlBridgesSubject(r); }, "{}");
   const auto bridges = parseBridges(fleet.parser(), answers, nullptr);
   const auto silent = silentRegions(answers);
   if (args.fleet.json) {
@@ -540,9 +540,10 @@ void addFleetCommands(CLI::App& app, int& exit_code) {
   CLI::App* drain = edge->add_subcommand(
       "drain", "Drain an edge node (held: it stays up, readiness 503, until undrain)");
   drain->add_option("NODE", args->node, "the edge's node name")->required();
-  drain->add_option("--window", args->window_s,
-                    "seconds over which clients are told to reconnect (default: the edge's "
-                    "drain.window_ms)")
+  drain
+      ->add_option("--window", args->window_s,
+                   "seconds over which clients are told to reconnect (default: the edge's "
+                   "drain.window_ms)")
       ->check(CLI::Range(0.0, kMaxDrainWindowS));
   addFleetFlags(drain, args->fleet);
   drain->callback([args, &exit_code] { exit_code = runEdgeDrain(*args, true); });

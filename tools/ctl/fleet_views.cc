@@ -90,8 +90,8 @@ std::vector<EdgeView> parseEdges(JsonParser& parser, const std::vector<RegionAns
   return out;
 }
 
-std::vector<BridgeView> parseBridges(JsonParser& parser,
-                                     const std::vector<RegionAnswers>& answers, size_t* bad) {
+std::vector<BridgeView> parseBridges(JsonParser& parser, const std::vector<RegionAnswers>& answers,
+                                     size_t* bad) {
   std::vector<BridgeView> out;
   for (const RegionAnswers& a : answers) {
     for (const std::string& reply : a.replies) {
@@ -141,8 +141,8 @@ Table edgeTable(std::vector<EdgeView> edges) {
 }
 
 Table bridgeTable(const std::vector<BridgeView>& bridges) {
-  Table t({"REGION", "BRIDGE", "CONNECTED", "LINK", "STATE", "REMOTE BRIDGES", "MSGS OUT",
-           "MSGS IN"});
+  Table t(
+      {"REGION", "BRIDGE", "CONNECTED", "LINK", "STATE", "REMOTE BRIDGES", "MSGS OUT", "MSGS IN"});
   for (const BridgeView& b : bridges) {
     if (b.links.empty()) {
       t.add({b.region, b.instance, yes(b.connected), "-", "-", "-", "-", "-"});
@@ -159,8 +159,8 @@ Table bridgeTable(const std::vector<BridgeView>& bridges) {
 Table regionTable(const std::vector<std::string>& regions, const std::vector<EdgeView>& edges,
                   const std::vector<BridgeView>& bridges,
                   const std::vector<std::string>& silent_regions) {
-  Table t({"REGION", "EDGES", "WORKERS", "DRAINING", "CONNS", "CONN/S", "IN/S", "OUT/S",
-           "DROPS/S", "BRIDGES", "LINKS UP", "ANSWERED"});
+  Table t({"REGION", "EDGES", "WORKERS", "DRAINING", "CONNS", "CONN/S", "IN/S", "OUT/S", "DROPS/S",
+           "BRIDGES", "LINKS UP", "ANSWERED"});
   for (const std::string& r : regions) {
     std::set<std::string> nodes;
     size_t workers = 0, draining = 0;

@@ -70,8 +70,8 @@ std::optional<ControlError> controlErrorOf(JsonParser& parser, const std::string
 // Answers that do not parse are skipped (counted in `bad`).
 std::vector<EdgeView> parseEdges(JsonParser& parser, const std::vector<RegionAnswers>& answers,
                                  size_t* bad);
-std::vector<BridgeView> parseBridges(JsonParser& parser,
-                                     const std::vector<RegionAnswers>& answers, size_t* bad);
+std::vector<BridgeView> parseBridges(JsonParser& parser, const std::vector<RegionAnswers>& answers,
+                                     size_t* bad);
 // Re-serialised answer (valid JSON), "" when it does not parse.
 std::string canonicalJson(JsonParser& parser, const std::string& reply);
 
