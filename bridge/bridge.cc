@@ -27,6 +27,8 @@ Bridge::Bridge(const BridgeConfig& config, MetricsRegistry& registry)
     r->name = spec.name;
     r->link_up = &metrics_->linkUp(spec.name);
     r->link_up->set(0);
+    r->link_paused = &metrics_->linkPaused(spec.name);
+    r->link_paused->set(0);
     r->messages_out = &metrics_->forwardedMessages(spec.name, "out");
     r->bytes_out = &metrics_->forwardedBytes(spec.name, "out");
     r->messages_in = &metrics_->forwardedMessages(spec.name, "in");
@@ -66,6 +68,7 @@ void Bridge::subscribeFixed() {
   // Every bridge hears the region's unsequenced publishes for other regions; the
   // channel's chosen one relays them (one path per channel keeps a publisher's order).
   link_->subscribe(kSubLiveRelay, r + ".xlive.>");
+  subscribeControl();
 }
 
 Bridge::RemoteRegion* Bridge::remote(const std::string& name) {
@@ -154,6 +157,9 @@ void Bridge::onMessage(NatsInbound& message) {
     }
     case kSubLiveRelay:
       return onLiveRelay(message);
+    case kSubControl:
+    case kSubControlVerb:
+      return onControl(message);
     default: {
       if (auto it = owned_sub_tails_.find(message.sub_id); it != owned_sub_tails_.end()) {
         const std::string tail = it->second;
@@ -170,6 +176,7 @@ void Bridge::onMessage(NatsInbound& message) {
 
 void Bridge::tick(int64_t now_ms) {
   requests_.expire(now_ms);
+  sampleRates(now_ms);
   while (!publish_retries_.empty() && publish_retries_.begin()->first <= now_ms) {
     auto publish = std::move(publish_retries_.begin()->second);
     publish_retries_.erase(publish_retries_.begin());
@@ -317,7 +324,7 @@ void Bridge::onRemoteHeartbeat(const NatsInbound& message) {
 void Bridge::updateLinks(int64_t now_ms) {
   for (auto& [name, r] : remotes_) {
     const bool lost_bridge = r->bridges.expire(now_ms);
-    const bool up = !r->bridges.empty();
+    const bool up = !r->bridges.empty() && !r->paused;
     if (up == r->up) {
       // One of its bridges went silent (died without a goodbye): what was sent to it is
       // lost, and its channels now go to another bridge there, which starts with tails.
@@ -333,8 +340,12 @@ void Bridge::updateLinks(int64_t now_ms) {
       next_snapshot_ms_ = 0;
       resendAllTails(&r->name);
     } else {
-      logWarn("bridge_link_down",
-              {{"region", name}, {"silent_ms", static_cast<int64_t>(config_.links.down_after_ms)}});
+      if (r->paused) {
+        logWarn("bridge_link_down", {{"region", name}, {"paused", true}});
+      } else {
+        logWarn("bridge_link_down", {{"region", name},
+                                     {"silent_ms", static_cast<int64_t>(config_.links.down_after_ms)}});
+      }
     }
   }
 }
@@ -353,7 +364,12 @@ std::string Bridge::statusJson() const {
   for (const std::string& p : peers_.instances()) w.string(p);
   w.endArray().key("links").beginObject();
   for (const auto& [name, r] : remotes_) {
-    w.key(name).beginObject().fieldBool("up", r->up).key("bridges").beginArray();
+    w.key(name)
+        .beginObject()
+        .fieldBool("up", r->up)
+        .fieldBool("paused", r->paused)
+        .key("bridges")
+        .beginArray();
     for (const std::string& b : r->bridges.instances()) w.string(b);
     w.endArray().endObject();
   }

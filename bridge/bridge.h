@@ -117,6 +117,22 @@ class Bridge {
   RemoteRegion* remote(const std::string& name);
   bool linkUp(const std::string& region) const;
 
+  // ---- the control plane (bridge_control.cc; common/control_subjects.h) ----
+  void subscribeControl();
+  void onControl(NatsInbound& message);
+  std::string controlBridgeJson() const;
+  // `region` another region: the link to it; this region: every link (it is cut off).
+  std::string controlPause(const NatsInbound& request, bool pause);
+  void setPaused(RemoteRegion& r, bool paused);
+  void sampleRates(int64_t now_ms);
+  struct RateSample {
+    int64_t at_ms;
+    uint64_t messages_out;
+    uint64_t messages_in;
+  };
+  std::deque<RateSample> rate_samples_;
+  int64_t next_rate_sample_ms_ = 0;
+
   const BridgeConfig& config_;
   std::string region_;
   std::string instance_;

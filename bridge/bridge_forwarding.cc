@@ -87,6 +87,7 @@ void Bridge::onLiveIn(const std::string& tail, NatsInbound& message) {
   const std::string* published_in = message.header("Wsf-Published-In");
   RemoteRegion* from = published_in == nullptr ? nullptr : remote(*published_in);
   if (from == nullptr) return metrics_->dropped("malformed_forward").inc();
+  if (from->paused) return metrics_->dropped("link_paused").inc();
   const std::string origin = *published_in;
   // Every bridge of the region hears it: the channel's chosen one delivers it here and
   // sends it on to the other interested regions (its own publish on the channel's subject
@@ -102,6 +103,7 @@ void Bridge::onForwardedIn(const std::string& tail, NatsInbound& message) {
   if (!isChannelTail(tail)) return metrics_->dropped("malformed_forward").inc();
   const std::string* origin = message.header("Wsf-Origin-Region");
   RemoteRegion* from = origin == nullptr ? nullptr : remote(*origin);
+  if (from != nullptr && from->paused) return metrics_->dropped("link_paused").inc();
   // Tails are counted where they are sent (tail_resends_total), not as traffic.
   if (message.header("Wsf-Tail") == nullptr) {
     if (from != nullptr) {

@@ -26,6 +26,8 @@ inline constexpr uint64_t kSubDirect = 8;          // wsf.<r>.xuser.>: direct me
 inline constexpr uint64_t kSubHomeDirect = 9;      // wsfx.<r>.user.>: for users whose home is here
 inline constexpr uint64_t kSubForwardedUser = 10;  // wsfx.<r>.b.<self>.user.>
 inline constexpr uint64_t kSubLiveRelay = 11;      // wsf.<r>.xlive.>: unsequenced, for owners
+inline constexpr uint64_t kSubControl = 12;        // wsf.<r>.ctl.bridges: wsfleetctl
+inline constexpr uint64_t kSubControlVerb = 13;    // wsf.<r>.ctl.bridge.<verb>
 
 // Requests for one region's work go to one bridge of the region, whichever.
 inline constexpr const char* kQueueGroup = "wsf-bridge";
@@ -171,6 +173,12 @@ struct Bridge::Metrics {
                           "regions want from this one",
                           {{"side", "remote"}});
   }
+  Gauge& linkPaused(const std::string& region) {
+    return registry.gauge("wsfleet_bridge_link_paused",
+                          "1 while an operator paused the link to the region (wsfleetctl bridge "
+                          "pause): it counts as down",
+                          {{"region", region}});
+  }
   Gauge& peers() {
     return registry.gauge("wsfleet_bridge_peers", "Live bridges of this region, itself included");
   }
@@ -184,7 +192,9 @@ struct Bridge::RemoteRegion {
   std::string name;
   PeerSet bridges;  // its bridges we hear
   bool up = false;
+  bool paused = false;  // by an operator: down whatever its bridges say
   Gauge* link_up = nullptr;
+  Gauge* link_paused = nullptr;
   // Looked up once: forwarding counts every message.
   Counter* messages_out = nullptr;
   Counter* bytes_out = nullptr;

@@ -12,7 +12,9 @@
 //
 // Requests (JetStream publishes and API calls) share one wildcard inbox subscription: the
 // reply subject is <inbox>.<request id>, and the reply comes back as an inbound item with
-// that id. Timeouts are the caller's business (its timer wheel), not the link's.
+// that id. Every reply does: a request many services answer (wsfleetctl's scatter-gather
+// over the control subjects) yields one item per answer, and callers that want one take
+// the first. Timeouts are the caller's business (its timer wheel), not the link's.
 
 #include <atomic>
 #include <condition_variable>

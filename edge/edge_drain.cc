@@ -39,9 +39,17 @@ Result<uint64_t> parseWindow(std::string_view text) {
 
 }  // namespace
 
-bool EdgeService::beginDrain(std::optional<uint64_t> window_ms, std::string_view trigger) {
+bool EdgeService::beginDrain(std::optional<uint64_t> window_ms, std::string_view trigger,
+                             bool hold) {
+  if (draining_ && drain_holds_ && !hold && !shutting_down_) {
+    // The clients were told to leave already: the stop waits for the same window.
+    drain_holds_ = false;
+    logInfo("drain_stopping", {{"trigger", trigger}});
+    return true;
+  }
   if (draining_ || shutting_down_) return false;
   draining_ = true;
+  drain_holds_ = hold;
   drain_window_ms_ = window_ms.value_or(config_.drain_window_ms);
   drain_started_ms_ = nowMonoMs();
   drain_deadline_ms_ =
@@ -65,7 +73,22 @@ bool EdgeService::beginDrain(std::optional<uint64_t> window_ms, std::string_view
 }
 
 bool EdgeService::drainComplete() const {
-  return draining_ && (connections_.empty() || nowMonoMs() >= drain_deadline_ms_);
+  return draining_ && !drain_holds_ &&
+         (connections_.empty() || nowMonoMs() >= drain_deadline_ms_);
+}
+
+Status EdgeService::undrain() {
+  if (!draining_) return Status::ok();
+  if (!drain_holds_ || shutting_down_) {
+    return Status(Code::kUnavailable, "stopping",
+                  "this edge drains to stop (SIGTERM or POST /admin/drain): it cannot be undone");
+  }
+  draining_ = false;
+  drain_holds_ = false;
+  metrics_.draining.set(0);
+  for (auto& [ptr, conn] : connections_) timers_.cancel(&conn->drain_timer);
+  logInfo("drain_ended", {{"trigger", "control"}, {"connections", connections_.size()}});
+  return Status::ok();
 }
 
 double EdgeService::drainUnit() {

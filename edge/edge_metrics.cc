@@ -159,7 +159,14 @@ void EdgeMetrics::disconnect(int close_code) {
       .inc();
 }
 
+uint64_t EdgeMetrics::droppedTotal() const {
+  return dropped_by_reason_.load(std::memory_order_relaxed) + dropped_closing.value() +
+         dropped_slow_consumer.value() + dropped_low_coalesced.value() +
+         dropped_low_priority.value();
+}
+
 void EdgeMetrics::dropped(std::string_view reason, uint64_t n) {
+  dropped_by_reason_.fetch_add(n, std::memory_order_relaxed);
   registry_
       .counter("wsfleet_messages_dropped_total", "Messages not delivered, by reason",
                {{"reason", std::string(reason)}})

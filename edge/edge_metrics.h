@@ -2,6 +2,8 @@
 // The edge's metrics, registered once at start-up; hot paths hold references.
 // Names are part of the operator contract (docs/OPERATIONS.md, "Metrics").
 
+#include <atomic>
+#include <cstdint>
 #include <string_view>
 
 #include "common/metrics.h"
@@ -18,6 +20,8 @@ class EdgeMetrics {
   void handshakeRejected(std::string_view reason);
   void disconnect(int close_code);
   void dropped(std::string_view reason, uint64_t n = 1);
+  // Every message counted in wsfleet_messages_dropped_total, whatever the reason.
+  uint64_t droppedTotal() const;
   void commandError(std::string_view code);
   void configReload(bool ok);
 
@@ -68,6 +72,7 @@ class EdgeMetrics {
 
  private:
   MetricsRegistry& registry_;
+  std::atomic<uint64_t> dropped_by_reason_{0};  // what dropped() counted
 };
 
 }  // namespace wsfleet

@@ -633,6 +633,7 @@ void EdgeService::tick() {
     runConfirmRetries(now);
   }
   recheckLeaves(now);
+  sampleRates(now);
   if (replication_) replication_->tick(now, static_cast<int64_t>(config_.presence_heartbeat_ms));
   if (!swept_memberships_.empty()) emitSweptLeaves();
   if (connect_rate_.update(now)) {

@@ -160,8 +160,16 @@ class EdgeService {
   // Refuses new upgrades (503 draining), turns /readyz 503, and sends every client one
   // `reconnect` hint, spread over `window_ms` (drain.window_ms when absent). False when a
   // drain is already running (its window stays).
-  bool beginDrain(std::optional<uint64_t> window_ms, std::string_view trigger);
+  // `hold`: the drain an operator starts over the control plane (wsfleetctl edge drain):
+  // the edge stays up once its clients are gone, until undrain() or a stop. A drain
+  // without `hold` (SIGTERM, POST /admin/drain) during a held one turns it into a
+  // stopping one (same window) and returns true.
+  bool beginDrain(std::optional<uint64_t> window_ms, std::string_view trigger,
+                  bool hold = false);
   bool draining() const { return draining_; }
+  // Ends a held drain: upgrades are accepted and /readyz says 200 again; hints not sent
+  // yet are cancelled. kUnavailable "stopping" when the drain ends in a stop.
+  Status undrain();
   // Nothing is left for the drain to do: every client has left, or the window and the
   // grace after it are over (the stop then closes the rest with 1001).
   bool drainComplete() const;
@@ -405,6 +413,29 @@ class EdgeService {
   // meanwhile) it is answered with an error here.
   bool takeSubscribing(Connection& conn, const std::string& channel, std::optional<uint64_t> id);
   FramePtr storedFrame(const RegionChannel& rc, const PeerMessage& stored, uint64_t seq) const;
+
+  // ---- the control plane (edge_control.cc; common/control_subjects.h) ----
+  void startControl();
+  // A message on one of this worker's control subjects (true: it was one, answered).
+  bool onControlMessage(const NatsInbound& message);
+  void controlReply(const NatsInbound& request, std::string body);
+  std::string controlEdgeJson() const;
+  std::string controlDrain(const NatsInbound& request, bool drain);
+  std::string controlPresence(const NatsInbound& request);
+  std::string controlKick(const NatsInbound& request);
+  // Counters sampled every second for the rates the control plane reports.
+  void sampleRates(int64_t now_mono_ms);
+  struct RateSample {
+    int64_t at_ms;
+    uint64_t connects;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t dropped;
+  };
+  std::deque<RateSample> rate_samples_;
+  int64_t next_rate_sample_ms_ = 0;
+  int control_worker_ = 0;
+  bool drain_holds_ = false;  // a held drain (control plane): no stop at its end
 
   // Drain and reload (edge_drain.cc, edge_reload.cc).
   HttpResponse adminDrain(std::string_view authorization, std::string_view peer,

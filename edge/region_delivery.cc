@@ -81,6 +81,8 @@ Status EdgeService::startRegion(int worker_index) {
   handlers.epoch_changed = [this](const std::string& owner) { onRegionEpochChanged(owner); };
   WSF_ASSIGN_OR_RETURN(
       region_, Region::start(config_, worker_index, metrics_.registry(), std::move(handlers)));
+  control_worker_ = worker_index;
+  startControl();
   // Worker 0 is the host's presence replica (one writer of the region view per host).
   replication_ = std::make_unique<PresenceReplication>(
       *region_, *presence_, config_.node_name, instance_id_, worker_index == 0,
@@ -307,6 +309,7 @@ void EdgeService::regionUserLeft(const Connection& conn) {
 // ---- what arrives ----
 
 void EdgeService::onRegionDelivery(NatsInbound& message) {
+  if (onControlMessage(message)) return;
   if (replication_ && replication_->onMessage(message, nowMonoMs())) return;
   if (owners_ && owners_->onMessage(message)) return;
   auto decoded = decodePeerMessage(message.data);

@@ -1,5 +1,5 @@
 // NatsLink against a real nats-server on a free loopback port: messages and headers both
-// ways, requests with replies and with no responders, and a server restart the link
+// ways, requests with replies (one or several) and with no responders, and a server restart the link
 // survives with its subscriptions.
 
 #include "common/nats_link.h"
@@ -13,7 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -187,6 +189,44 @@ TEST(NatsLink, RequestsGetRepliesOrNoResponders) {
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->data, "hello back");
   EXPECT_TRUE(answer->status.empty());
+}
+
+// Scatter-gather (wsfleetctl asks every edge of a region at once): a request answered by
+// several services delivers every answer with the request's id; none is swallowed after
+// the first.
+TEST(NatsLink, RequestsCollectEveryReplyOfSeveralResponders) {
+  const TestPort port;
+  NatsServer server(port.port());
+  MetricsRegistry registry;
+  LinkUnderTest client(server.url(), registry, "client");
+  std::vector<std::unique_ptr<LinkUnderTest>> services;
+  for (const char* name : {"s1", "s2", "s3"}) {
+    services.push_back(std::make_unique<LinkUnderTest>(server.url(), registry, name));
+  }
+  ASSERT_TRUE(client.waitState(NatsLinkState::kConnected));
+  for (auto& s : services) {
+    ASSERT_TRUE(s->waitState(NatsLinkState::kConnected));
+    ASSERT_TRUE(s->link->subscribe(1, "ctl.all"));
+    ASSERT_TRUE(s->link->request(5, "nobody.listens", ""));
+    ASSERT_TRUE(s->next([](const NatsInbound& i) { return i.request_id == 5; }));
+  }
+  ASSERT_TRUE(client.link->request(77, "ctl.all", "who"));
+  for (size_t i = 0; i < services.size(); ++i) {
+    auto asked = services[i]->next(messageOn("ctl.all"));
+    ASSERT_TRUE(asked);
+    ASSERT_EQ(asked->data, "who");
+    ASSERT_TRUE(services[i]->link->publish(asked->reply, "me " + std::to_string(i)));
+  }
+  std::vector<std::string> answers;
+  while (answers.size() < services.size()) {
+    auto got = client.next([](const NatsInbound& i) { return i.kind == NatsInbound::Kind::kReply; });
+    ASSERT_TRUE(got) << "only " << answers.size() << " replies";
+    EXPECT_EQ(got->request_id, 77u);
+    EXPECT_TRUE(got->status.empty());
+    answers.push_back(got->data);
+  }
+  std::sort(answers.begin(), answers.end());
+  EXPECT_EQ(answers, (std::vector<std::string>{"me 0", "me 1", "me 2"}));
 }
 
 TEST(NatsLink, SurvivesAServerRestartWithItsSubscriptions) {

@@ -61,4 +61,42 @@ Result<NatsInbound> BlockingNats::request(std::string subject, std::string data,
   return reply;
 }
 
+std::vector<BlockingNats::Gathered> BlockingNats::gather(const std::vector<Ask>& asks,
+                                                        int64_t window_ms, size_t max_replies) {
+  std::vector<Gathered> out(asks.size());
+  const uint64_t first = next_request_id_;
+  next_request_id_ += asks.size();
+  size_t open = 0;
+  for (size_t i = 0; i < asks.size(); ++i) {
+    if (link_->request(first + i, asks[i].subject, asks[i].data)) {
+      ++open;
+    } else {
+      out[i].refused = true;
+    }
+  }
+  if (open == 0) return out;
+  waitFor(nowMonoMs() + window_ms, [&](NatsInbound& item) {
+    if (item.kind != NatsInbound::Kind::kReply || item.request_id < first ||
+        item.request_id >= first + asks.size()) {
+      return false;
+    }
+    Gathered& g = out[item.request_id - first];
+    if (item.status == "503") {
+      // Only ever the first word on a subject nobody listens on.
+      if (g.replies.empty() && !g.no_responders) {
+        g.no_responders = true;
+        --open;
+      }
+      return open == 0;
+    }
+    if (g.replies.size() < max_replies) {
+      g.replies.push_back(std::move(item.data));
+    } else {
+      ++g.over_limit;
+    }
+    return false;
+  });
+  return out;
+}
+
 }  // namespace wsfleet::ctl

@@ -25,6 +25,22 @@ class BlockingNats {
   Result<NatsInbound> request(std::string subject, std::string data,
                               std::vector<NatsHeader> headers, int64_t timeout_ms);
 
+  // Scatter-gather: asks every subject at once and collects every answer for
+  // `window_ms` (the control plane: each edge worker or bridge listening answers). A
+  // subject nobody listens on ends early with `no_responders`.
+  struct Ask {
+    std::string subject;
+    std::string data;
+  };
+  struct Gathered {
+    std::vector<std::string> replies;  // at most `max_replies`, in arrival order
+    bool no_responders = false;
+    bool refused = false;    // the link's queue was full: never sent
+    size_t over_limit = 0;   // replies past max_replies, not kept
+  };
+  std::vector<Gathered> gather(const std::vector<Ask>& asks, int64_t window_ms,
+                               size_t max_replies);
+
  private:
   BlockingNats() = default;
   // Waits for inbound items until `done` says so or the deadline passes.

@@ -9,6 +9,9 @@ namespace wsfleet::ctl {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;  // the operation itself failed
 constexpr int kExitUsage = 2;    // bad arguments or configuration
+// Fleet commands: some region's edges or bridges did not answer in time (the output shows
+// what did answer, and which regions were silent).
+constexpr int kExitPartial = 3;
 
 // `token mint`: development tokens signed with a tenant's key from the edge conf.
 void addTokenCommands(CLI::App& app, int& exit_code);
@@ -18,5 +21,11 @@ void addConfigCommands(CLI::App& app, int& exit_code);
 void addTopologyCommands(CLI::App& app, int& exit_code);
 // `owner get | list | move`: channels moved between regions (the fleet's ownership bucket).
 void addOwnerCommands(CLI::App& app, int& exit_code);
+
+// `status`, `edge`, `presence`, `conn`, `bridge`: the fleet over its control plane
+// (common/control_subjects.h).
+void addFleetCommands(CLI::App& app, int& exit_code);
+// `top`: the fleet's rates, refreshed.
+void addTopCommand(CLI::App& app, int& exit_code);
 
 }  // namespace wsfleet::ctl

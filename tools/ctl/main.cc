@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   wsfleet::ctl::addConfigCommands(app, exit_code);
   wsfleet::ctl::addTopologyCommands(app, exit_code);
   wsfleet::ctl::addOwnerCommands(app, exit_code);
+  wsfleet::ctl::addFleetCommands(app, exit_code);
+  wsfleet::ctl::addTopCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
