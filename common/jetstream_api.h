@@ -17,6 +17,8 @@ namespace wsfleet {
 // JetStream's own error codes (err_code) that callers branch on.
 inline constexpr int kJsStreamNotFound = 10059;
 inline constexpr int kJsNoMessageFound = 10037;
+// A store refused by Nats-Expected-Last-Subject-Sequence (a compare-and-set that lost).
+inline constexpr int kJsWrongLastSequence = 10071;
 
 struct StreamSpec {
   std::string name;            // WSF_HIST_<region>

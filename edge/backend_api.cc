@@ -44,6 +44,9 @@ HttpResponse EdgeService::handleHttp(std::string_view method, std::string_view p
     // Without the region a durable publish or subscribe here would fail: let the load
     // balancer send clients to an edge that has it.
     if (region_ && !region_->ready()) return plain(503, "region unavailable\n");
+    // Moved channels are routed by the bucket: until it is read, they would be served
+    // from their old owners.
+    if (owners_ && !owners_->loaded()) return plain(503, "ownership records not read yet\n");
     return plain(200, "ready\n");
   }
   if (path == "/metrics") {

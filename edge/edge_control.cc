@@ -93,7 +93,8 @@ std::string EdgeService::controlEdgeJson() const {
       .fieldBool("draining", draining_)
       .fieldBool("drain_held", draining_ && drain_holds_)
       .fieldBool("region_ready", region_ && region_->ready())
-      .fieldBool("ready", !draining_ && !shutting_down_ && region_ && region_->ready())
+      .fieldBool("ready", !draining_ && !shutting_down_ && region_ && region_->ready() &&
+                              (!owners_ || owners_->loaded()))
       .key("rates")
       .beginObject()
       .key("connects_per_s")

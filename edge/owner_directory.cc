@@ -52,7 +52,9 @@ bool OwnerDirectory::onMessage(const NatsInbound& message) {
             {{"subject", message.subject}, {"error", "the record names another channel"}});
     return true;
   }
-  apply(std::move(*record));
+  // Only a hint: a compare-and-set the bucket refused was published all the same (and
+  // anyone allowed to publish here could say anything). What the bucket stored is read.
+  refresh(record->tenant, record->channel);
   return true;
 }
 
@@ -66,8 +68,9 @@ void OwnerDirectory::noteStore(int64_t now_mono_ms) {
 
 void OwnerDirectory::tick(int64_t now_mono_ms) {
   if (now_mono_ms < next_look_ms_) return;
+  // Every second too until the copy was read once: the worker is not ready before.
   const bool storing = last_store_ms_ >= 0 && now_mono_ms - last_store_ms_ < kStoringMs;
-  next_look_ms_ = now_mono_ms + (storing ? kStoringLookMs : kLookMs);
+  next_look_ms_ = now_mono_ms + (storing || !loaded_ ? kStoringLookMs : kLookMs);
   look(now_mono_ms);
 }
 

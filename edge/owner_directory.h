@@ -4,8 +4,8 @@
 // are owned by the topology's choice at generation 0.
 //
 // The copy is loaded when the link comes up (every record, oldest first), follows every
-// change live (a plain subscription on the bucket's subjects: a compare-and-set put is a
-// publish on them), and is compared with the bucket's last revision every 10 s, or every
+// change live (a plain subscription on the bucket's subjects sees each compare-and-set put
+// as it is published, refused or not: the stored record is then read), and is compared with the bucket's last revision every 10 s, or every
 // second while the worker stores: a look that finds nothing new proves the copy complete
 // as of when it was asked, which lets stores be confirmed without a marker read (see
 // kOwnerViewFreshMs). A worker whose copy is behind at worst stores under an old

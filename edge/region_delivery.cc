@@ -560,6 +560,13 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
         auto it = region_channels_.find(key);
         if (it == region_channels_.end()) return;
         RegionChannel& ch = *it->second;
+        if (ch.frozen) {
+          // A move began while this was fetched: nothing more of this generation until
+          // its fence is known (the owned record starts the catch-up again).
+          ch.busy = false;
+          ch.cursor_checked = false;
+          return regionServeWaiters(ch);
+        }
         JsError error;
         auto got = r == nullptr || !r->status.empty()
                        ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
@@ -587,12 +594,6 @@ void EdgeService::regionCatchUp(RegionChannel& rc) {
           ch.cursor_checked = false;
           regionIdle(ch);
           return;
-        }
-        if (ch.frozen) {
-          // A move began while this was fetched: nothing more until its fence is known.
-          ch.busy = false;
-          ch.cursor_checked = false;
-          return regionServeWaiters(ch);
         }
         takeHeldInOrder(ch);  // repeats of delivered messages go first
         if (ch.move && got->seq > ch.move->fence) {
@@ -680,7 +681,7 @@ void EdgeService::regionIdle(RegionChannel& rc) {
   auto it = region_channels_.find(key);
   if (it == region_channels_.end()) return;
   RegionChannel& same = *it->second;
-  while (!same.busy && same.positioned && !same.held.empty()) {
+  while (!same.busy && same.positioned && !same.frozen && !same.held.empty()) {
     RegionChannel::Live next = std::move(same.held.front());
     same.held.pop_front();
     same.held_bytes -= next.frame->size();

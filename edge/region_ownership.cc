@@ -24,9 +24,9 @@ namespace wsfleet {
 
 namespace {
 
-// An undecided store is asked about for up to about two seconds: a mover reads the fence
+// An undecided store is asked about for up to about five seconds: a mover reads the fence
 // right after it writes the marker.
-constexpr int kConfirmAttempts = 20;
+constexpr int kConfirmAttempts = 50;
 constexpr int64_t kConfirmRetryMs = 100;
 
 }  // namespace
@@ -120,6 +120,12 @@ void EdgeService::regionSwitchOwner(RegionChannel& rc) {
   // Subscribers go on with every message of the new generation, from its base (offsets
   // of the new owner's history; the epoch tells them apart).
   rc.cursor = rc.base;
+  // A move of the new generation may have begun already (this switch waited on a
+  // catch-up longer than that move's grace): hold it as if seen on its way.
+  if (const OwnerRecord* next = owners_ ? owners_->find(rc.tenant, rc.channel) : nullptr) {
+    rc.frozen = next->state == OwnerState::kMoving && next->readOwner() == rc.owner &&
+                next->readGen() == rc.gen;
+  }
   regionCatchUp(rc);
 }
 
@@ -175,9 +181,16 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
               });
           return;
         }
-        // Refused, or still undecided after every attempt (a mover stopped between its
-        // marker and its fence: the move is finished by running it again). Never
-        // delivered by the channel's readers either way: their fence is the marker's.
+        if (verdict == StoreVerdict::kUndecided) {
+          // A mover stopped between its marker and its fence. Whoever finishes the move
+          // reads the fence then, which may count this store after all: its outcome is
+          // unknown, not refused (a retry may store it twice; see ARCHITECTURE.md).
+          metrics_.dropped("owner_check_unavailable");
+          return done(Status(Code::kUnavailable, "owner_check_unavailable",
+                             "a move of the channel is unfinished; retry with the same "
+                             "idempotency_key"));
+        }
+        // Above the fence: never delivered (readers stop at the fence), never acknowledged.
         metrics_.dropped("owner_moved");
         logInfo("store_refused_moved", {{"tenant", tenant},
                                         {"channel", channel},

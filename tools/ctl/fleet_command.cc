@@ -16,6 +16,7 @@
 #include "common/owner_records.h"
 #include "tools/ctl/commands.h"
 #include "tools/ctl/fleet_client.h"
+#include "tools/ctl/owner_bucket.h"
 #include "tools/ctl/fleet_views.h"
 
 namespace wsfleet::ctl {
@@ -106,36 +107,10 @@ int refused(const Refusals& r) {
 // ---- ownership moves in progress (the fleet's ownership bucket) ----
 
 Result<std::vector<OwnerRecord>> movesInProgress(FleetClient& fleet, bool* truncated) {
-  std::vector<OwnerRecord> moving;
-  uint64_t next = 1;
-  for (uint64_t n = 0;; ++n) {
-    if (n == kMaxOwnerRecords) {
-      *truncated = true;
-      break;
-    }
-    WSF_ASSIGN_OR_RETURN(
-        NatsInbound reply,
-        fleet.nats().request(msgGetSubject(kOwnersStream),
-                             msgGetNextBySubject(next, std::string(kOwnersSubjectPrefix) + ">"), {},
-                             fleet.windowMs()));
-    if (reply.status == "503") break;  // no JetStream answers: nothing can be moving
-    JsError error;
-    auto got = parseMsgGet(fleet.parser(), reply.data, &error);
-    if (!got) {
-      if (error.err_code == kJsNoMessageFound || error.err_code == kJsStreamNotFound) break;
-      return got.status();
-    }
-    // A channel's later records replace its earlier ones.
-    auto record = parseOwnerRecord(fleet.parser(), got->data);
-    if (record) {
-      std::erase_if(moving, [&](const OwnerRecord& m) {
-        return m.tenant == record->tenant && m.channel == record->channel;
-      });
-      if (record->state == OwnerState::kMoving) moving.push_back(std::move(*record));
-    }
-    next = got->seq + 1;
-  }
-  return moving;
+  WSF_ASSIGN_OR_RETURN(std::vector<OwnerRecord> records,
+                       readOwnerRecords(fleet, kMaxOwnerRecords, truncated));
+  std::erase_if(records, [](const OwnerRecord& r) { return r.state != OwnerState::kMoving; });
+  return records;
 }
 
 // ---- status ----
