@@ -143,12 +143,31 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
                               interval=0.02, position=position)
             for r in fleet.regions]
     moved = []
+    extra = []
     try:
         for p in pubs:
             p.start()
         wait_until(lambda: all(len(p.acked) >= 30 or p.failures for p in pubs), 30,
                    what="30 acks per publisher")
-        moved.append(move(fleet, ch, "eu"))
+        mover = threading.Thread(target=lambda: moved.append(move(fleet, ch, "eu")))
+        mover.start()
+        # While the move runs (delivery of the channel held): a new subscriber and a resume
+        # are answered, and then follow the move like everyone else.
+        wait_until(lambda: edge_metric(fleet.edge("us"), "wsfleet_owner_records") == 1, 5,
+                   what="the moving record at the edge")
+        joiner = fleet.edge("us").connect("joiner")
+        resumer = fleet.edge("us").connect("resumer")
+        extra = [joiner, resumer]
+        joined = joiner.ok({"type": "subscribe", "channel": ch}, timeout=15)
+        # From the first probe: a replay, while live messages are held.
+        resumed = resumer.ok({"type": "subscribe", "channel": ch,
+                              "since": {"epoch": first_epoch,
+                                        "offset": oracle.publishes[("probe", 0)][1]}},
+                             timeout=15)
+        assert generation(joined["epoch"]) == 0 and resumed["recovered"] is True, \
+            (joined, resumed)
+        mover.join(30)
+        assert not mover.is_alive() and moved, "the move did not finish"
         wait_until(lambda: all(p.acked and p.acked[-1][0] == 1 or p.failures or
                                not p.is_alive() for p in pubs), 20,
                    what="acks of generation 1")
@@ -160,6 +179,9 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
         last = max(o for p in pubs for o in p.acked)
         wait_until(lambda: all(s.last is not None and s.last >= last for s in listeners), 20,
                    what=f"every listener at {last}")
+        for c in extra:
+            c.recv_until(lambda f: f.get("type") == "message" and f.get("channel") == ch and
+                         generation(f["epoch"]) == 2, 20, what="the second move's generation")
     finally:
         for p in pubs:
             p.stop_event.set()
@@ -167,6 +189,8 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
             s.stop_event.set()
         for s in listeners:
             s.join(5)
+        for c in extra:
+            c.close()
     assert not [f for s in listeners for f in s.failures], [s.failures for s in listeners]
 
     # The moves: eu at generation 1, then us again at generation 2, each fenced.

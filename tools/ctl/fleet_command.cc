@@ -3,6 +3,7 @@
 // `bridge links | pause | resume`. Every region is asked at once; answers are collected
 // for --timeout-ms. A region from which nothing came back makes the answer partial
 // (exit 3), and the output says which.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -237,8 +238,11 @@ int runEdgeDrain(const Args& args, bool drain) {
   const auto silent = silentRegions(answers);
   std::string region;
   size_t workers = 0;
+  const std::vector<std::string> known = fleet.regions();
   for (const EdgeView& e : parseEdges(fleet.parser(), answers, nullptr)) {
     if (e.node != args.node) continue;
+    // The region names a subject: only one of the topology's, whatever an answer says.
+    if (std::find(known.begin(), known.end(), e.region) == known.end()) continue;
     region = e.region;
     ++workers;
   }
