@@ -69,6 +69,38 @@ Result<OwnerRecord> parseOwnerRecord(JsonParser& parser, std::string_view json) 
   return r;
 }
 
+std::string regionRecordSubject(std::string_view region) {
+  return std::string(kRegionRecordPrefix) + std::string(region);
+}
+
+bool isRegionRecordSubject(std::string_view subject) {
+  return subject.substr(0, kRegionRecordPrefix.size()) == kRegionRecordPrefix;
+}
+
+std::string encodeRegionRecord(const RegionRecord& record) {
+  std::string out;
+  JsonWriter(out)
+      .beginObject()
+      .field("region", record.region)
+      .fieldBool("drained", record.drained)
+      .fieldInt("at_ms", record.at_ms)
+      .endObject();
+  return out;
+}
+
+Result<RegionRecord> parseRegionRecord(JsonParser& parser, std::string_view json) {
+  auto doc = parser.parse(json);
+  if (!doc) return invalid("region record is not JSON: " + doc.status().message());
+  RegionRecord record;
+  std::string_view region;
+  if ((*doc)["region"].get(region) || region.empty() || (*doc)["drained"].get(record.drained)) {
+    return invalid("a region record needs region and drained");
+  }
+  if ((*doc)["at_ms"].get(record.at_ms)) record.at_ms = 0;
+  record.region = region;
+  return record;
+}
+
 std::string encodeGenerationMarker(const GenerationMarker& marker) {
   std::string out;
   JsonWriter j(out);

@@ -77,6 +77,23 @@ std::string encodeOwnerRecord(const OwnerRecord& record);
 // kBadRequest (reason owner_record_invalid) for anything that is not a complete record.
 Result<OwnerRecord> parseOwnerRecord(JsonParser& parser, std::string_view json);
 
+// A region an operator drained (wsfleetctl region drain): it keeps no channel anyone uses.
+// Its channels are moved away one by one with the protocol above, so the truth stays per
+// channel: the edges move every channel of a drained region they have subscribers of at
+// once, and any other on first use (common/ownership_mover.h), to the owner the topology
+// gives with the drained regions counted unhealthy. Stored in the same bucket, one
+// subject per region ("=" never starts a base64url key).
+struct RegionRecord {
+  std::string region;
+  bool drained = false;
+  int64_t at_ms = 0;
+};
+inline constexpr std::string_view kRegionRecordPrefix = "$KV.WSF_OWNERS.=region.";
+std::string regionRecordSubject(std::string_view region);
+bool isRegionRecordSubject(std::string_view subject);
+std::string encodeRegionRecord(const RegionRecord& record);
+Result<RegionRecord> parseRegionRecord(JsonParser& parser, std::string_view json);
+
 // "From here on, generation `gen` of the channel is owned by `owner`." In the old owner's
 // stream the marker also says which region it moved from (this one) and, once the mover
 // read it, the fence: the old generation's stores at or below it count, the rest never.

@@ -95,24 +95,11 @@ class Mover : public std::enable_shared_from_this<Mover> {
         to_(std::move(to)),
         done_(std::move(done)) {}
 
-  void ensureBucket() {
+  void run() {
     auto self = shared_from_this();
-    ask(io_, streamInfoSubject(kOwnersStream), "", {}, [self](Result<std::string> reply) {
-      if (!reply) return self->finish(reply.takeStatus());
-      JsError error;
-      auto info = parseStreamInfo(*self->io_.parser, *reply, &error);
-      if (info) return self->begin();
-      if (error.err_code != kJsStreamNotFound) return self->finish(info.takeStatus());
-      // Created where the mover is connected. Two movers creating it at once is harmless:
-      // an identical create answers with the existing stream.
-      ask(self->io_, streamCreateSubject(kOwnersStream),
-          ownersStreamConfigJson(self->io_.bucket_replicas), {},
-          [self](Result<std::string> created) {
-            if (!created) return self->finish(created.takeStatus());
-            auto made = parseStreamInfo(*self->io_.parser, *created);
-            if (!made) return self->finish(made.takeStatus());
-            self->begin();
-          });
+    OwnershipMove::ensureBucket(io_, [self](Status made) {
+      if (!made) return self->finish(std::move(made));
+      self->begin();
     });
   }
 
@@ -280,7 +267,25 @@ void OwnershipMove::start(Io io, OwnerRecord current, uint64_t revision, std::st
                           Done done) {
   auto mover = std::make_shared<Mover>(std::move(io), std::move(current), revision, std::move(to),
                                        std::move(done));
-  mover->ensureBucket();
+  mover->run();
+}
+
+void OwnershipMove::ensureBucket(const Io& io, std::function<void(Status)> done) {
+  ask(io, streamInfoSubject(kOwnersStream), "", {},
+      [io, done = std::move(done)](Result<std::string> reply) {
+        if (!reply) return done(reply.takeStatus());
+        JsError error;
+        auto info = parseStreamInfo(*io.parser, *reply, &error);
+        if (info) return done(Status::ok());
+        if (error.err_code != kJsStreamNotFound) return done(info.takeStatus());
+        // Created where the mover is connected. Two movers creating it at once is harmless:
+        // an identical create answers with the existing stream.
+        ask(io, streamCreateSubject(kOwnersStream), ownersStreamConfigJson(io.bucket_replicas),
+            {}, [parser = io.parser, done](Result<std::string> created) {
+              if (!created) return done(created.takeStatus());
+              done(toStatus(parseStreamInfo(*parser, *created)));
+            });
+      });
 }
 
 void OwnershipMove::readRecord(const Io& io, const std::string& tenant,

@@ -60,6 +60,9 @@ class OwnershipMove {
   };
   static void readRecord(const Io& io, const std::string& tenant, const std::string& channel,
                          std::function<void(Result<Read>)> done);
+
+  // Creates the ownership bucket where `io` is connected unless it exists.
+  static void ensureBucket(const Io& io, std::function<void(Status)> done);
 };
 
 }  // namespace wsfleet

@@ -630,7 +630,7 @@ void EdgeService::tick() {
     recheckInboxes(now);
     if (interest_) interest_->tick(now);
     if (owners_) owners_->tick(now);
-    runConfirmRetries(now);
+    runLater(now);
   }
   recheckLeaves(now);
   sampleRates(now);

@@ -352,7 +352,13 @@ class EdgeService {
   void regionConfirmStore(const std::string& owner, uint64_t gen, const std::string& tenant,
                           const std::string& channel, PublishOutcome outcome, PublishDone done,
                           int attempt = 0);
-  void runConfirmRetries(int64_t now_mono_ms);
+  void runLater(int64_t now_mono_ms);
+  // A region was drained or undrained: the channels with subscribers here move at once.
+  void onRegionDrained(const std::string& region, bool drained);
+  // When the channel's owner is a drained region, moves it to the owner the topology
+  // gives without the drained regions (common/ownership_mover.h); once per worker at a
+  // time, and any number of workers may race (one wins).
+  void moveFromDrained(const std::string& tenant, const std::string& channel);
   // Whether this worker's copy of the ownership bucket alone confirms a store (without
   // reading the owner's marker; see kOwnerViewFreshMs).
   bool confirmedByView(const std::string& owner, uint64_t gen, const std::string& tenant,
@@ -536,8 +542,11 @@ class EdgeService {
   HealthySet healthy_regions_;                        // every region of the topology
   std::unordered_map<std::string, std::unique_ptr<RegionChannel>> region_channels_;  // scopedKey
   std::multimap<int64_t, std::string> region_retry_;  // when -> channel key (retries, checks)
-  // Store confirmations asked again later (regionConfirmStore), by when.
-  std::multimap<int64_t, std::function<void()>> confirm_retries_;
+  // What runs later, by when: store confirmations asked again (regionConfirmStore), the
+  // grace of ownership moves this worker makes (moveFromDrained).
+  std::multimap<int64_t, std::function<void()>> later_;
+  // Channels of drained regions this worker is moving (scopedKey).
+  std::unordered_set<std::string> moving_away_;
   // Leaves held back because the presence view still showed the user elsewhere.
   struct LeaveRecheck {
     int64_t due_ms;

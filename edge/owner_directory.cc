@@ -29,8 +29,8 @@ bool newer(const OwnerRecord& incoming, const OwnerRecord& held) {
 
 }  // namespace
 
-OwnerDirectory::OwnerDirectory(Region& region, ChangedFn changed)
-    : region_(region), changed_(std::move(changed)) {}
+OwnerDirectory::OwnerDirectory(Region& region, ChangedFn changed, RegionChangedFn region_changed)
+    : region_(region), changed_(std::move(changed)), region_changed_(std::move(region_changed)) {}
 
 void OwnerDirectory::start() {
   region_.watch(std::string(kOwnersSubjectPrefix) + ">");
@@ -41,20 +41,9 @@ bool OwnerDirectory::onMessage(const NatsInbound& message) {
   if (message.subject.compare(0, kOwnersSubjectPrefix.size(), kOwnersSubjectPrefix) != 0) {
     return false;
   }
-  auto record = parseOwnerRecord(region_.parser(), message.data);
-  if (!record) {
-    logWarn("owner_record_invalid",
-            {{"subject", message.subject}, {"error", record.status().message()}});
-    return true;
-  }
-  if (message.subject != ownerRecordSubject(record->tenant, record->channel)) {
-    logWarn("owner_record_invalid",
-            {{"subject", message.subject}, {"error", "the record names another channel"}});
-    return true;
-  }
   // Only a hint: a compare-and-set the bucket refused was published all the same (and
   // anyone allowed to publish here could say anything). What the bucket stored is read.
-  refresh(record->tenant, record->channel);
+  refreshSubject(message.subject);
   return true;
 }
 
@@ -82,15 +71,44 @@ const OwnerRecord* OwnerDirectory::find(const std::string& tenant,
 }
 
 void OwnerDirectory::refresh(const std::string& tenant, const std::string& channel) {
-  region_.getMessageFrom(std::string(kOwnersStream),
-                         msgGetLastBySubject(ownerRecordSubject(tenant, channel)),
+  refreshSubject(ownerRecordSubject(tenant, channel));
+}
+
+void OwnerDirectory::refreshSubject(const std::string& subject) {
+  region_.getMessageFrom(std::string(kOwnersStream), msgGetLastBySubject(subject),
                          [this](const NatsInbound* r) {
                            if (r == nullptr || !r->status.empty()) return;
                            auto got = parseMsgGet(region_.parser(), r->data);
-                           if (!got) return;
-                           auto record = parseOwnerRecord(region_.parser(), got->data);
-                           if (record) apply(std::move(*record));
+                           if (got) applyStored(*got);
                          });
+}
+
+void OwnerDirectory::applyStored(const JsStoredMessage& stored) {
+  if (isRegionRecordSubject(stored.subject)) {
+    auto region = parseRegionRecord(region_.parser(), stored.data);
+    if (!region || stored.subject != regionRecordSubject(region->region)) {
+      logWarn("owner_record_invalid", {{"subject", stored.subject}});
+      return;
+    }
+    const bool was = drained_.count(region->region) != 0;
+    if (was == region->drained) return;
+    if (region->drained) {
+      drained_.insert(region->region);
+    } else {
+      drained_.erase(region->region);
+    }
+    logInfo("region_record", {{"region", region->region}, {"drained", region->drained}});
+    if (region_changed_) region_changed_(region->region, region->drained);
+    return;
+  }
+  auto record = parseOwnerRecord(region_.parser(), stored.data);
+  if (!record || stored.subject != ownerRecordSubject(record->tenant, record->channel)) {
+    logWarn("owner_record_invalid",
+            {{"subject", stored.subject},
+             {"error", record ? "the record names another channel" : record.status().message()}});
+    return;
+  }
+  apply(std::move(*record));
 }
 
 void OwnerDirectory::apply(OwnerRecord record) {
@@ -131,13 +149,7 @@ void OwnerDirectory::loadFrom(uint64_t seq, int64_t asked_ms) {
           return;
         }
         loaded_seq_ = got->seq;
-        auto record = parseOwnerRecord(region_.parser(), got->data);
-        if (record) {
-          apply(std::move(*record));
-        } else {
-          logWarn("owner_record_invalid",
-                  {{"subject", got->subject}, {"error", record.status().message()}});
-        }
+        applyStored(*got);
         loadFrom(loaded_seq_ + 1, asked_ms);
       });
 }

@@ -20,9 +20,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
+#include "common/jetstream_api.h"
 #include "common/nats_link.h"
 #include "common/owner_records.h"
 
@@ -34,7 +36,9 @@ class OwnerDirectory {
  public:
   // Called for every record that changed what this copy holds.
   using ChangedFn = std::function<void(const OwnerRecord& record)>;
-  OwnerDirectory(Region& region, ChangedFn changed);
+  // Called when a region is drained or undrained (common/owner_records.h, RegionRecord).
+  using RegionChangedFn = std::function<void(const std::string& region, bool drained)>;
+  OwnerDirectory(Region& region, ChangedFn changed, RegionChangedFn region_changed);
 
   // Subscribes to the bucket and loads it.
   void start();
@@ -47,6 +51,8 @@ class OwnerDirectory {
   // Reads the channel's record again (a store was refused by a newer generation).
   void refresh(const std::string& tenant, const std::string& channel);
   size_t size() const { return records_.size(); }
+  // The regions an operator drained.
+  const std::set<std::string>& drained() const { return drained_; }
   bool loaded() const { return loaded_; }
   // A store was made: the copy is kept fresh (looked at every second) for a while.
   void noteStore(int64_t now_mono_ms);
@@ -58,6 +64,9 @@ class OwnerDirectory {
 
  private:
   void apply(OwnerRecord record);
+  // A message of the bucket: a channel's record or a region's.
+  void applyStored(const JsStoredMessage& stored);
+  void refreshSubject(const std::string& subject);
   // Reads the records from `seq` on; when it reaches the end, the copy is complete as of
   // `asked_ms` (when the look that started it was sent).
   void loadFrom(uint64_t seq, int64_t asked_ms);
@@ -65,6 +74,8 @@ class OwnerDirectory {
 
   Region& region_;
   ChangedFn changed_;
+  RegionChangedFn region_changed_;
+  std::set<std::string> drained_;
   std::unordered_map<std::string, OwnerRecord> records_;  // by scopedKey(tenant, channel)
   uint64_t loaded_seq_ = 0;  // the bucket's revisions up to here are in the copy
   bool loading_ = false;

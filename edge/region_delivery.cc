@@ -96,7 +96,8 @@ Status EdgeService::startRegion(int worker_index) {
         *region_, interestSubject(config_.region, config_.node_name, instance_id_),
         config_.node_name + "/" + instance_id_, kInterestRefreshMs);
     owners_ = std::make_unique<OwnerDirectory>(
-        *region_, [this](const OwnerRecord& record) { onOwnerRecord(record); });
+        *region_, [this](const OwnerRecord& record) { onOwnerRecord(record); },
+        [this](const std::string& region, bool drained) { onRegionDrained(region, drained); });
     owners_->start();
   }
   logInfo("region_link_started",
@@ -432,6 +433,7 @@ EdgeService::RegionChannel& EdgeService::regionChannel(const std::string& tenant
       slot->base = moved->base;
     }
     slot->frozen = owner.moving;
+    moveFromDrained(tenant, channel);
     slot->history_subject = historySubject(slot->owner, tenant, channel);
     // Listening starts before the position is read, so nothing stored after that read
     // can pass by unseen.
@@ -968,7 +970,10 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   // While a move runs, stores still go to the old owner: the move's fence decides which
   // of them count (regionConfirmStore).
   const StoreTarget target = storeTargetOf(tenant.name, channel);
-  if (owners_) owners_->noteStore(nowMonoMs());
+  if (owners_) {
+    owners_->noteStore(nowMonoMs());
+    moveFromDrained(tenant.name, channel);  // stored where it is meanwhile: still its owner
+  }
   PeerMessage stored;
   stored.kind = PeerMessage::Kind::kStored;
   stored.generation = target.gen;

@@ -18,6 +18,7 @@
 #include "common/jetstream_api.h"
 #include "common/log.h"
 #include "common/region_subjects.h"
+#include "common/ownership_mover.h"
 #include "edge/edge_service.h"
 
 namespace wsfleet {
@@ -172,7 +173,7 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
         if (verdict == StoreVerdict::kConfirmed) return done(std::move(outcome));
         if (verdict == StoreVerdict::kUndecided && attempt < kConfirmAttempts) {
           // A move is fencing the owner right now: its fence is read within moments.
-          confirm_retries_.emplace(
+          later_.emplace(
               nowMonoMs() + kConfirmRetryMs,
               [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
                done = std::move(done)]() mutable {
@@ -205,12 +206,79 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
       });
 }
 
-void EdgeService::runConfirmRetries(int64_t now_mono_ms) {
-  while (!confirm_retries_.empty() && confirm_retries_.begin()->first <= now_mono_ms) {
-    auto retry = std::move(confirm_retries_.begin()->second);
-    confirm_retries_.erase(confirm_retries_.begin());
-    retry();
+void EdgeService::runLater(int64_t now_mono_ms) {
+  while (!later_.empty() && later_.begin()->first <= now_mono_ms) {
+    auto fn = std::move(later_.begin()->second);
+    later_.erase(later_.begin());
+    fn();
   }
+}
+
+void EdgeService::onRegionDrained(const std::string& region, bool drained) {
+  if (!drained) return;  // channels moved away stay where they are
+  std::vector<std::pair<std::string, std::string>> channels;
+  for (const auto& [key, rc] : region_channels_) {
+    if (rc->owner == region) channels.emplace_back(rc->tenant, rc->channel);
+  }
+  logInfo("region_drained", {{"region", region}, {"channels_here", channels.size()}});
+  for (const auto& [tenant, channel] : channels) moveFromDrained(tenant, channel);
+}
+
+void EdgeService::moveFromDrained(const std::string& tenant, const std::string& channel) {
+  if (!owners_ || owners_->drained().empty() || !config_.topology) return;
+  const StoreTarget now = storeTargetOf(tenant, channel);
+  if (now.moving || owners_->drained().count(now.owner) == 0) return;
+  HealthySet healthy = healthy_regions_;
+  for (const std::string& r : owners_->drained()) healthy.erase(r);
+  auto to = decideOwner(*config_.topology, healthy, tenant, channel);
+  if (!to || to->region == now.owner) return;  // every region drained: it stays
+  const std::string key = scopedKey(tenant, channel);
+  if (!moving_away_.insert(key).second) return;
+  OwnershipMove::Io io;
+  io.request = [this](std::string subject, std::string data, std::vector<NatsHeader> headers,
+                      std::function<void(const NatsInbound*)> done) {
+    region_->request(std::move(subject), std::move(data), std::move(headers), std::move(done));
+  };
+  io.after = [this](int64_t ms, std::function<void()> fn) {
+    later_.emplace(nowMonoMs() + ms, std::move(fn));
+  };
+  io.parser = &region_->parser();
+  io.bucket_replicas = static_cast<int>(config_.history_replicas);
+  auto finish = [this, key, tenant, channel, to = to->region](Result<OwnerRecord> moved) {
+    moving_away_.erase(key);
+    if (!moved) {
+      // Another worker or edge moving it too is the usual reason: it moves all the same.
+      logInfo("drained_channel_not_moved", {{"tenant", tenant},
+                                            {"channel", channel},
+                                            {"to", to},
+                                            {"reason", moved.status().reason()},
+                                            {"error", moved.status().message()}});
+      return;
+    }
+    logInfo("drained_channel_moved",
+            {{"tenant", tenant}, {"channel", channel}, {"to", moved->owner}, {"gen", moved->gen}});
+  };
+  const std::string default_owner = now.owner;
+  const uint64_t gen = now.gen;
+  OwnershipMove::readRecord(
+      io, tenant, channel,
+      [io, tenant, channel, default_owner, gen, to = to->region,
+       finish = std::move(finish)](Result<OwnershipMove::Read> read) mutable {
+        if (!read) return finish(read.takeStatus());
+        OwnerRecord current;
+        uint64_t revision = 0;
+        if (read->found) {
+          current = std::move(read->record);
+          revision = read->revision;
+        } else {
+          current.tenant = tenant;
+          current.channel = channel;
+          current.owner = default_owner;
+          current.gen = gen;
+          current.state = OwnerState::kOwned;
+        }
+        OwnershipMove::start(std::move(io), std::move(current), revision, to, std::move(finish));
+      });
 }
 
 }  // namespace wsfleet

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   wsfleet::ctl::addConfigCommands(app, exit_code);
   wsfleet::ctl::addTopologyCommands(app, exit_code);
   wsfleet::ctl::addOwnerCommands(app, exit_code);
+  wsfleet::ctl::addRegionCommands(app, exit_code);
   wsfleet::ctl::addFleetCommands(app, exit_code);
   wsfleet::ctl::addTopCommand(app, exit_code);
   try {

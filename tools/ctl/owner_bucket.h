@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/owner_records.h"
+#include "common/ownership_mover.h"
 #include "common/status.h"
 #include "tools/ctl/fleet_client.h"
 
@@ -15,6 +16,13 @@ namespace wsfleet::ctl {
 // JetStream requests of the owner commands wait this long at least (--timeout-ms is the
 // control plane's collection window, shorter).
 inline constexpr int64_t kBucketRequestTimeoutMs = 5000;
+
+// OwnershipMove's requests answered one at a time, its grace slept: a move started with
+// it is done when OwnershipMove::start returns. `fleet` must outlive it.
+OwnershipMove::Io blockingMoveIo(FleetClient& fleet, int64_t grace_ms, int bucket_replicas);
+
+// What an operator set for each region of the topology (not drained when never set).
+Result<std::vector<RegionRecord>> readRegionRecords(FleetClient& fleet);
 
 // Every record, oldest change first; at most `limit` (then *truncated is set). No bucket
 // yet is an empty list.

@@ -42,39 +42,15 @@ Status failure(std::string reason_message) {
   return Status(Code::kUnavailable, "owner_command_failed", std::move(reason_message));
 }
 
-int64_t requestTimeoutMs(FleetClient& fleet) {
-  return std::max(fleet.windowMs(), kBucketRequestTimeoutMs);
-}
-
 struct CurrentOwner {
   OwnerRecord record;        // gen 0: nobody moved it (the topology's choice)
   uint64_t revision = 0;     // the record's sequence in the bucket; 0: no record
   std::string source;        // "moved" or the topology's reason
 };
 
-// The move's requests answered one at a time, its grace slept: OwnershipMove::start
-// returns once the move is done.
-OwnershipMove::Io blockingIo(FleetClient& fleet, const OwnerArgs& args) {
-  OwnershipMove::Io io;
-  io.request = [&fleet](std::string subject, std::string data, std::vector<NatsHeader> headers,
-                        std::function<void(const NatsInbound*)> done) {
-    auto reply = fleet.nats().request(std::move(subject), std::move(data), std::move(headers),
-                                      requestTimeoutMs(fleet));
-    done(reply ? &*reply : nullptr);
-  };
-  io.after = [](int64_t ms, std::function<void()> fn) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    fn();
-  };
-  io.parser = &fleet.parser();
-  io.grace_ms = args.grace_ms;
-  io.bucket_replicas = args.replicas;
-  return io;
-}
-
 Result<CurrentOwner> currentOwner(FleetClient& fleet, const OwnerArgs& args) {
   std::optional<Result<OwnershipMove::Read>> read;
-  OwnershipMove::readRecord(blockingIo(fleet, args), args.tenant, args.channel,
+  OwnershipMove::readRecord(blockingMoveIo(fleet, args.grace_ms, args.replicas), args.tenant, args.channel,
                             [&read](Result<OwnershipMove::Read> r) { read = std::move(r); });
   if (!read) return failure("the bucket was not read");
   if (!*read) return read->takeStatus();
@@ -163,7 +139,7 @@ Status move(FleetClient& fleet, const OwnerArgs& args) {
     return Status::ok();
   }
   std::optional<Result<OwnerRecord>> moved;
-  OwnershipMove::start(blockingIo(fleet, args), current.record, current.revision, args.to,
+  OwnershipMove::start(blockingMoveIo(fleet, args.grace_ms, args.replicas), current.record, current.revision, args.to,
                        [&moved](Result<OwnerRecord> result) { moved = std::move(result); });
   if (!moved) return failure("the move stopped without an answer");
   if (!*moved) {

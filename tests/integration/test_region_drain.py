@@ -1,0 +1,100 @@
+"""`wsfleetctl region drain`: a drained region's channels move to their next owners with
+the fenced per-channel move (common/owner_records.h) — the channels with subscribers at
+once, under traffic, losing nothing; the others on first use; `undrain` clears the mark.
+Helpers are test_ownership_move.py's."""
+
+import subprocess
+import time
+
+import harness
+from fleet import channel
+from harness import wait_until
+from nats_cluster import DeliveryOracle
+from region_util import RetryingPublisher, publish_cmd
+from test_ownership_move import Listener, edge_metric, generation, owner_of, position, warm_up
+
+
+def region_cmd(fleet, *args, via="eu"):
+    cmd = [str(harness.ctl_binary()), "region", *args, "--topology", str(fleet.topology_path),
+           "--nats", fleet.sc.region(via).urls[0]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_a_drained_regions_channels_move_under_traffic_and_on_first_use(fleet_factory):
+    fleet = fleet_factory()
+    fleet.wait_links()
+    ch = channel("us", "busy")
+    cold = channel("us", "cold")
+    assert owner_of(fleet, ch)["owner"] == "us" and owner_of(fleet, cold)["owner"] == "us"
+    oracle = DeliveryOracle()
+    listeners = [Listener(f"l-{r}", fleet.edge(r), ch, oracle) for r in fleet.regions]
+    for s in listeners:
+        s.start()
+    for s in listeners:
+        assert s.ready.wait(20) and not s.failures, s.failures
+    prober = fleet.edge("us").connect("prober")
+    try:
+        warm_up(prober, ch, listeners, oracle)
+    finally:
+        prober.close()
+    pubs = [RetryingPublisher(f"pub-{r}", [fleet.edge(r)], ch, oracle, count=300,
+                              interval=0.02, position=position)
+            for r in fleet.regions]
+    try:
+        for p in pubs:
+            p.start()
+        wait_until(lambda: all(len(p.acked) >= 30 or p.failures for p in pubs), 30,
+                   what="30 acks per publisher")
+        drained = region_cmd(fleet, "drain", "us", "--replicas", "1")
+        assert drained.returncode == 0, drained.stderr
+        # The busy channel moves by the edges that have its subscribers.
+        wait_until(lambda: owner_of(fleet, ch)["state"] == "owned" and
+                   owner_of(fleet, ch)["owner"] == "eu", 20, what="the busy channel in eu")
+        for p in pubs:
+            p.join(60)
+            assert not p.is_alive(), f"{p.pub_name} still publishing"
+        assert not [f for p in pubs for f in p.failures], [p.failures for p in pubs]
+        last = max(o for p in pubs for o in p.acked)
+        wait_until(lambda: all(s.last is not None and s.last >= last for s in listeners), 20,
+                   what=f"every listener at {last}")
+    finally:
+        for p in pubs:
+            p.stop_event.set()
+        for s in listeners:
+            s.stop_event.set()
+        for s in listeners:
+            s.join(5)
+    assert not [f for s in listeners for f in s.failures], [s.failures for s in listeners]
+    oracle.assert_nothing_lost()
+    assert {o[0] for p in pubs for o in p.acked} == {0, 1}
+    for s in listeners:
+        assert [generation(e) for e in s.epochs] == [0, 1], (s.sub_name, s.epochs)
+    listed = region_cmd(fleet, "list")
+    assert listed.returncode == 0 and "us  drained" in listed.stdout, listed.stdout
+
+    # A channel nobody used: still the region's until first used, then moved.
+    client = fleet.edge("eu").connect("late")
+    try:
+        r = client.ok(publish_cmd(cold, {"i": 0}, "c0"), timeout=15)
+        assert generation(r["epoch"]) in (0, 1), r
+        wait_until(lambda: owner_of(fleet, cold)["owner"] == "eu" and
+                   owner_of(fleet, cold)["state"] == "owned", 20, what="the cold channel in eu")
+
+        def stored_in_eu():
+            got = client.request(publish_cmd(cold, {"i": 1}), timeout=15)
+            return got.get("ok") is True and generation(got["epoch"]) == 1
+
+        wait_until(stored_in_eu, 10, what="a publish stored by eu")
+    finally:
+        client.close()
+    assert sum(edge_metric(fleet.edge(r), "wsfleet_ownership_moves_total")
+               for r in fleet.regions) >= 2
+
+    # Undrained: the mark is gone; what moved stays moved.
+    undrained = region_cmd(fleet, "undrain", "us")
+    assert undrained.returncode == 0, undrained.stderr
+    listed = region_cmd(fleet, "list")
+    assert "us  active" in listed.stdout, listed.stdout
+    assert owner_of(fleet, ch)["owner"] == "eu"
+    bad = region_cmd(fleet, "drain", "mars")
+    assert bad.returncode == 2 and "'mars' is not a region" in bad.stderr, bad.stderr

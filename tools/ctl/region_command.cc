@@ -1,0 +1,164 @@
+// `wsfleetctl region drain | undrain | list`: whole regions in and out of ownership.
+//
+// Draining a region marks it in the ownership bucket (common/owner_records.h,
+// RegionRecord); then every channel it owns is moved away one by one with the fenced move
+// of common/ownership_mover.h, to the owner the topology gives with the drained regions
+// counted unhealthy: here, the channels an operator had moved to it; on the edges, every
+// channel they have subscribers of (at once) and any other on first use. Undraining only
+// clears the mark: channels moved away stay where they are, new ones may go to the region
+// again.
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/jetstream_api.h"
+#include "common/json.h"
+#include "common/owner_records.h"
+#include "common/ownership_mover.h"
+#include "regions/ownership.h"
+#include "tools/ctl/commands.h"
+#include "tools/ctl/fleet_client.h"
+#include "tools/ctl/owner_bucket.h"
+
+namespace wsfleet::ctl {
+namespace {
+
+constexpr size_t kMaxRecordsScanned = 100000;
+
+struct RegionArgs {
+  FleetArgs fleet;
+  std::string region;
+  int replicas = 3;
+};
+
+Status putRegionRecord(FleetClient& fleet, const RegionArgs& args, bool drained) {
+  std::optional<Status> made;
+  OwnershipMove::ensureBucket(blockingMoveIo(fleet, kMoveGraceMs, args.replicas),
+                              [&made](Status s) { made = std::move(s); });
+  if (!made) return Status(Code::kUnavailable, "no_answer", "the bucket was not reached");
+  WSF_RETURN_IF_ERROR(*made);
+  RegionRecord record{args.region, drained, nowWallMs()};
+  WSF_ASSIGN_OR_RETURN(NatsInbound reply,
+                       fleet.nats().request(regionRecordSubject(args.region),
+                                            encodeRegionRecord(record), {},
+                                            std::max(fleet.windowMs(), kBucketRequestTimeoutMs)));
+  if (reply.status == "503") {
+    return Status(Code::kUnavailable, "jetstream_unavailable",
+                  "the ownership bucket does not answer");
+  }
+  return toStatus(parsePubAck(fleet.parser(), reply.data));
+}
+
+// The channels an operator moved to `region`: moved away now (the edges take care of the
+// ones nobody moved, which follow the topology).
+int moveRecordedChannels(FleetClient& fleet, const RegionArgs& args) {
+  bool truncated = false;
+  auto records = readOwnerRecords(fleet, kMaxRecordsScanned, &truncated);
+  if (!records) return reportFailure(records.status());
+  HealthySet healthy;
+  std::vector<RegionRecord> marks;
+  if (auto read = readRegionRecords(fleet)) marks = std::move(*read);
+  for (const RegionSpec& r : fleet.topology().regions) healthy.insert(r.name);
+  for (const RegionRecord& mark : marks) {
+    if (mark.drained) healthy.erase(mark.region);
+  }
+  int failed = 0;
+  for (const OwnerRecord& record : *records) {
+    if (record.owner != args.region) continue;
+    auto to = decideOwner(fleet.topology(), healthy, record.tenant, record.channel);
+    if (!to) {
+      std::cerr << "wsfleetctl: " << record.channel << ": " << to.status().message() << "\n";
+      ++failed;
+      continue;
+    }
+    // The current record (not the listed one): the edges may have moved it meanwhile.
+    std::optional<Result<OwnershipMove::Read>> read;
+    OwnershipMove::readRecord(blockingMoveIo(fleet, kMoveGraceMs, args.replicas), record.tenant,
+                              record.channel,
+                              [&read](Result<OwnershipMove::Read> r) { read = std::move(r); });
+    if (!read || !*read || !(*read)->found) continue;
+    std::optional<Result<OwnerRecord>> moved;
+    OwnershipMove::start(blockingMoveIo(fleet, kMoveGraceMs, args.replicas), (*read)->record,
+                         (*read)->revision, to->region,
+                         [&moved](Result<OwnerRecord> r) { moved = std::move(r); });
+    if (moved && *moved) {
+      std::cout << "moved " << record.tenant << " " << record.channel << " to "
+                << (*moved)->owner << " (generation " << (*moved)->gen << ")\n";
+    } else {
+      std::cerr << "wsfleetctl: " << record.channel << " not moved: "
+                << (moved ? moved->status().message() : std::string("no answer")) << "\n";
+      ++failed;
+    }
+  }
+  if (truncated) std::cerr << "(only the first " << kMaxRecordsScanned << " records read)\n";
+  return failed == 0 ? kExitOk : kExitFailure;
+}
+
+int runDrain(const RegionArgs& args, bool drain) {
+  auto fleet = FleetClient::open(args.fleet);
+  if (!fleet) return reportFailure(fleet.status());
+  if ((*fleet)->topology().findRegion(args.region) == nullptr) {
+    return reportFailure(Status(Code::kBadRequest, "unknown_region",
+                                "'" + args.region + "' is not a region of the topology"));
+  }
+  if (Status put = putRegionRecord(**fleet, args, drain); !put) return reportFailure(put);
+  std::cout << "region " << args.region << (drain ? " drained" : " undrained") << "\n";
+  return drain ? moveRecordedChannels(**fleet, args) : kExitOk;
+}
+
+int runList(const RegionArgs& args) {
+  auto fleet = FleetClient::open(args.fleet);
+  if (!fleet) return reportFailure(fleet.status());
+  auto marks = readRegionRecords(**fleet);
+  if (!marks) return reportFailure(marks.status());
+  for (const RegionRecord& mark : *marks) {
+    if (args.fleet.json) {
+      std::string out;
+      JsonWriter(out)
+          .beginObject()
+          .field("region", mark.region)
+          .fieldBool("drained", mark.drained)
+          .fieldInt("at_ms", mark.at_ms)
+          .endObject();
+      std::cout << out << "\n";
+    } else {
+      std::cout << mark.region << "  " << (mark.drained ? "drained" : "active") << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void addRegionCommands(CLI::App& app, int& exit_code) {
+  CLI::App* region = app.add_subcommand("region", "Drain whole regions of their channels");
+  region->require_subcommand(1);
+  auto args = std::make_shared<RegionArgs>();
+
+  CLI::App* drain = region->add_subcommand(
+      "drain", "Mark a region drained: its channels move to their next owners, fenced");
+  addFleetFlags(drain, args->fleet);
+  drain->add_option("region", args->region, "the region")->required();
+  drain->add_option("--replicas", args->replicas,
+                    "replicas of the ownership bucket, when this command creates it")
+      ->capture_default_str();
+  drain->callback([args, &exit_code] { exit_code = runDrain(*args, true); });
+
+  CLI::App* undrain = region->add_subcommand(
+      "undrain", "Clear the mark: new channels may be owned by the region again");
+  addFleetFlags(undrain, args->fleet);
+  undrain->add_option("region", args->region, "the region")->required();
+  undrain->add_option("--replicas", args->replicas,
+                      "replicas of the ownership bucket, when this command creates it")
+      ->capture_default_str();
+  undrain->callback([args, &exit_code] { exit_code = runDrain(*args, false); });
+
+  CLI::App* list = region->add_subcommand("list", "Print which regions are drained");
+  addFleetFlags(list, args->fleet);
+  list->callback([args, &exit_code] { exit_code = runList(*args); });
+}
+
+}  // namespace wsfleet::ctl
