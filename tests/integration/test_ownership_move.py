@@ -116,6 +116,22 @@ def warm_up(publisher, ch, listeners, oracle, timeout=20.0):
                 f"no probe reached every listener: {[s.last for s in listeners]}"
 
 
+def listening(fleet, ch, oracle, owner="us"):
+    """A Listener in every region, subscribed, each having received a probe published in
+    the owner region (the route to its region is live)."""
+    listeners = [Listener(f"l-{r}", fleet.edge(r), ch, oracle) for r in fleet.regions]
+    for s in listeners:
+        s.start()
+    for s in listeners:
+        assert s.ready.wait(20) and not s.failures, s.failures
+    prober = fleet.edge(owner).connect("prober")
+    try:
+        warm_up(prober, ch, listeners, oracle)
+    finally:
+        prober.close()
+    return listeners
+
+
 def edge_metric(edge, name, **labels):
     return edge.worker_metrics(0).value(name, **labels) or 0
 
@@ -127,16 +143,7 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
     ch = channel("us", "moving")
     assert owner_of(fleet, ch)["owner"] == "us"
     oracle = DeliveryOracle()
-    listeners = [Listener(f"l-{r}", fleet.edge(r), ch, oracle) for r in fleet.regions]
-    for s in listeners:
-        s.start()
-    for s in listeners:
-        assert s.ready.wait(20) and not s.failures, s.failures
-    prober = fleet.edge("us").connect("prober")
-    try:
-        warm_up(prober, ch, listeners, oracle)
-    finally:
-        prober.close()
+    listeners = listening(fleet, ch, oracle)
     first_epoch = listeners[0].epochs[0]
 
     pubs = [RetryingPublisher(f"pub-{r}", [fleet.edge(r)], ch, oracle, count=400,

@@ -11,7 +11,7 @@ from fleet import channel
 from harness import wait_until
 from nats_cluster import DeliveryOracle
 from region_util import RetryingPublisher, publish_cmd
-from test_ownership_move import Listener, edge_metric, generation, owner_of, position, warm_up
+from test_ownership_move import edge_metric, generation, listening, owner_of, position
 
 
 def region_cmd(fleet, *args, via="eu"):
@@ -27,16 +27,7 @@ def test_a_drained_regions_channels_move_under_traffic_and_on_first_use(fleet_fa
     cold = channel("us", "cold")
     assert owner_of(fleet, ch)["owner"] == "us" and owner_of(fleet, cold)["owner"] == "us"
     oracle = DeliveryOracle()
-    listeners = [Listener(f"l-{r}", fleet.edge(r), ch, oracle) for r in fleet.regions]
-    for s in listeners:
-        s.start()
-    for s in listeners:
-        assert s.ready.wait(20) and not s.failures, s.failures
-    prober = fleet.edge("us").connect("prober")
-    try:
-        warm_up(prober, ch, listeners, oracle)
-    finally:
-        prober.close()
+    listeners = listening(fleet, ch, oracle)
     pubs = [RetryingPublisher(f"pub-{r}", [fleet.edge(r)], ch, oracle, count=300,
                               interval=0.02, position=position)
             for r in fleet.regions]

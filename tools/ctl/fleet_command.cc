@@ -196,6 +196,28 @@ int runStatus(const Args& args) {
   return partialCheck(silent, "edge or bridge");
 }
 
+// The answers of one kind of process (edge workers, bridges): a JSON object with them and
+// the regions that did not answer, or a table; the exit code says whether all answered.
+template <typename View, typename MakeTable>
+int printProcesses(const Args& args, const char* key, const std::vector<View>& views,
+                   MakeTable make_table, const std::vector<std::string>& silent,
+                   const char* what) {
+  if (args.fleet.json) {
+    std::string out;
+    JsonWriter w(out);
+    w.beginObject();
+    std::vector<std::string> items;
+    for (const View& v : views) items.push_back(v.json);
+    writeArray(w, key, items);
+    writeStrings(w, "silent_regions", silent);
+    w.endObject();
+    std::cout << out << "\n";
+  } else {
+    std::cout << make_table().render();
+  }
+  return partialCheck(silent, what);
+}
+
 // ---- edge ----
 
 int runEdgeList(const Args& args) {
@@ -205,21 +227,8 @@ int runEdgeList(const Args& args) {
   auto answers =
       fleet.askEveryRegion([](const std::string& r) { return controlEdgesSubject(r); }, "{}");
   const auto edges = parseEdges(fleet.parser(), answers, nullptr);
-  const auto silent = silentRegions(answers);
-  if (args.fleet.json) {
-    std::string out;
-    JsonWriter w(out);
-    w.beginObject();
-    std::vector<std::string> e;
-    for (const EdgeView& v : edges) e.push_back(v.json);
-    writeArray(w, "edges", e);
-    writeStrings(w, "silent_regions", silent);
-    w.endObject();
-    std::cout << out << "\n";
-  } else {
-    std::cout << edgeTable(edges).render();
-  }
-  return partialCheck(silent, "edge");
+  return printProcesses(args, "edges", edges, [&] { return edgeTable(edges); },
+                        silentRegions(answers), "edge");
 }
 
 int runEdgeDrain(const Args& args, bool drain) {
@@ -438,21 +447,8 @@ int runBridgeLinks(const Args& args) {
   auto answers =
       fleet.askEveryRegion([](const std::string& r) { return controlBridgesSubject(r); }, "{}");
   const auto bridges = parseBridges(fleet.parser(), answers, nullptr);
-  const auto silent = silentRegions(answers);
-  if (args.fleet.json) {
-    std::string out;
-    JsonWriter w(out);
-    w.beginObject();
-    std::vector<std::string> b;
-    for (const BridgeView& v : bridges) b.push_back(v.json);
-    writeArray(w, "bridges", b);
-    writeStrings(w, "silent_regions", silent);
-    w.endObject();
-    std::cout << out << "\n";
-  } else {
-    std::cout << bridgeTable(bridges).render();
-  }
-  return partialCheck(silent, "bridge");
+  return printProcesses(args, "bridges", bridges, [&] { return bridgeTable(bridges); },
+                        silentRegions(answers), "bridge");
 }
 
 int runBridgePause(const Args& args, bool pause) {
