@@ -117,6 +117,12 @@ std::string EdgeService::controlEdgeJson() const {
   return out;
 }
 
+bool EdgeService::isReconnectUrl(std::string_view url) {
+  if (url.size() > kMaxReconnectUrlBytes) return false;
+  if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0) return false;
+  return std::all_of(url.begin(), url.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 std::string EdgeService::controlDrain(const NatsInbound& request, bool drain) {
   std::optional<uint64_t> window;
   if (drain && !request.data.empty()) {
@@ -135,6 +141,20 @@ std::string EdgeService::controlDrain(const NatsInbound& request, bool drain) {
       window = value;
     } else if (e != simdjson::NO_SUCH_FIELD) {
       return controlError("bad_window", "window_ms must be a non-negative integer");
+    }
+    // Where the hints send clients instead of drain.reconnect_url (a region drain names
+    // the failover region's public URL).
+    std::string_view url;
+    e = object["url"].get(url);
+    if (e == simdjson::SUCCESS) {
+      if (!isReconnectUrl(url)) {
+        return controlError("bad_url", "url must be a ws:// or wss:// URL of at most " +
+                                           std::to_string(kMaxReconnectUrlBytes) +
+                                           " printable bytes");
+      }
+      drain_url_ = url;
+    } else if (e != simdjson::NO_SUCH_FIELD) {
+      return controlError("bad_url", "url must be a string");
     }
   }
   bool changed = false;

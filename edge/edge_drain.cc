@@ -85,6 +85,7 @@ Status EdgeService::undrain() {
   }
   draining_ = false;
   drain_holds_ = false;
+  drain_url_.clear();
   metrics_.draining.set(0);
   for (auto& [ptr, conn] : connections_) timers_.cancel(&conn->drain_timer);
   logInfo("drain_ended", {{"trigger", "control"}, {"connections", connections_.size()}});
@@ -96,6 +97,7 @@ double EdgeService::drainUnit() {
 }
 
 std::string EdgeService::reconnectUrl() const {
+  if (!drain_url_.empty()) return drain_url_;
   return config_.drain_reconnect_url.empty() ? public_url_ : config_.drain_reconnect_url;
 }
 

@@ -451,6 +451,10 @@ class EdgeService {
   void sendDrainHint(Connection& conn);
   double drainUnit();  // uniform in [0, 1)
   std::string reconnectUrl() const;
+  // A control drain's `url` (region drains name the failover region): printable, ws(s)://.
+  static constexpr size_t kMaxReconnectUrlBytes = 2048;
+  static bool isReconnectUrl(std::string_view url);
+  std::string drain_url_;  // set by a control drain, cleared by undrain
   void derivePublicUrl();
   // Ends subscriptions the reloaded config no longer allows, with a notice each.
   void dropStaleSubscriptions(Connection& conn, const TenantConfig& next);

@@ -6,14 +6,17 @@
 // counted unhealthy: here, the channels an operator had moved to it; on the edges, every
 // channel they have subscribers of (at once) and any other on first use. Undraining only
 // clears the mark: channels moved away stay where they are, new ones may go to the region
-// again.
+// again. Draining also drains the region's edges (held, not stopping), their hints
+// naming the failover region's public URL; undraining undrains them.
 #include <iostream>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/control_subjects.h"
 #include "common/jetstream_api.h"
 #include "common/json.h"
 #include "common/owner_records.h"
@@ -21,6 +24,7 @@
 #include "regions/ownership.h"
 #include "tools/ctl/commands.h"
 #include "tools/ctl/fleet_client.h"
+#include "tools/ctl/fleet_views.h"
 #include "tools/ctl/owner_bucket.h"
 
 namespace wsfleet::ctl {
@@ -28,10 +32,13 @@ namespace {
 
 constexpr size_t kMaxRecordsScanned = 100000;
 
+constexpr int64_t kMaxWindowS = 3600;  // as `edge drain`'s
+
 struct RegionArgs {
   FleetArgs fleet;
   std::string region;
   int replicas = 3;
+  int64_t window_s = -1;  // the edges' drain window; -1: their drain.window_ms
 };
 
 Status putRegionRecord(FleetClient& fleet, const RegionArgs& args, bool drained) {
@@ -97,6 +104,63 @@ int moveRecordedChannels(FleetClient& fleet, const RegionArgs& args) {
   return failed == 0 ? kExitOk : kExitFailure;
 }
 
+// Where a drained region's clients go: the first region of its failover list that is not
+// drained, else the first such region of the topology.
+std::string failoverUrl(FleetClient& fleet, const std::string& region) {
+  std::set<std::string> drained;
+  if (auto marks = readRegionRecords(fleet)) {
+    for (const RegionRecord& m : *marks) {
+      if (m.drained) drained.insert(m.region);
+    }
+  }
+  const Topology& topology = fleet.topology();
+  std::vector<std::string> order = topology.findRegion(region)->failover;
+  for (const RegionSpec& r : topology.regions) order.push_back(r.name);
+  for (const std::string& name : order) {
+    const RegionSpec* spec = topology.findRegion(name);
+    if (name != region && drained.count(name) == 0 && spec != nullptr &&
+        !spec->public_urls.empty()) {
+      return spec->public_urls.front();
+    }
+  }
+  return "";
+}
+
+// The region's clients: every edge of it drains (held: it stays up, ready again on
+// undrain) with hints naming the failover region's public URL.
+int steerClients(FleetClient& fleet, const RegionArgs& args, bool drain) {
+  auto found = fleet.ask({args.region}, {{controlEdgesSubject(args.region), "{}"}});
+  std::set<std::string> nodes;
+  for (const EdgeView& e : parseEdges(fleet.parser(), found, nullptr)) {
+    if (e.region == args.region) nodes.insert(e.node);
+  }
+  std::string body = "{}";
+  const std::string url = drain ? failoverUrl(fleet, args.region) : "";
+  if (drain) {
+    body.clear();
+    JsonWriter w(body);
+    w.beginObject();
+    if (!url.empty()) w.field("url", url);
+    if (args.window_s >= 0) w.fieldUint("window_ms", static_cast<uint64_t>(args.window_s) * 1000);
+    w.endObject();
+  }
+  std::vector<std::string> regions;
+  std::vector<BlockingNats::Ask> asks;
+  for (const std::string& node : nodes) {
+    regions.push_back(args.region);
+    asks.push_back({controlNodeSubject(args.region, node, drain ? "drain" : "undrain"), body});
+  }
+  size_t workers = 0;
+  if (!asks.empty()) {
+    for (const RegionAnswers& a : fleet.ask(regions, asks)) workers += a.replies.size();
+  }
+  std::cout << (drain ? "drained " : "undrained ") << nodes.size() << " edge(s) of "
+            << args.region << " (" << workers << " worker(s))";
+  if (!url.empty()) std::cout << ", clients sent to " << url;
+  std::cout << "\n";
+  return found.empty() || !found.front().answered ? kExitPartial : kExitOk;
+}
+
 int runDrain(const RegionArgs& args, bool drain) {
   auto fleet = FleetClient::open(args.fleet);
   if (!fleet) return reportFailure(fleet.status());
@@ -104,9 +168,15 @@ int runDrain(const RegionArgs& args, bool drain) {
     return reportFailure(Status(Code::kBadRequest, "unknown_region",
                                 "'" + args.region + "' is not a region of the topology"));
   }
+  if (args.window_s > kMaxWindowS) {
+    return reportFailure(Status(Code::kBadRequest, "bad_window",
+                                "--window must be in 0.." + std::to_string(kMaxWindowS)));
+  }
   if (Status put = putRegionRecord(**fleet, args, drain); !put) return reportFailure(put);
   std::cout << "region " << args.region << (drain ? " drained" : " undrained") << "\n";
-  return drain ? moveRecordedChannels(**fleet, args) : kExitOk;
+  const int moved = drain ? moveRecordedChannels(**fleet, args) : kExitOk;
+  const int steered = steerClients(**fleet, args, drain);
+  return moved != kExitOk ? moved : steered;
 }
 
 int runList(const RegionArgs& args) {
@@ -145,6 +215,9 @@ void addRegionCommands(CLI::App& app, int& exit_code) {
   drain->add_option("--replicas", args->replicas,
                     "replicas of the ownership bucket, when this command creates it")
       ->capture_default_str();
+  drain->add_option("--window", args->window_s,
+                    "seconds over which the region's clients are sent away (default: each "
+                    "edge's drain.window_ms)");
   drain->callback([args, &exit_code] { exit_code = runDrain(*args, true); });
 
   CLI::App* undrain = region->add_subcommand(

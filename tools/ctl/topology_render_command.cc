@@ -16,6 +16,8 @@
 #include "regions/render_nats.h"
 #include "regions/topology.h"
 #include "tools/ctl/commands.h"
+#include "tools/ctl/fleet_client.h"
+#include "tools/ctl/owner_bucket.h"
 #include "tools/ctl/topology_render_command.h"
 
 namespace wsfleet::ctl {
@@ -39,7 +41,30 @@ struct DnsArgs {
   std::vector<std::string> name_servers;
   uint32_t ttl = kDefaultDnsTtl;
   int64_t serial = -1;  // -1: the current time
+  // --nats: the drained regions are also read from the fleet's ownership bucket (the
+  // marks `wsfleetctl region drain` leaves), so re-rendering after a drain follows it.
+  std::vector<std::string> nats_servers;
+  std::string creds_file;
+  std::string token;
+  std::string tls_ca_file;
 };
+
+// The regions marked drained in the fleet (wsfleetctl region drain).
+Result<std::vector<std::string>> drainedInFleet(const DnsArgs& args) {
+  FleetArgs fleet_args;
+  fleet_args.topology_path = args.path;
+  fleet_args.servers = args.nats_servers;
+  fleet_args.creds_file = args.creds_file;
+  fleet_args.token = args.token;
+  fleet_args.tls_ca_file = args.tls_ca_file;
+  WSF_ASSIGN_OR_RETURN(auto fleet, FleetClient::open(fleet_args));
+  WSF_ASSIGN_OR_RETURN(std::vector<RegionRecord> marks, readRegionRecords(*fleet));
+  std::vector<std::string> drained;
+  for (const RegionRecord& mark : marks) {
+    if (mark.drained) drained.push_back(mark.region);
+  }
+  return drained;
+}
 
 // Each file replaced whole (written aside, then renamed), so that a server reloading while
 // we write never reads half of one.
@@ -102,7 +127,12 @@ int runRenderDns(const DnsArgs& args) {
   options.ttl = args.ttl;
   options.serial = args.serial >= 0 ? static_cast<uint32_t>(args.serial)
                                     : static_cast<uint32_t>(std::time(nullptr));
-  const DrainedSet drained(args.drained.begin(), args.drained.end());
+  DrainedSet drained(args.drained.begin(), args.drained.end());
+  if (!args.nats_servers.empty()) {
+    auto marked = drainedInFleet(args);
+    if (!marked) return exitFor(marked.status());
+    drained.insert(marked->begin(), marked->end());
+  }
   Result<std::vector<RenderedFile>> files = renderBindViews(*topology, drained, options);
   if (!files) return exitFor(files.status());
   return writeFiles(args.out, *files);
@@ -141,6 +171,12 @@ void addTopologyRenderCommands(CLI::App& topology, int& exit_code) {
                   "default localhost)");
   dns->add_option("--zone-dir", dns_args->zone_dir,
                   "where named will read the zone files (default: --out made absolute)");
+  dns->add_option("--nats", dns_args->nats_servers,
+                  "a NATS server of the fleet (repeatable): drained regions are also read from "
+                  "the fleet (wsfleetctl region drain)");
+  dns->add_option("--creds", dns_args->creds_file, "NATS credentials file (with --nats)");
+  dns->add_option("--token", dns_args->token, "NATS token (with --nats)");
+  dns->add_option("--tls-ca", dns_args->tls_ca_file, "CA file: NATS over TLS (with --nats)");
   dns->add_option("--serial", dns_args->serial, "SOA serial (default: the current Unix time)")
       ->check(CLI::Range(int64_t{0}, int64_t{4294967295}));
   dns->callback([dns_args, &exit_code] { exit_code = runRenderDns(*dns_args); });
