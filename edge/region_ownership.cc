@@ -29,6 +29,8 @@ namespace {
 // right after it writes the marker.
 constexpr int kConfirmAttempts = 50;
 constexpr int64_t kConfirmRetryMs = 100;
+// A move away from a drained region that failed is not tried again by the worker before.
+constexpr int64_t kMoveRetryMs = 5000;
 
 }  // namespace
 
@@ -245,8 +247,10 @@ void EdgeService::moveFromDrained(const std::string& tenant, const std::string& 
   io.parser = &region_->parser();
   io.bucket_replicas = static_cast<int>(config_.history_replicas);
   auto finish = [this, key, tenant, channel, to = to->region](Result<OwnerRecord> moved) {
-    moving_away_.erase(key);
     if (!moved) {
+      // Not tried again by this worker for a while: every store would otherwise start
+      // another attempt while the region's NATS is in trouble.
+      later_.emplace(nowMonoMs() + kMoveRetryMs, [this, key] { moving_away_.erase(key); });
       // Another worker or edge moving it too is the usual reason: it moves all the same.
       logInfo("drained_channel_not_moved", {{"tenant", tenant},
                                             {"channel", channel},
@@ -255,6 +259,7 @@ void EdgeService::moveFromDrained(const std::string& tenant, const std::string& 
                                             {"error", moved.status().message()}});
       return;
     }
+    moving_away_.erase(key);
     logInfo("drained_channel_moved",
             {{"tenant", tenant}, {"channel", channel}, {"to", moved->owner}, {"gen", moved->gen}});
   };
