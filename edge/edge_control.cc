@@ -117,6 +117,11 @@ std::string EdgeService::controlEdgeJson() const {
   return out;
 }
 
+bool EdgeService::controlObject(const NatsInbound& request, simdjson::dom::object& object) {
+  auto doc = parser_.parse(request.data);
+  return doc.isOk() && doc->get_object().get(object) == simdjson::SUCCESS;
+}
+
 bool EdgeService::isReconnectUrl(std::string_view url) {
   if (url.size() > kMaxReconnectUrlBytes) return false;
   if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0) return false;
@@ -126,9 +131,8 @@ bool EdgeService::isReconnectUrl(std::string_view url) {
 std::string EdgeService::controlDrain(const NatsInbound& request, bool drain) {
   std::optional<uint64_t> window;
   if (drain && !request.data.empty()) {
-    auto doc = parser_.parse(request.data);
     simdjson::dom::object object;
-    if (!doc.isOk() || doc->get_object().get(object) != simdjson::SUCCESS) {
+    if (!controlObject(request, object)) {
       return controlError("bad_json", "the request must be a JSON object");
     }
     uint64_t value = 0;
@@ -181,9 +185,8 @@ std::string EdgeService::controlDrain(const NatsInbound& request, bool drain) {
 }
 
 std::string EdgeService::controlPresence(const NatsInbound& request) {
-  auto doc = parser_.parse(request.data);
   simdjson::dom::object object;
-  if (!doc.isOk() || doc->get_object().get(object) != simdjson::SUCCESS) {
+  if (!controlObject(request, object)) {
     return controlError("bad_json", "the request must be a JSON object");
   }
   const std::string tenant = stringField(object, "tenant");
@@ -225,9 +228,8 @@ std::string EdgeService::controlPresence(const NatsInbound& request) {
 }
 
 std::string EdgeService::controlKick(const NatsInbound& request) {
-  auto doc = parser_.parse(request.data);
   simdjson::dom::object object;
-  if (!doc.isOk() || doc->get_object().get(object) != simdjson::SUCCESS) {
+  if (!controlObject(request, object)) {
     return controlError("bad_json", "the request must be a JSON object");
   }
   const std::string tenant = stringField(object, "tenant");

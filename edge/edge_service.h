@@ -454,6 +454,8 @@ class EdgeService {
   // A control drain's `url` (region drains name the failover region): printable, ws(s)://.
   static constexpr size_t kMaxReconnectUrlBytes = 2048;
   static bool isReconnectUrl(std::string_view url);
+  // A control request's body as a JSON object (valid until the next parse).
+  bool controlObject(const NatsInbound& request, simdjson::dom::object& object);
   std::string drain_url_;  // set by a control drain, cleared by undrain
   void derivePublicUrl();
   // Ends subscriptions the reloaded config no longer allows, with a notice each.

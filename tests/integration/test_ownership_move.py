@@ -132,6 +132,30 @@ def listening(fleet, ch, oracle, owner="us"):
     return listeners
 
 
+def publishers_done(pubs, listeners):
+    """Waits for the publishers to finish without failures, then for every listener to
+    reach the last acknowledged (generation, offset)."""
+    for p in pubs:
+        p.join(60)
+        assert not p.is_alive(), f"{p.pub_name} still publishing"
+    assert not [f for p in pubs for f in p.failures], [p.failures for p in pubs]
+    last = max(o for p in pubs for o in p.acked)
+    wait_until(lambda: all(s.last is not None and s.last >= last for s in listeners), 20,
+               what=f"every listener at {last}")
+
+
+def stop_load(pubs, listeners, clients=()):
+    """Stops publishers and listeners and closes the extra clients (also after a failure)."""
+    for p in pubs:
+        p.stop_event.set()
+    for s in listeners:
+        s.stop_event.set()
+    for s in listeners:
+        s.join(5)
+    for c in clients:
+        c.close()
+
+
 def edge_metric(edge, name, **labels):
     return edge.worker_metrics(0).value(name, **labels) or 0
 
@@ -179,25 +203,12 @@ def test_moves_under_traffic_lose_nothing_and_issue_no_offset_twice(fleet_factor
                                not p.is_alive() for p in pubs), 20,
                    what="acks of generation 1")
         moved.append(move(fleet, ch, "us", via="eu"))
-        for p in pubs:
-            p.join(60)
-            assert not p.is_alive(), f"{p.pub_name} still publishing"
-        assert not [f for p in pubs for f in p.failures], [p.failures for p in pubs]
-        last = max(o for p in pubs for o in p.acked)
-        wait_until(lambda: all(s.last is not None and s.last >= last for s in listeners), 20,
-                   what=f"every listener at {last}")
+        publishers_done(pubs, listeners)
         for c in extra:
             c.recv_until(lambda f: f.get("type") == "message" and f.get("channel") == ch and
                          generation(f["epoch"]) == 2, 20, what="the second move's generation")
     finally:
-        for p in pubs:
-            p.stop_event.set()
-        for s in listeners:
-            s.stop_event.set()
-        for s in listeners:
-            s.join(5)
-        for c in extra:
-            c.close()
+        stop_load(pubs, listeners, extra)
     assert not [f for s in listeners for f in s.failures], [s.failures for s in listeners]
 
     # The moves: eu at generation 1, then us again at generation 2, each fenced.

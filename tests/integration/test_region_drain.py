@@ -11,7 +11,8 @@ from fleet import channel
 from harness import wait_until
 from nats_cluster import DeliveryOracle
 from region_util import RetryingPublisher, publish_cmd
-from test_ownership_move import edge_metric, generation, listening, owner_of, position
+from test_ownership_move import (edge_metric, generation, listening, owner_of, position,
+                                 publishers_done, stop_load)
 
 
 def region_cmd(fleet, *args, via="eu"):
@@ -48,22 +49,9 @@ def test_a_drained_regions_channels_move_under_traffic_and_on_first_use(fleet_fa
         # The busy channel moves by the edges that have its subscribers.
         wait_until(lambda: owner_of(fleet, ch)["state"] == "owned" and
                    owner_of(fleet, ch)["owner"] == "eu", 20, what="the busy channel in eu")
-        for p in pubs:
-            p.join(60)
-            assert not p.is_alive(), f"{p.pub_name} still publishing"
-        assert not [f for p in pubs for f in p.failures], [p.failures for p in pubs]
-        last = max(o for p in pubs for o in p.acked)
-        wait_until(lambda: all(s.last is not None and s.last >= last for s in listeners), 20,
-                   what=f"every listener at {last}")
+        publishers_done(pubs, listeners)
     finally:
-        for p in pubs:
-            p.stop_event.set()
-        for s in listeners:
-            s.stop_event.set()
-        for s in listeners:
-            s.join(5)
-        for c in extra:
-            c.close()
+        stop_load(pubs, listeners, extra)
     assert not [f for s in listeners for f in s.failures], [s.failures for s in listeners]
     oracle.assert_nothing_lost()
     assert {o[0] for p in pubs for o in p.acked} == {0, 1}

@@ -1,5 +1,7 @@
 #include "tools/ctl/fleet_client.h"
 
+#include "common/control_subjects.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -79,6 +81,25 @@ Result<std::unique_ptr<FleetClient>> FleetClient::open(const FleetArgs& args) {
 std::vector<std::string> FleetClient::regions() const {
   std::vector<std::string> out;
   for (const RegionSpec& r : topology_.regions) out.push_back(r.name);
+  return out;
+}
+
+FleetClient::ProcessAnswers FleetClient::askEdgesAndBridges() {
+  const std::vector<std::string> names = regions();
+  std::vector<std::string> where;
+  std::vector<BlockingNats::Ask> asks;
+  for (const std::string& r : names) {
+    where.push_back(r);
+    asks.push_back({controlEdgesSubject(r), "{}"});
+  }
+  for (const std::string& r : names) {
+    where.push_back(r);
+    asks.push_back({controlBridgesSubject(r), "{}"});
+  }
+  auto answers = ask(where, asks);
+  ProcessAnswers out;
+  out.edges.assign(answers.begin(), answers.begin() + static_cast<std::ptrdiff_t>(names.size()));
+  out.bridges.assign(answers.begin() + static_cast<std::ptrdiff_t>(names.size()), answers.end());
   return out;
 }
 

@@ -60,6 +60,12 @@ class FleetClient {
   std::vector<RegionAnswers> ask(const std::vector<std::string>& regions,
                                  const std::vector<BlockingNats::Ask>& asks);
   BlockingNats& nats() { return *nats_; }
+  // Every region's edge workers and bridges, asked at once (status, top).
+  struct ProcessAnswers {
+    std::vector<RegionAnswers> edges;    // one per region, regions() order
+    std::vector<RegionAnswers> bridges;  // likewise
+  };
+  ProcessAnswers askEdgesAndBridges();
 
  private:
   std::vector<RegionAnswers> collect(const std::vector<BlockingNats::Ask>& asks);

@@ -121,19 +121,7 @@ int runStatus(const Args& args) {
   if (!opened) return reportFailure(opened.status());
   FleetClient& fleet = **opened;
   const std::vector<std::string> regions = fleet.regions();
-  std::vector<std::string> where;
-  std::vector<BlockingNats::Ask> asks;
-  for (const std::string& r : regions) {
-    where.push_back(r);
-    asks.push_back({controlEdgesSubject(r), "{}"});
-  }
-  for (const std::string& r : regions) {
-    where.push_back(r);
-    asks.push_back({controlBridgesSubject(r), "{}"});
-  }
-  auto answers = fleet.ask(where, asks);
-  std::vector<RegionAnswers> edge_answers(answers.begin(), answers.begin() + regions.size());
-  std::vector<RegionAnswers> bridge_answers(answers.begin() + regions.size(), answers.end());
+  auto [edge_answers, bridge_answers] = fleet.askEdgesAndBridges();
   size_t bad = 0;
   const auto edges = parseEdges(fleet.parser(), edge_answers, &bad);
   const auto bridges = parseBridges(fleet.parser(), bridge_answers, &bad);

@@ -35,19 +35,7 @@ struct TopArgs {
 // One frame: the answers of this round, rendered.
 int frame(FleetClient& fleet, const TopArgs& args, bool clear) {
   const std::vector<std::string> regions = fleet.regions();
-  std::vector<std::string> where;
-  std::vector<BlockingNats::Ask> asks;
-  for (const std::string& r : regions) {
-    where.push_back(r);
-    asks.push_back({controlEdgesSubject(r), "{}"});
-  }
-  for (const std::string& r : regions) {
-    where.push_back(r);
-    asks.push_back({controlBridgesSubject(r), "{}"});
-  }
-  auto answers = fleet.ask(where, asks);
-  std::vector<RegionAnswers> edge_answers(answers.begin(), answers.begin() + regions.size());
-  std::vector<RegionAnswers> bridge_answers(answers.begin() + regions.size(), answers.end());
+  auto [edge_answers, bridge_answers] = fleet.askEdgesAndBridges();
   const auto edges = parseEdges(fleet.parser(), edge_answers, nullptr);
   const auto bridges = parseBridges(fleet.parser(), bridge_answers, nullptr);
   std::vector<std::string> silent;
