@@ -36,6 +36,7 @@ std::string encodeOwnerRecord(const OwnerRecord& r) {
       .field("from", r.from)
       .fieldUint("fence", r.fence)
       .fieldUint("base", r.base)
+      .fieldBool("forced", r.forced)
       .fieldInt("at_ms", r.at_ms)
       .endObject();
   return out;
@@ -52,6 +53,7 @@ Result<OwnerRecord> parseOwnerRecord(JsonParser& parser, std::string_view json) 
     return invalid("a field is missing or has the wrong type");
   }
   if ((*doc)["at_ms"].get(r.at_ms)) r.at_ms = 0;  // informational only
+  if ((*doc)["forced"].get(r.forced)) r.forced = false;  // records from before forced moves
   if (tenant.empty() || channel.empty() || owner.empty() || from.empty() || r.gen == 0) {
     return invalid("tenant, channel, owner and from must be set and gen at least 1");
   }
@@ -77,14 +79,33 @@ bool isRegionRecordSubject(std::string_view subject) {
   return subject.substr(0, kRegionRecordPrefix.size()) == kRegionRecordPrefix;
 }
 
+namespace {
+
+const char* failureName(RegionFailure failure) {
+  switch (failure) {
+    case RegionFailure::kFailing:
+      return "failing";
+    case RegionFailure::kFailed:
+      return "failed";
+    case RegionFailure::kNone:
+      break;
+  }
+  return "";
+}
+
+}  // namespace
+
+const char* regionStateName(const RegionRecord& record) {
+  if (record.failure != RegionFailure::kNone) return failureName(record.failure);
+  return record.drained ? "drained" : "active";
+}
+
 std::string encodeRegionRecord(const RegionRecord& record) {
   std::string out;
-  JsonWriter(out)
-      .beginObject()
-      .field("region", record.region)
-      .fieldBool("drained", record.drained)
-      .fieldInt("at_ms", record.at_ms)
-      .endObject();
+  JsonWriter j(out);
+  j.beginObject().field("region", record.region).fieldBool("drained", record.drained);
+  if (record.failure != RegionFailure::kNone) j.field("failure", failureName(record.failure));
+  j.fieldInt("at_ms", record.at_ms).endObject();
   return out;
 }
 
@@ -97,6 +118,17 @@ Result<RegionRecord> parseRegionRecord(JsonParser& parser, std::string_view json
     return invalid("a region record needs region and drained");
   }
   if ((*doc)["at_ms"].get(record.at_ms)) record.at_ms = 0;
+  std::string_view failure;
+  if ((*doc)["failure"].get(failure)) failure = {};  // records from before region failure
+  if (failure == "failing") {
+    record.failure = RegionFailure::kFailing;
+  } else if (failure == "failed") {
+    record.failure = RegionFailure::kFailed;
+  } else if (!failure.empty()) {
+    return invalid("a region's failure is failing or failed");
+  }
+  // A failed region owns nothing new, whatever `drained` says.
+  if (record.failure != RegionFailure::kNone) record.drained = true;
   record.region = region;
   return record;
 }
@@ -139,6 +171,25 @@ StoreVerdict judgeStore(const GenerationMarker* marker, uint64_t gen, std::strin
     return seq <= marker->fence ? StoreVerdict::kConfirmed : StoreVerdict::kRefused;
   }
   return StoreVerdict::kRefused;
+}
+
+ViewVerdict judgeByView(const OwnerRecord* record, std::string_view now_owner, uint64_t now_gen,
+                        bool owner_failing, int64_t view_age_ms, std::string_view owner,
+                        uint64_t gen) {
+  if (view_age_ms < 0 || view_age_ms >= kOwnerLeaseMs) return ViewVerdict::kStale;
+  if (owner_failing) return ViewVerdict::kOwnerFailed;
+  const bool moving = record != nullptr && record->state == OwnerState::kMoving;
+  if (now_owner == owner && now_gen == gen) {
+    // A forced move writes no marker in the old owner: only the copy can refuse.
+    if (moving) return record->forced ? ViewVerdict::kMoved : ViewVerdict::kAskMarker;
+    return view_age_ms < kOwnerViewFreshMs ? ViewVerdict::kConfirmed : ViewVerdict::kAskMarker;
+  }
+  // Moved on by an ordinary move: the fence in the old owner's marker decides.
+  if (record != nullptr && record->state == OwnerState::kOwned && record->gen == gen + 1 &&
+      record->from == owner && !record->forced) {
+    return ViewVerdict::kAskMarker;
+  }
+  return ViewVerdict::kMoved;
 }
 
 std::string channelEpoch(std::string_view stream_epoch, uint64_t gen) {

@@ -49,6 +49,17 @@ inline constexpr std::string_view kOwnersSubjectPrefix = "$KV.WSF_OWNERS.";
 inline constexpr int64_t kMoveGraceMs = 3000;
 inline constexpr int64_t kOwnerViewFreshMs = 2000;
 
+// The lease behind region failure (wsfleetctl region fail). An edge confirms no store at
+// all unless its copy of the bucket was proven complete less than kOwnerLeaseMs before:
+// a region cut off from the bucket's region stops acknowledging stores within the lease.
+// So once a region has been marked `failing` for kOwnerLeaseMs (plus kLeaseMarginMs for
+// clock rates and scheduling, counted from the acknowledgement of that mark), no edge
+// anywhere can acknowledge a store the region makes: every edge that looked after the mark
+// refuses the region's stores, and every edge that looked before it has let its lease run
+// out. Its channels can then be moved without writing its marker (a forced move).
+inline constexpr int64_t kOwnerLeaseMs = 20000;
+inline constexpr int64_t kLeaseMarginMs = 2000;
+
 enum class OwnerState : uint8_t { kMoving, kOwned };
 
 struct OwnerRecord {
@@ -60,6 +71,10 @@ struct OwnerRecord {
   std::string from;      // the owner of generation gen - 1
   uint64_t fence = 0;    // kOwned: last offset of generation gen - 1 in `from`'s history
   uint64_t base = 0;     // kOwned: offsets of generation `gen` in `owner`'s history are > base
+  // The move from `from` is forced: `from` had failed, its marker was never written and
+  // there is no fence. Nothing of generation gen - 1 counts that readers had not
+  // delivered; stores of it still waiting for a confirmation are refused.
+  bool forced = false;
   int64_t at_ms = 0;     // wall clock of the last change (for operators)
 
   // While moving, reads still go to the old owner and stores are refused.
@@ -83,11 +98,18 @@ Result<OwnerRecord> parseOwnerRecord(JsonParser& parser, std::string_view json);
 // once, and any other on first use (common/ownership_mover.h), to the owner the topology
 // gives with the drained regions counted unhealthy. Stored in the same bucket, one
 // subject per region ("=" never starts a base64url key).
+//
+// A failed region (wsfleetctl region fail) is drained too, and first `failing`: no edge
+// confirms a store it makes; after the lease it is `failed` and its channels are moved
+// without it (forced moves, see kOwnerLeaseMs).
+enum class RegionFailure : uint8_t { kNone, kFailing, kFailed };
 struct RegionRecord {
   std::string region;
   bool drained = false;
+  RegionFailure failure = RegionFailure::kNone;
   int64_t at_ms = 0;
 };
+const char* regionStateName(const RegionRecord& record);  // active, drained, failing, failed
 inline constexpr std::string_view kRegionRecordPrefix = "$KV.WSF_OWNERS.=region.";
 std::string regionRecordSubject(std::string_view region);
 bool isRegionRecordSubject(std::string_view subject);
@@ -115,6 +137,23 @@ Result<GenerationMarker> parseGenerationMarker(JsonParser& parser, std::string_v
 enum class StoreVerdict : uint8_t { kConfirmed, kRefused, kUndecided };
 StoreVerdict judgeStore(const GenerationMarker* marker, uint64_t gen, std::string_view region,
                         uint64_t seq);
+
+// What an edge's copy of the bucket says of a store of generation `gen` that `owner`
+// acknowledged, before any marker is read:
+//  - kStale: the copy was not proven complete within the lease (kOwnerLeaseMs): refused,
+//    or asked again once the copy is fresh;
+//  - kOwnerFailed: the owner is failing or failed: refused;
+//  - kConfirmed: the channel is at (owner, gen) and the copy is fresh (kOwnerViewFreshMs);
+//  - kAskMarker: the channel is at (owner, gen), or being moved or just moved from it by
+//    an ordinary move: the owner's marker decides (judgeStore);
+//  - kMoved: anything else (a forced move, or two moves on): refused.
+// `record` is the channel's record in the copy (nullptr: never moved), `now_owner` and
+// `now_gen` where the copy routes the channel, `view_age_ms` how long ago the copy was
+// proven complete (negative: never).
+enum class ViewVerdict : uint8_t { kStale, kOwnerFailed, kConfirmed, kAskMarker, kMoved };
+ViewVerdict judgeByView(const OwnerRecord* record, std::string_view now_owner, uint64_t now_gen,
+                        bool owner_failing, int64_t view_age_ms, std::string_view owner,
+                        uint64_t gen);
 
 // The epoch clients see: the owner stream's epoch, and the generation after a move (a
 // channel moved back to a region it owned before must not reuse that epoch's offsets).

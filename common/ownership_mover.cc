@@ -113,7 +113,7 @@ class Mover : public std::enable_shared_from_this<Mover> {
                               ") first"));
       }
       move_ = current_;
-      return afterGrace();
+      return decideFence();
     }
     if (current_.owner == to_) return finish(current_);
     move_ = current_;
@@ -123,14 +123,51 @@ class Mover : public std::enable_shared_from_this<Mover> {
     move_.from = current_.owner;
     move_.fence = 0;
     move_.base = 0;
+    move_.forced = false;
     move_.at_ms = nowWallMs();
     auto self = shared_from_this();
     compareAndSet(io_, ownerRecordSubject(move_.tenant, move_.channel), encodeOwnerRecord(move_),
                   revision_, [self](Result<uint64_t> seq) {
                     if (!seq) return self->finish(seq.takeStatus());
                     self->revision_ = *seq;
-                    self->afterGrace();
+                    self->decideFence();
                   });
+  }
+
+  // A move away from a failed region is forced: the region's marker is not written (it
+  // may be unreachable) and there is no fence; the lease already keeps every edge from
+  // confirming the region's stores (common/owner_records.h, kOwnerLeaseMs). The region's
+  // record is read after this move's record says `moving` (and again after it says
+  // `forced`): a later restore of the region comes after it in the bucket, so any edge
+  // that sees the region restored sees the forced move too, and refuses the old owner's
+  // stores by it. Any other region is fenced by its marker, after the grace.
+  void decideFence() {
+    auto self = shared_from_this();
+    lastMessage(io_, kOwnersStream, regionRecordSubject(move_.from), [self](Result<Last> last) {
+      if (!last) return self->finish(last.takeStatus());
+      bool failed = false;
+      if (last->found) {
+        auto region = parseRegionRecord(*self->io_.parser, last->message.data);
+        if (!region) return self->finish(region.takeStatus());
+        failed = region->failure == RegionFailure::kFailed;
+      }
+      if (!failed) {
+        self->move_.forced = false;  // restored meanwhile: fenced the ordinary way
+        return self->afterGrace();
+      }
+      if (self->move_.forced) {
+        self->move_.fence = 0;
+        return self->markNewOwner();
+      }
+      self->move_.forced = true;
+      compareAndSet(self->io_, ownerRecordSubject(self->move_.tenant, self->move_.channel),
+                    encodeOwnerRecord(self->move_), self->revision_,
+                    [self](Result<uint64_t> seq) {
+                      if (!seq) return self->finish(seq.takeStatus());
+                      self->revision_ = *seq;
+                      self->decideFence();
+                    });
+    });
   }
 
   // Also when finishing an interrupted move: its first mover may have stopped before the

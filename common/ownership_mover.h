@@ -9,7 +9,9 @@
 // The steps:
 //  1. the record becomes (new owner, generation + 1, moving);
 //  2. after the grace (kMoveGraceMs), the old owner's marker names the new generation,
-//     then its fence (the old owner's history's last sequence, kept once written);
+//     then its fence (the old owner's history's last sequence, kept once written); unless
+//     the old owner has failed (wsfleetctl region fail): then the record says `forced` and
+//     the old owner is left alone (its lease ran out, see kOwnerLeaseMs);
 //  3. the new owner's marker names the new generation; its history's last sequence is
 //     the base;
 //  4. the record becomes owned (fence, base).

@@ -347,22 +347,28 @@ class EdgeService {
   // The epoch of the channel as its subscribers see it.
   std::string channelEpochOf(const RegionChannel& rc) const;
   std::string channelEpochOf(const std::string& owner, uint64_t gen) const;
-  // After the owner acknowledged a store: its generation marker must still name the
-  // store's generation and owner, or the client is told to retry (the channel moved).
+  // After the owner acknowledged a store: this worker's copy of the ownership bucket must
+  // be proven within the lease and, unless it alone confirms the store, the owner's
+  // generation marker must still name the store's generation and owner; or the client is
+  // told to retry (common/owner_records.h, judgeByView and judgeStore).
   void regionConfirmStore(const std::string& owner, uint64_t gen, const std::string& tenant,
                           const std::string& channel, PublishOutcome outcome, PublishDone done,
                           int attempt = 0);
+  // The owner's marker read for regionConfirmStore.
+  void regionConfirmByMarker(const std::string& owner, uint64_t gen, const std::string& tenant,
+                             const std::string& channel, PublishOutcome outcome,
+                             PublishDone done, int attempt);
+  // What this worker's copy of the bucket says of such a store now.
+  ViewVerdict viewVerdict(const std::string& owner, uint64_t gen, const std::string& tenant,
+                          const std::string& channel) const;
   void runLater(int64_t now_mono_ms);
-  // A region was drained or undrained: the channels with subscribers here move at once.
-  void onRegionDrained(const std::string& region, bool drained);
-  // When the channel's owner is a drained region, moves it to the owner the topology
-  // gives without the drained regions (common/ownership_mover.h); once per worker at a
+  // A region was drained, failed or restored: when its channels are to move, the ones
+  // with subscribers here move at once.
+  void onRegionRecord(const RegionRecord& record);
+  // When the channel's owner is a drained (or failed) region, moves it to the owner the
+  // topology gives without those regions (common/ownership_mover.h); once per worker at a
   // time, and any number of workers may race (one wins).
   void moveFromDrained(const std::string& tenant, const std::string& channel);
-  // Whether this worker's copy of the ownership bucket alone confirms a store (without
-  // reading the owner's marker; see kOwnerViewFreshMs).
-  bool confirmedByView(const std::string& owner, uint64_t gen, const std::string& tenant,
-                       const std::string& channel) const;
   // Whether a stored message belongs to the generation the channel delivers (and, while
   // a move waits, to the old generation's part below the fence).
   bool deliverable(const RegionChannel& rc, const PeerMessage& stored, uint64_t seq) const;
@@ -404,6 +410,9 @@ class EdgeService {
   bool takeHeldInOrder(RegionChannel& rc);
   // Messages between the cursor and `resume_at` are gone: subscribers are told (4009).
   void regionGap(RegionChannel& rc, uint64_t resume_at);
+  // Closes the channel's subscribers here with 4009: they resume, and are told
+  // recovered:false (messages they may have missed can no longer be delivered).
+  void closeSubscribersMissing(RegionChannel& rc, const char* reason, const char* why);
   // Catch-ups that failed (the stream was unreachable) and wait to be tried again.
   void retryRegionCatchUps(int64_t now_mono_ms);
   void regionServeWaiters(RegionChannel& rc);

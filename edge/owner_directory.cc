@@ -19,18 +19,27 @@ constexpr int64_t kLookMs = 10000;
 constexpr int64_t kStoringLookMs = 1000;
 constexpr int64_t kStoringMs = 10000;
 
-// A record replaces the one held only when it is newer: generations only grow, and within
-// one generation `owned` follows `moving`. Plain subscriptions and reloads may deliver
-// them out of order.
+// A record replaces the one held only when it is newer: generations only grow, within
+// one generation `owned` follows `moving`, and a move becomes forced while moving (a
+// forced move restored meanwhile ends owned and not forced). Plain subscriptions and
+// reloads may deliver them out of order.
 bool newer(const OwnerRecord& incoming, const OwnerRecord& held) {
-  return std::make_tuple(incoming.gen, incoming.state == OwnerState::kOwned) >
-         std::make_tuple(held.gen, held.state == OwnerState::kOwned);
+  auto order = [](const OwnerRecord& r) {
+    const bool owned = r.state == OwnerState::kOwned;
+    return std::make_tuple(r.gen, owned, !owned && r.forced);
+  };
+  return order(incoming) > order(held);
 }
 
 }  // namespace
 
-OwnerDirectory::OwnerDirectory(Region& region, ChangedFn changed, RegionChangedFn region_changed)
-    : region_(region), changed_(std::move(changed)), region_changed_(std::move(region_changed)) {}
+OwnerDirectory::OwnerDirectory(Region& region, ChangedFn changed, RegionChangedFn region_changed,
+                               bool creates_bucket, int replicas)
+    : region_(region),
+      creates_bucket_(creates_bucket),
+      replicas_(replicas),
+      changed_(std::move(changed)),
+      region_changed_(std::move(region_changed)) {}
 
 void OwnerDirectory::start() {
   region_.watch(std::string(kOwnersSubjectPrefix) + ">");
@@ -90,15 +99,25 @@ void OwnerDirectory::applyStored(const JsStoredMessage& stored) {
       logWarn("owner_record_invalid", {{"subject", stored.subject}});
       return;
     }
-    const bool was = drained_.count(region->region) != 0;
-    if (was == region->drained) return;
-    if (region->drained) {
-      drained_.insert(region->region);
-    } else {
-      drained_.erase(region->region);
+    const std::string& name = region->region;
+    const bool failing = region->failure != RegionFailure::kNone;
+    const bool failed = region->failure == RegionFailure::kFailed;
+    if ((drained_.count(name) != 0) == region->drained && (failing_.count(name) != 0) == failing &&
+        (failed_.count(name) != 0) == failed) {
+      return;
     }
-    logInfo("region_record", {{"region", region->region}, {"drained", region->drained}});
-    if (region_changed_) region_changed_(region->region, region->drained);
+    auto mark = [&name](std::set<std::string>& set, bool in) {
+      if (in) {
+        set.insert(name);
+      } else {
+        set.erase(name);
+      }
+    };
+    mark(drained_, region->drained);
+    mark(failing_, failing);
+    mark(failed_, failed);
+    logInfo("region_record", {{"region", name}, {"state", regionStateName(*region)}});
+    if (region_changed_) region_changed_(*region);
     return;
   }
   auto record = parseOwnerRecord(region_.parser(), stored.data);
@@ -167,12 +186,32 @@ void OwnerDirectory::look(int64_t now_mono_ms) {
                       if (error.err_code == kJsStreamNotFound) {  // nothing ever moved
                         loaded_ = true;
                         complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
+                        if (creates_bucket_) createBucket();
                       }
                       return;
                     }
                     if (info->last_seq > loaded_seq_) return loadFrom(loaded_seq_ + 1, asked_ms);
                     loaded_ = true;
                     complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
+                  });
+}
+
+void OwnerDirectory::createBucket() {
+  if (creating_) return;
+  creating_ = true;
+  // Created in this region's cluster (a stream is placed where it is asked for). Another
+  // worker creating it at the same time is harmless: the same configuration answers with
+  // the existing stream.
+  region_.request(streamCreateSubject(kOwnersStream), ownersStreamConfigJson(replicas_), {},
+                  [this](const NatsInbound* r) {
+                    creating_ = false;
+                    if (r == nullptr || !r->status.empty()) return;  // the next look again
+                    auto made = parseStreamInfo(region_.parser(), r->data);
+                    if (made) {
+                      logInfo("owner_bucket_created", {{"replicas", replicas_}});
+                    } else {
+                      logWarn("owner_bucket_not_created", {{"error", made.status().message()}});
+                    }
                   });
 }
 

@@ -18,6 +18,7 @@
 //
 // Single-threaded: the worker's loop.
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <set>
@@ -36,9 +37,14 @@ class OwnerDirectory {
  public:
   // Called for every record that changed what this copy holds.
   using ChangedFn = std::function<void(const OwnerRecord& record)>;
-  // Called when a region is drained or undrained (common/owner_records.h, RegionRecord).
-  using RegionChangedFn = std::function<void(const std::string& region, bool drained)>;
-  OwnerDirectory(Region& region, ChangedFn changed, RegionChangedFn region_changed);
+  // Called when a region is drained, failing, failed or active again (common/owner_records.h,
+  // RegionRecord).
+  using RegionChangedFn = std::function<void(const RegionRecord& record)>;
+  // `creates_bucket`: this worker is in the topology's first region, which holds the
+  // bucket: it creates it (with `replicas`) when it does not exist yet, so that every edge
+  // has a bucket to hold its lease against from the start.
+  OwnerDirectory(Region& region, ChangedFn changed, RegionChangedFn region_changed,
+                 bool creates_bucket, int replicas);
 
   // Subscribes to the bucket and loads it.
   void start();
@@ -51,8 +57,18 @@ class OwnerDirectory {
   // Reads the channel's record again (a store was refused by a newer generation).
   void refresh(const std::string& tenant, const std::string& channel);
   size_t size() const { return records_.size(); }
-  // The regions an operator drained.
+  // The regions an operator drained, or failed: they own nothing new.
   const std::set<std::string>& drained() const { return drained_; }
+  // Failing or failed: no store made there is confirmed.
+  bool failing(const std::string& region) const { return failing_.count(region) != 0; }
+  // Failed (the lease has run out): its channels are moved without it (forced).
+  bool failed(const std::string& region) const { return failed_.count(region) != 0; }
+  // A look now (a store waits for a copy proven within the lease).
+  void lookSoon(int64_t now_mono_ms) { next_look_ms_ = std::min(next_look_ms_, now_mono_ms); }
+  // How long ago the copy was proven complete; negative when never.
+  int64_t viewAgeMs(int64_t now_mono_ms) const {
+    return complete_as_of_ms_ > 0 ? now_mono_ms - complete_as_of_ms_ : -1;
+  }
   bool loaded() const { return loaded_; }
   // A store was made: the copy is kept fresh (looked at every second) for a while.
   void noteStore(int64_t now_mono_ms);
@@ -71,11 +87,17 @@ class OwnerDirectory {
   // `asked_ms` (when the look that started it was sent).
   void loadFrom(uint64_t seq, int64_t asked_ms);
   void look(int64_t now_mono_ms);
+  void createBucket();
 
   Region& region_;
+  const bool creates_bucket_;
+  const int replicas_;
+  bool creating_ = false;
   ChangedFn changed_;
   RegionChangedFn region_changed_;
   std::set<std::string> drained_;
+  std::set<std::string> failing_;
+  std::set<std::string> failed_;
   std::unordered_map<std::string, OwnerRecord> records_;  // by scopedKey(tenant, channel)
   uint64_t loaded_seq_ = 0;  // the bucket's revisions up to here are in the copy
   bool loading_ = false;

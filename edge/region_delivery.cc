@@ -97,7 +97,9 @@ Status EdgeService::startRegion(int worker_index) {
         config_.node_name + "/" + instance_id_, kInterestRefreshMs);
     owners_ = std::make_unique<OwnerDirectory>(
         *region_, [this](const OwnerRecord& record) { onOwnerRecord(record); },
-        [this](const std::string& region, bool drained) { onRegionDrained(region, drained); });
+        [this](const RegionRecord& record) { onRegionRecord(record); },
+        config_.topology->regions.front().name == config_.region,
+        static_cast<int>(config_.history_replicas));
     owners_->start();
   }
   logInfo("region_link_started",
@@ -492,17 +494,20 @@ void EdgeService::regionGap(RegionChannel& rc, uint64_t resume_at) {
   // the channel could not fetch them): never a silent gap. The local subscribers are
   // closed with 4009 (reconnect and resume); their resume from the last offset they got
   // answers recovered:false.
-  const auto& subscribers = hub_.subscribers(rc.tenant, rc.channel);
   logWarn("region_history_gap", {{"tenant", rc.tenant},
                                  {"channel", rc.channel},
                                  {"after", rc.cursor},
-                                 {"resumes_at", resume_at},
-                                 {"subscribers", subscribers.size()}});
-  metrics_.dropped("region_history_gap", subscribers.size());
-  for (Connection* conn : std::vector<Connection*>(subscribers)) {
-    requestClose(*conn, 4009, "messages missed while the history was unreachable; resume");
-  }
+                                 {"resumes_at", resume_at}});
+  closeSubscribersMissing(rc, "region_history_gap",
+                          "messages missed while the history was unreachable; resume");
   rc.cursor = std::max(rc.cursor, resume_at);
+}
+
+void EdgeService::closeSubscribersMissing(RegionChannel& rc, const char* reason,
+                                          const char* why) {
+  const auto& subscribers = hub_.subscribers(rc.tenant, rc.channel);
+  metrics_.dropped(reason, subscribers.size());
+  for (Connection* conn : std::vector<Connection*>(subscribers)) requestClose(*conn, 4009, why);
 }
 
 void EdgeService::regionCatchUp(RegionChannel& rc) {
@@ -973,6 +978,14 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
   if (owners_) {
     owners_->noteStore(nowMonoMs());
     moveFromDrained(tenant.name, channel);  // stored where it is meanwhile: still its owner
+    if (owners_->failing(target.owner)) {
+      // Nothing stored there is confirmed any more; once the region's lease has run out,
+      // the move above takes the channel from it (a retry then stores at the new owner).
+      metrics_.dropped("owner_region_failed");
+      return done(Status(Code::kUnavailable, "owner_region_failed",
+                         "the region that owns this channel has failed and the channel is "
+                         "moving; retry with the same idempotency_key"));
+    }
   }
   PeerMessage stored;
   stored.kind = PeerMessage::Kind::kStored;
@@ -1053,9 +1066,7 @@ void EdgeService::regionStoreAt(const StoreTarget& target, const std::string& te
         metrics_.history_appends.inc();
         PublishOutcome outcome;
         outcome.position = StreamPosition{channelEpochOf(owner, gen), ack->seq};
-        if (!region_->hasGenerations() || confirmedByView(owner, gen, tenant, channel)) {
-          return done(std::move(outcome));
-        }
+        if (!region_->hasGenerations()) return done(std::move(outcome));
         regionConfirmStore(owner, gen, tenant, channel, std::move(outcome), std::move(done));
       });
 }

@@ -11,7 +11,12 @@
 // fence (the last offset the old owner acknowledged), then every message of the new
 // generation from its base, with the new generation's epoch. Messages of any other
 // generation (late stores the fence refused, the old owner's stream after the move) are
-// skipped wherever they arrive from.
+// skipped wherever they arrive from. A forced move (the old owner failed) has no fence: its
+// subscribers here are closed with 4009, and their resume says recovered:false.
+//
+// Every confirmation also needs this worker's copy of the bucket proven within the lease
+// (kOwnerLeaseMs), so that a region cut off from the bucket stops acknowledging before
+// anyone can fail it over.
 #include <algorithm>
 
 #include "common/clock.h"
@@ -29,6 +34,9 @@ namespace {
 // right after it writes the marker.
 constexpr int kConfirmAttempts = 50;
 constexpr int64_t kConfirmRetryMs = 100;
+// A store waits this many retries (two seconds) for a look at the bucket that renews the
+// lease before it is refused.
+constexpr int kStaleAttempts = 20;
 // A move away from a drained region that failed is not tried again by the worker before.
 constexpr int64_t kMoveRetryMs = 5000;
 
@@ -83,7 +91,8 @@ void EdgeService::onOwnerRecord(const OwnerRecord& record) {
   // The next generation after the one delivered: the old one up to its fence first.
   // Generations skipped (this worker missed a move): nothing between can be put in
   // order; the subscribers see the new epoch and know they may have missed messages.
-  const bool next = record.from == rc.owner && record.gen == rc.gen + 1;
+  // A forced move has no fence: nothing more of the old generation is delivered.
+  const bool next = record.from == rc.owner && record.gen == rc.gen + 1 && !record.forced;
   rc.move = record;
   rc.move_ready = false;
   if (!next) rc.move->fence = 0;
@@ -108,8 +117,11 @@ void EdgeService::regionSwitchOwner(RegionChannel& rc) {
                              {"to", move.owner},
                              {"gen", move.gen},
                              {"delivered", rc.cursor},
-                             {"base", move.base}});
+                             {"base", move.base},
+                             {"forced", move.forced}});
   metrics_.ownership_moves.inc();
+  const std::string from = std::move(rc.owner);
+  const uint64_t gen = rc.gen;
   rc.owner = move.owner;
   rc.gen = move.gen;
   rc.base = move.base;
@@ -120,6 +132,13 @@ void EdgeService::regionSwitchOwner(RegionChannel& rc) {
   rc.reposition = false;
   rc.catch_up_after = false;
   if (!rc.positioned) return regionPosition(rc);
+  if (move.forced || move.from != from || move.gen != gen + 1) {
+    // Messages of the old generation they had not received may never be delivered (the
+    // failed owner's, or a generation this worker skipped): never a silent gap.
+    closeSubscribersMissing(rc, "owner_failed_over",
+                            "the channel's owner region changed and messages may have been "
+                            "missed; resume");
+  }
   // Subscribers go on with every message of the new generation, from its base (offsets
   // of the new owner's history; the epoch tells them apart).
   rc.cursor = rc.base;
@@ -132,19 +151,64 @@ void EdgeService::regionSwitchOwner(RegionChannel& rc) {
   regionCatchUp(rc);
 }
 
-bool EdgeService::confirmedByView(const std::string& owner, uint64_t gen,
-                                  const std::string& tenant, const std::string& channel) const {
-  // The copy of the bucket was complete moments ago and the channel has not moved since
-  // the store left: any move starting after that look fences only after the mover's grace,
-  // later than this acknowledgement, so the store is below that fence.
-  if (!owners_ || !owners_->freshWithin(nowMonoMs(), kOwnerViewFreshMs)) return false;
+ViewVerdict EdgeService::viewVerdict(const std::string& owner, uint64_t gen,
+                                     const std::string& tenant,
+                                     const std::string& channel) const {
+  if (!owners_) return ViewVerdict::kAskMarker;
   const StoreTarget now = storeTargetOf(tenant, channel);
-  return !now.moving && now.owner == owner && now.gen == gen;
+  return judgeByView(owners_->find(tenant, channel), now.owner, now.gen, owners_->failing(owner),
+                     owners_->viewAgeMs(nowMonoMs()), owner, gen);
 }
 
 void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
                                      const std::string& tenant, const std::string& channel,
                                      PublishOutcome outcome, PublishDone done, int attempt) {
+  switch (viewVerdict(owner, gen, tenant, channel)) {
+    case ViewVerdict::kConfirmed:
+      // The copy of the bucket was complete moments ago and the channel has not moved
+      // since the store left: any move starting after that look fences only after the
+      // mover's grace, later than this acknowledgement, so the store is below that fence.
+      return done(std::move(outcome));
+    case ViewVerdict::kAskMarker:
+      return regionConfirmByMarker(owner, gen, tenant, channel, std::move(outcome),
+                                   std::move(done), attempt);
+    case ViewVerdict::kStale:
+      if (attempt < kStaleAttempts) {
+        // Looked at every second while storing: the next look usually renews the lease.
+        owners_->lookSoon(nowMonoMs());
+        later_.emplace(nowMonoMs() + kConfirmRetryMs,
+                       [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
+                        done = std::move(done)]() mutable {
+                         regionConfirmStore(owner, gen, tenant, channel, std::move(outcome),
+                                            std::move(done), attempt + 1);
+                       });
+        return;
+      }
+      // Cut off from the fleet's ownership bucket for longer than the lease: this region
+      // may be being failed over, so nothing it stores is acknowledged (owner_records.h).
+      metrics_.dropped("owner_view_stale");
+      return done(Status(Code::kUnavailable, "owner_view_stale",
+                         "the fleet's ownership records are unreachable from this edge; retry "
+                         "with the same idempotency_key"));
+    case ViewVerdict::kOwnerFailed:
+      metrics_.dropped("owner_region_failed");
+      return done(Status(Code::kUnavailable, "owner_region_failed",
+                         "the region that owns this channel has failed and the channel is "
+                         "moving; retry with the same idempotency_key"));
+    case ViewVerdict::kMoved:
+      break;
+  }
+  metrics_.dropped("owner_moved");
+  logInfo("store_refused_moved",
+          {{"tenant", tenant}, {"channel", channel}, {"owner", owner}, {"gen", gen}});
+  if (owners_) owners_->refresh(tenant, channel);
+  done(Status(Code::kUnavailable, "owner_moved",
+              "the channel moved to another region; retry with the same idempotency_key"));
+}
+
+void EdgeService::regionConfirmByMarker(const std::string& owner, uint64_t gen,
+                                        const std::string& tenant, const std::string& channel,
+                                        PublishOutcome outcome, PublishDone done, int attempt) {
   region_->streamApi(
       owner, "STREAM.MSG.GET." + generationStreamName(owner),
       msgGetLastBySubject(generationSubject(owner, tenant, channel)),
@@ -172,15 +236,23 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
         }
         const StoreVerdict verdict =
             judgeStore(marker ? &*marker : nullptr, gen, owner, outcome.position.offset);
-        if (verdict == StoreVerdict::kConfirmed) return done(std::move(outcome));
+        if (verdict == StoreVerdict::kConfirmed) {
+          // The lease must still hold when the client is told (the read took a moment).
+          const ViewVerdict view = viewVerdict(owner, gen, tenant, channel);
+          if (view == ViewVerdict::kConfirmed || view == ViewVerdict::kAskMarker) {
+            return done(std::move(outcome));
+          }
+          return regionConfirmStore(owner, gen, tenant, channel, std::move(outcome),
+                                    std::move(done), attempt + 1);
+        }
         if (verdict == StoreVerdict::kUndecided && attempt < kConfirmAttempts) {
           // A move is fencing the owner right now: its fence is read within moments.
           later_.emplace(
               nowMonoMs() + kConfirmRetryMs,
               [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
                done = std::move(done)]() mutable {
-                regionConfirmStore(owner, gen, tenant, channel, std::move(outcome),
-                                   std::move(done), attempt + 1);
+                regionConfirmByMarker(owner, gen, tenant, channel, std::move(outcome),
+                                      std::move(done), attempt + 1);
               });
           return;
         }
@@ -216,13 +288,17 @@ void EdgeService::runLater(int64_t now_mono_ms) {
   }
 }
 
-void EdgeService::onRegionDrained(const std::string& region, bool drained) {
-  if (!drained) return;  // channels moved away stay where they are
+void EdgeService::onRegionRecord(const RegionRecord& record) {
+  // Channels moved away stay where they are when a region is undrained or restored; a
+  // failing region keeps its channels until its lease has run out (then it is failed).
+  if (!record.drained || record.failure == RegionFailure::kFailing) return;
   std::vector<std::pair<std::string, std::string>> channels;
   for (const auto& [key, rc] : region_channels_) {
-    if (rc->owner == region) channels.emplace_back(rc->tenant, rc->channel);
+    if (rc->owner == record.region) channels.emplace_back(rc->tenant, rc->channel);
   }
-  logInfo("region_drained", {{"region", region}, {"channels_here", channels.size()}});
+  logInfo("region_drained", {{"region", record.region},
+                             {"state", regionStateName(record)},
+                             {"channels_here", channels.size()}});
   for (const auto& [tenant, channel] : channels) moveFromDrained(tenant, channel);
 }
 
@@ -230,6 +306,9 @@ void EdgeService::moveFromDrained(const std::string& tenant, const std::string& 
   if (!owners_ || owners_->drained().empty() || !config_.topology) return;
   const StoreTarget now = storeTargetOf(tenant, channel);
   if (now.moving || owners_->drained().count(now.owner) == 0) return;
+  // Failing: its stores are refused, but only its marker or its lease can fence it, and
+  // the lease has not run out yet (the region becomes failed then).
+  if (owners_->failing(now.owner) && !owners_->failed(now.owner)) return;
   HealthySet healthy = healthy_regions_;
   for (const std::string& r : owners_->drained()) healthy.erase(r);
   auto to = decideOwner(*config_.topology, healthy, tenant, channel);

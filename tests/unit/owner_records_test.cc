@@ -36,6 +36,10 @@ TEST(OwnerRecords, RecordsRoundTrip) {
   EXPECT_EQ(back->fence, 120u);
   EXPECT_EQ(back->base, 45u);
   EXPECT_EQ(back->at_ms, r.at_ms);
+  EXPECT_FALSE(back->forced);
+  OwnerRecord forced = r;
+  forced.forced = true;
+  EXPECT_TRUE(parseOwnerRecord(parser, encodeOwnerRecord(forced))->forced);
 }
 
 TEST(OwnerRecords, WhileMovingReadsStayWithTheOldOwner) {
@@ -123,6 +127,61 @@ TEST(OwnerRecords, EpochsNameTheGeneration) {
   EXPECT_EQ(channelEpoch("0123456789abcdef", 0), "0123456789abcdef");
   EXPECT_EQ(channelEpoch("0123456789abcdef", 2), "0123456789abcdef-2");
   EXPECT_EQ(channelEpoch("", 2), "");  // not known yet
+}
+
+TEST(OwnerRecords, RegionRecordsCarryTheFailure) {
+  JsonParser parser;
+  RegionRecord failing{"eu", true, RegionFailure::kFailing, 1764300000123};
+  auto back = parseRegionRecord(parser, encodeRegionRecord(failing));
+  ASSERT_TRUE(back.isOk()) << back.status().message();
+  EXPECT_EQ(back->failure, RegionFailure::kFailing);
+  EXPECT_STREQ(regionStateName(*back), "failing");
+  // Records written before region failure existed have no `failure`.
+  back = parseRegionRecord(parser, R"({"region":"eu","drained":true,"at_ms":1})");
+  ASSERT_TRUE(back.isOk());
+  EXPECT_EQ(back->failure, RegionFailure::kNone);
+  EXPECT_STREQ(regionStateName(*back), "drained");
+  // A failed region is drained whatever the record says.
+  back = parseRegionRecord(parser, R"({"region":"eu","drained":false,"failure":"failed"})");
+  ASSERT_TRUE(back.isOk());
+  EXPECT_TRUE(back->drained);
+  EXPECT_STREQ(regionStateName(*back), "failed");
+  EXPECT_FALSE(parseRegionRecord(parser, R"({"region":"eu","drained":true,"failure":"gone"})")
+                   .isOk());
+  EXPECT_STREQ(regionStateName(RegionRecord{"us", false, RegionFailure::kNone, 0}), "active");
+}
+
+TEST(OwnerRecords, StoresNeedAFreshCopyWithinTheLease) {
+  const int64_t fresh = kOwnerViewFreshMs - 1;
+  const int64_t leased = kOwnerLeaseMs - 1;
+  // Never moved, at its topology owner.
+  EXPECT_EQ(judgeByView(nullptr, "us", 0, false, fresh, "us", 0), ViewVerdict::kConfirmed);
+  EXPECT_EQ(judgeByView(nullptr, "us", 0, false, kOwnerViewFreshMs, "us", 0),
+            ViewVerdict::kAskMarker);
+  EXPECT_EQ(judgeByView(nullptr, "us", 0, false, leased, "us", 0), ViewVerdict::kAskMarker);
+  // Out of the lease (or never proven): nothing is confirmed, not even by a marker.
+  EXPECT_EQ(judgeByView(nullptr, "us", 0, false, kOwnerLeaseMs, "us", 0), ViewVerdict::kStale);
+  EXPECT_EQ(judgeByView(nullptr, "us", 0, false, -1, "us", 0), ViewVerdict::kStale);
+  // The owner is failing: refused however fresh.
+  EXPECT_EQ(judgeByView(nullptr, "us", 0, true, 0, "us", 0), ViewVerdict::kOwnerFailed);
+}
+
+TEST(OwnerRecords, ForcedMovesRefuseWhatOrdinaryMovesLeaveToTheFence) {
+  OwnerRecord moving = owned();  // us -> eu, generation 3
+  moving.state = OwnerState::kMoving;
+  EXPECT_EQ(judgeByView(&moving, "us", 2, false, 0, "us", 2), ViewVerdict::kAskMarker);
+  OwnerRecord done = owned();
+  EXPECT_EQ(judgeByView(&done, "eu", 3, false, 0, "us", 2), ViewVerdict::kAskMarker);
+  EXPECT_EQ(judgeByView(&done, "eu", 3, false, 0, "eu", 3), ViewVerdict::kConfirmed);
+  // Two generations on, or a store made under another owner's name: refused.
+  EXPECT_EQ(judgeByView(&done, "eu", 3, false, 0, "us", 1), ViewVerdict::kMoved);
+  EXPECT_EQ(judgeByView(&done, "eu", 3, false, 0, "ap", 2), ViewVerdict::kMoved);
+  // Forced: the old owner's marker was never written, so it cannot refuse anything.
+  moving.forced = true;
+  done.forced = true;
+  EXPECT_EQ(judgeByView(&moving, "us", 2, false, 0, "us", 2), ViewVerdict::kMoved);
+  EXPECT_EQ(judgeByView(&done, "eu", 3, false, 0, "us", 2), ViewVerdict::kMoved);
+  EXPECT_EQ(judgeByView(&done, "eu", 3, false, 0, "eu", 3), ViewVerdict::kConfirmed);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ void addConfigCommands(CLI::App& app, int& exit_code);
 void addTopologyCommands(CLI::App& app, int& exit_code);
 // `owner get | list | move`: channels moved between regions (the fleet's ownership bucket).
 void addOwnerCommands(CLI::App& app, int& exit_code);
-// `region drain | undrain | list`: whole regions out of ownership (the same bucket).
+// `region drain | fail | undrain | list`: whole regions out of ownership (the same bucket).
 void addRegionCommands(CLI::App& app, int& exit_code);
 
 // `status`, `edge`, `presence`, `conn`, `bridge`: the fleet over its control plane

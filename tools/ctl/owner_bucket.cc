@@ -26,30 +26,60 @@ OwnershipMove::Io blockingMoveIo(FleetClient& fleet, int64_t grace_ms, int bucke
   return io;
 }
 
+Result<RegionRecord> readRegionRecord(FleetClient& fleet, const std::string& region,
+                                      uint64_t* revision) {
+  RegionRecord record;
+  record.region = region;
+  *revision = 0;
+  WSF_ASSIGN_OR_RETURN(NatsInbound reply,
+                       fleet.nats().request(msgGetSubject(kOwnersStream),
+                                            msgGetLastBySubject(regionRecordSubject(region)), {},
+                                            std::max(fleet.windowMs(), kBucketRequestTimeoutMs)));
+  if (reply.status == "503") {
+    return Status(Code::kUnavailable, "jetstream_unavailable",
+                  "JetStream does not answer: the ownership bucket cannot be read");
+  }
+  JsError error;
+  auto got = parseMsgGet(fleet.parser(), reply.data, &error);
+  if (got) {
+    WSF_ASSIGN_OR_RETURN(record, parseRegionRecord(fleet.parser(), got->data));
+    *revision = got->seq;
+  } else if (error.err_code != kJsNoMessageFound && error.err_code != kJsStreamNotFound) {
+    return got.takeStatus();
+  }
+  return record;
+}
+
 Result<std::vector<RegionRecord>> readRegionRecords(FleetClient& fleet) {
   std::vector<RegionRecord> out;
   for (const RegionSpec& spec : fleet.topology().regions) {
-    RegionRecord record;
-    record.region = spec.name;
-    WSF_ASSIGN_OR_RETURN(
-        NatsInbound reply,
-        fleet.nats().request(msgGetSubject(kOwnersStream),
-                             msgGetLastBySubject(regionRecordSubject(spec.name)), {},
-                             std::max(fleet.windowMs(), kBucketRequestTimeoutMs)));
-    if (reply.status == "503") {
-      return Status(Code::kUnavailable, "jetstream_unavailable",
-                    "JetStream does not answer: the ownership bucket cannot be read");
-    }
-    JsError error;
-    auto got = parseMsgGet(fleet.parser(), reply.data, &error);
-    if (got) {
-      WSF_ASSIGN_OR_RETURN(record, parseRegionRecord(fleet.parser(), got->data));
-    } else if (error.err_code != kJsNoMessageFound && error.err_code != kJsStreamNotFound) {
-      return got.takeStatus();
-    }
+    uint64_t revision = 0;
+    WSF_ASSIGN_OR_RETURN(RegionRecord record, readRegionRecord(fleet, spec.name, &revision));
     out.push_back(std::move(record));
   }
   return out;
+}
+
+Result<uint64_t> putRegionRecord(FleetClient& fleet, const RegionRecord& record,
+                                 std::optional<uint64_t> expected) {
+  std::vector<NatsHeader> headers;
+  if (expected) headers.push_back({"Nats-Expected-Last-Subject-Sequence", std::to_string(*expected)});
+  WSF_ASSIGN_OR_RETURN(NatsInbound reply,
+                       fleet.nats().request(regionRecordSubject(record.region),
+                                            encodeRegionRecord(record), std::move(headers),
+                                            std::max(fleet.windowMs(), kBucketRequestTimeoutMs)));
+  if (reply.status == "503") {
+    return Status(Code::kUnavailable, "jetstream_unavailable",
+                  "the ownership bucket does not answer");
+  }
+  JsError error;
+  auto ack = parsePubAck(fleet.parser(), reply.data, &error);
+  if (ack) return ack->seq;
+  if (error.err_code == kJsWrongLastSequence) {
+    return Status(Code::kUnavailable, "changed_concurrently",
+                  "the region's record changed meanwhile (another wsfleetctl?)");
+  }
+  return ack.takeStatus();
 }
 
 Result<std::vector<OwnerRecord>> readOwnerRecords(FleetClient& fleet, size_t limit,

@@ -3,6 +3,8 @@
 // get | list` and the moves in progress of `status`.
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,13 @@ OwnershipMove::Io blockingMoveIo(FleetClient& fleet, int64_t grace_ms, int bucke
 
 // What an operator set for each region of the topology (not drained when never set).
 Result<std::vector<RegionRecord>> readRegionRecords(FleetClient& fleet);
+// One region's record and its revision in the bucket (0: never set).
+Result<RegionRecord> readRegionRecord(FleetClient& fleet, const std::string& region,
+                                      uint64_t* revision);
+// Writes a region's record; with `expected` (the revision read before) only if nobody
+// changed it since (reason changed_concurrently otherwise). The new revision.
+Result<uint64_t> putRegionRecord(FleetClient& fleet, const RegionRecord& record,
+                                 std::optional<uint64_t> expected);
 
 // Every record, oldest change first; at most `limit` (then *truncated is set). No bucket
 // yet is an empty list.

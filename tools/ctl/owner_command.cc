@@ -87,6 +87,7 @@ void print(const OwnerRecord& record, const std::string& source, bool json) {
         .field("from", record.from)
         .fieldUint("fence", record.fence)
         .fieldUint("base", record.base)
+        .fieldBool("forced", record.forced)
         .endObject();
     std::cout << out << "\n";
     return;
@@ -94,7 +95,9 @@ void print(const OwnerRecord& record, const std::string& source, bool json) {
   std::cout << record.tenant << "  " << record.channel << "  owner " << record.owner
             << "  generation " << record.gen << "  " << ownerStateName(record.state) << "  ("
             << source;
-  if (record.gen > 0) {
+  if (record.gen > 0 && record.forced) {
+    std::cout << ": forced from failed " << record.from << ", base " << record.base;
+  } else if (record.gen > 0) {
     std::cout << ": from " << record.from << ", fence " << record.fence << ", base "
               << record.base;
   }

@@ -1,4 +1,4 @@
-// `wsfleetctl region drain | undrain | list`: whole regions in and out of ownership.
+// `wsfleetctl region drain | fail | undrain | list`: whole regions in and out of ownership.
 //
 // Draining a region marks it in the ownership bucket (common/owner_records.h,
 // RegionRecord); then every channel it owns is moved away one by one with the fenced move
@@ -7,8 +7,11 @@
 // channel they have subscribers of (at once) and any other on first use. Undraining only
 // clears the mark: channels moved away stay where they are, new ones may go to the region
 // again. Draining also drains the region's edges (held, not stopping), their hints
-// naming the failover region's public URL; undraining undrains them.
+// naming the failover region's public URL; undraining undrains them. Failing a region is
+// draining it without its help, after its lease ran out (runFail).
+#include <chrono>
 #include <iostream>
+#include <thread>
 #include <set>
 #include <memory>
 #include <optional>
@@ -41,24 +44,19 @@ struct RegionArgs {
   int64_t window_s = -1;  // the edges' drain window; -1: their drain.window_ms
 };
 
-Status putRegionRecord(FleetClient& fleet, const RegionArgs& args, bool drained) {
+Status ensureBucket(FleetClient& fleet, const RegionArgs& args) {
   std::optional<Status> made;
   OwnershipMove::ensureBucket(blockingMoveIo(fleet, kMoveGraceMs, args.replicas),
                               [&made](Status s) { made = std::move(s); });
   if (!made) return Status(Code::kUnavailable, "no_answer", "the bucket was not reached");
-  WSF_RETURN_IF_ERROR(*made);
-  RegionRecord record{args.region, drained, nowWallMs()};
-  WSF_ASSIGN_OR_RETURN(NatsInbound reply,
-                       fleet.nats().request(regionRecordSubject(args.region),
-                                            encodeRegionRecord(record), {},
-                                            std::max(fleet.windowMs(), kBucketRequestTimeoutMs)));
-  if (reply.status == "503") {
-    return Status(Code::kUnavailable, "jetstream_unavailable",
-                  "the ownership bucket does not answer");
-  }
-  return toStatus(parsePubAck(fleet.parser(), reply.data));
+  return *made;
 }
 
+Status markRegion(FleetClient& fleet, const RegionArgs& args, bool drained) {
+  WSF_RETURN_IF_ERROR(ensureBucket(fleet, args));
+  RegionRecord record{args.region, drained, RegionFailure::kNone, nowWallMs()};
+  return toStatus(putRegionRecord(fleet, record, std::nullopt));
+}
 // The channels an operator moved to `region`: moved away now (the edges take care of the
 // ones nobody moved, which follow the topology).
 int moveRecordedChannels(FleetClient& fleet, const RegionArgs& args) {
@@ -172,11 +170,57 @@ int runDrain(const RegionArgs& args, bool drain) {
     return reportFailure(Status(Code::kBadRequest, "bad_window",
                                 "--window must be in 0.." + std::to_string(kMaxWindowS)));
   }
-  if (Status put = putRegionRecord(**fleet, args, drain); !put) return reportFailure(put);
+  if (Status put = markRegion(**fleet, args, drain); !put) return reportFailure(put);
   std::cout << "region " << args.region << (drain ? " drained" : " undrained") << "\n";
   const int moved = drain ? moveRecordedChannels(**fleet, args) : kExitOk;
   const int steered = steerClients(**fleet, args, drain);
   return moved != kExitOk ? moved : steered;
+}
+
+// `region fail`: the region is marked failing (no edge confirms its stores from then on),
+// the lease runs out (every edge that looked before the mark has stopped confirming
+// anything), then it is marked failed: its channels are moved without it (forced moves,
+// common/owner_records.h). Compare-and-set throughout: an undrain or a drain meanwhile
+// stops it. Running it again finishes an interrupted one (the wait starts over).
+int runFail(const RegionArgs& args) {
+  auto fleet = FleetClient::open(args.fleet);
+  if (!fleet) return reportFailure(fleet.status());
+  FleetClient& f = **fleet;
+  if (f.topology().findRegion(args.region) == nullptr) {
+    return reportFailure(Status(Code::kBadRequest, "unknown_region",
+                                "'" + args.region + "' is not a region of the topology"));
+  }
+  if (args.window_s > kMaxWindowS) {
+    return reportFailure(Status(Code::kBadRequest, "bad_window",
+                                "--window must be in 0.." + std::to_string(kMaxWindowS)));
+  }
+  if (Status made = ensureBucket(f, args); !made) return reportFailure(made);
+  uint64_t revision = 0;
+  auto current = readRegionRecord(f, args.region, &revision);
+  if (!current) return reportFailure(current.status());
+  if (current->failure != RegionFailure::kFailed) {
+    RegionRecord failing{args.region, true, RegionFailure::kFailing, nowWallMs()};
+    auto marked = putRegionRecord(f, failing, revision);
+    if (!marked) return reportFailure(marked.status());
+    const int64_t wait_ms = kOwnerLeaseMs + kLeaseMarginMs;
+    std::cout << "region " << args.region << " failing: its stores are refused; waiting "
+              << wait_ms / 1000 << " s for every edge's lease to run out" << std::endl;
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+    RegionRecord failed{args.region, true, RegionFailure::kFailed, nowWallMs()};
+    auto done = putRegionRecord(f, failed, *marked);
+    if (!done) return reportFailure(done.status());
+  }
+  std::cout << "region " << args.region << " failed: its channels move to their next owners"
+            << std::endl;
+  const int moved = moveRecordedChannels(f, args);
+  // Its edges are usually out of reach: they learn it from the bucket once they are back
+  // (and send no client anywhere by themselves).
+  const int steered = steerClients(f, args, true);
+  if (steered == kExitPartial) {
+    std::cout << "(" << args.region << "'s edges did not answer: expected while the region "
+              << "is down)\n";
+  }
+  return moved;
 }
 
 int runList(const RegionArgs& args) {
@@ -191,11 +235,12 @@ int runList(const RegionArgs& args) {
           .beginObject()
           .field("region", mark.region)
           .fieldBool("drained", mark.drained)
+          .field("state", regionStateName(mark))
           .fieldInt("at_ms", mark.at_ms)
           .endObject();
       std::cout << out << "\n";
     } else {
-      std::cout << mark.region << "  " << (mark.drained ? "drained" : "active") << "\n";
+      std::cout << mark.region << "  " << regionStateName(mark) << "\n";
     }
   }
   return kExitOk;
@@ -204,7 +249,7 @@ int runList(const RegionArgs& args) {
 }  // namespace
 
 void addRegionCommands(CLI::App& app, int& exit_code) {
-  CLI::App* region = app.add_subcommand("region", "Drain whole regions of their channels");
+  CLI::App* region = app.add_subcommand("region", "Drain or fail whole regions: their channels move");
   region->require_subcommand(1);
   auto args = std::make_shared<RegionArgs>();
 
@@ -221,7 +266,8 @@ void addRegionCommands(CLI::App& app, int& exit_code) {
   drain->callback([args, &exit_code] { exit_code = runDrain(*args, true); });
 
   CLI::App* undrain = region->add_subcommand(
-      "undrain", "Clear the mark: new channels may be owned by the region again");
+      "undrain",
+      "Clear the mark (drained or failed): new channels may be owned by the region again");
   addFleetFlags(undrain, args->fleet);
   undrain->add_option("region", args->region, "the region")->required();
   undrain->add_option("--replicas", args->replicas,
@@ -229,7 +275,21 @@ void addRegionCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   undrain->callback([args, &exit_code] { exit_code = runDrain(*args, false); });
 
-  CLI::App* list = region->add_subcommand("list", "Print which regions are drained");
+  CLI::App* fail = region->add_subcommand(
+      "fail",
+      "Take a lost region's channels without it: its stores are refused at once, and after "
+      "the lease (22 s) its channels move to their next owners (forced)");
+  addFleetFlags(fail, args->fleet);
+  fail->add_option("region", args->region, "the region")->required();
+  fail->add_option("--replicas", args->replicas,
+                   "replicas of the ownership bucket, when this command creates it")
+      ->capture_default_str();
+  fail->add_option("--window", args->window_s,
+                   "seconds over which the region's clients are sent away if its edges answer");
+  fail->callback([args, &exit_code] { exit_code = runFail(*args); });
+
+  CLI::App* list =
+      region->add_subcommand("list", "Print each region's state: active, drained, failing, failed");
   addFleetFlags(list, args->fleet);
   list->callback([args, &exit_code] { exit_code = runList(*args); });
 }
