@@ -49,6 +49,7 @@ class TimedPublisher(threading.Thread):
         self.acks = []        # (seq, epoch, offset, t)
         self.unacked = []     # seqs given up on when stopped
         self.refusals = {}    # "code: message" -> count
+        self.refused_at = []  # (t, "code: message")
         self.failures = []
         self.attempted = 0
         self._client = None
@@ -90,6 +91,7 @@ class TimedPublisher(threading.Thread):
             err = r.get("error") or {}
             why = f"{err.get('code')}: {err.get('message')}"
             self.refusals[why] = self.refusals.get(why, 0) + 1
+            self.refused_at.append((t, why))
             if err.get("code") != "unavailable":
                 self.failures.append(f"seq {seq}: refused with {r!r}")
                 return
@@ -138,6 +140,7 @@ class ResumingSubscriber(threading.Thread):
         self.closes = []      # (code, t)
         self.resumes = []     # (reply, t)
         self.messages = []    # (epoch, offset, p, i, t)
+        self.refused = []     # (t, error code) of subscribes answered unavailable
         self.failures = []
         self._client = None
 
@@ -162,6 +165,7 @@ class ResumingSubscriber(threading.Thread):
                 if (r.get("error") or {}).get("code") != "unavailable":
                     self.failures.append(f"subscribe refused: {r!r}")
                     return False
+                self.refused.append((time.monotonic(), "unavailable"))
                 time.sleep(0.2)
                 continue
             if self.first is None:
@@ -258,6 +262,46 @@ def warm_up(edge, ch, subs, probe_acks, timeout=20.0):
         prober.close()
 
 
+def summary(pubs, subs):
+    """What the clients saw, for the message of a failed wait."""
+    out = []
+    for p in pubs:
+        tail = [(seq, e, off) for seq, e, off, _ in p.acks[-3:]]
+        out.append(f"{p.pub_name}: {len(p.acks)} acks, last {tail}, refusals {p.refusals}, "
+                   f"failures {p.failures[:3]}")
+    for s in subs:
+        tail = [m[:4] for m in s.messages[-3:]]
+        out.append(f"{s.sub_name}: at {s.epoch}/{s.last}, closes {s.closes}, resumes "
+                   f"{[r for r, _ in s.resumes]}, {len(s.refused)} subscribes refused, "
+                   f"last messages {tail}, "
+                   f"failures {s.failures[:3]}")
+    return "\n".join(out)
+
+
+def edges_summary(fleet):
+    out = []
+    for r in fleet.regions:
+        try:
+            m = fleet.edge(r).metrics()
+            retries = m.value("wsfleet_region_catch_up_retries_total")
+            out.append(f"edge of {r}: drops {drop_reasons(fleet.edge(r))}, "
+                       f"catch-up retries {retries}")
+        except (OSError, AssertionError) as e:
+            out.append(f"edge of {r}: {e!r}")
+    return "\n".join(out)
+
+
+def waiting(fleet, pubs, subs):
+    """wait_until, failing with what the clients and the edges saw."""
+    def wait(pred, timeout, what, interval=0.05):
+        try:
+            return wait_until(pred, timeout, interval=interval, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{summary(pubs, subs)}\n{edges_summary(fleet)}") \
+                from None
+    return wait
+
+
 def stream_epoch(fleet, region):
     with fleet.sc.connect(region) as nc:
         info = nc.stream_info(STREAM.format(region))
@@ -278,6 +322,7 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
     pub_eu = TimedPublisher("pub-eu", fleet.edge("eu"), ch)
     pub_us = TimedPublisher("pub-us", fleet.edge("us"), ch)
     pubs = [pub_eu, pub_us]
+    wait = waiting(fleet, pubs, subs)
     probe_acks = []
     failer = {}
     healed = set()
@@ -295,12 +340,12 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
 
         # Before the fault: both publishers acknowledged in eu's epoch, and both
         # subscribers get every one of those acks.
-        wait_until(lambda: all(len(p.acks) >= 10 or p.failures for p in pubs), 20,
+        wait(lambda: all(len(p.acks) >= 10 or p.failures for p in pubs), 20,
                    what="10 acks per publisher before the cut")
         before = {(a[1], a[2]): (p.pub_name, a[0]) for p in pubs for a in list(p.acks)
                   if a[2] > warmed}
         assert {e for e, _ in before} == {old_epoch}, before
-        wait_until(lambda: all(set(before) <= {(m[0], m[1]) for m in s.messages}
+        wait(lambda: all(set(before) <= {(m[0], m[1]) for m in s.messages}
                                for s in subs), 10, what="the pre-cut acks at both subscribers")
 
         # eu cut off from both other regions, so from the bucket in us.
@@ -318,7 +363,7 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
         t = threading.Thread(target=fail, daemon=True)
         t.start()
         # While the lease runs out, the region is listed as failing.
-        wait_until(lambda: "eu  failing" in region_cmd(fleet, "list", via="us").stdout, 15,
+        wait(lambda: "eu  failing" in region_cmd(fleet, "list", via="us").stdout, 15,
                    interval=0.5, what="eu listed as failing")
         t.join(60)
         assert not t.is_alive(), "region fail did not return within 60 s"
@@ -332,20 +377,20 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
         assert listed.returncode == 0 and "eu  failed" in listed.stdout, listed.stdout
 
         # The us edge has a subscriber: it moves the channel at once, to ap.
-        wait_until(lambda: owner_of(fleet, ch)["state"] == "owned" and
+        wait(lambda: owner_of(fleet, ch)["state"] == "owned" and
                    owner_of(fleet, ch)["owner"] == "ap", 15, what="the channel owned by ap")
         rec = owner_of(fleet, ch)
         assert (rec["owner"], rec["gen"], rec["state"], rec["from"], rec.get("forced")) == \
             ("ap", 1, "owned", "eu", True), rec
-        wait_until(lambda: sub_us.closes, 15, what="the us subscriber closed")
-        wait_until(lambda: sub_us.resumes, 15, what="the us subscriber resubscribed")
+        wait(lambda: sub_us.closes, 15, what="the us subscriber closed")
+        wait(lambda: sub_us.resumes, 15, what="the us subscriber resubscribed")
         resumed, _ = sub_us.resumes[0]
         new_epoch = resumed["epoch"]
         assert resumed["recovered"] is False and generation(new_epoch) == 1, resumed
         assert new_epoch != old_epoch + "-1", "the new generation is still eu's history"
-        wait_until(lambda: len(pub_us.acks_in(new_epoch)) >= 5 or pub_us.failures, 15,
+        wait(lambda: len(pub_us.acks_in(new_epoch)) >= 5 or pub_us.failures, 15,
                    what="acks in the new epoch at the us publisher")
-        wait_until(lambda: len(sub_us.received(new_epoch, "pub-us")) >= 3, 15,
+        wait(lambda: len(sub_us.received(new_epoch, "pub-us")) >= 3, 15,
                    what="new-epoch messages of the us publisher at the us subscriber")
 
         # Back together: eu's edge follows the bucket.
@@ -356,19 +401,19 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
         fleet.sc.wait_gateways("eu", "us", connected=True, timeout=20)
         fleet.sc.wait_gateways("eu", "ap", connected=True, timeout=20)
         fleet.wait_links(up=True, pairs=[("eu", "us"), ("eu", "ap")], timeout=15)
-        wait_until(lambda: sub_eu.resumes, 30, what="the eu subscriber resubscribed")
-        wait_until(lambda: len(pub_eu.acks_in(new_epoch)) >= 5 or pub_eu.failures, 30,
+        wait(lambda: sub_eu.resumes, 30, what="the eu subscriber resubscribed")
+        wait(lambda: len(pub_eu.acks_in(new_epoch)) >= 5 or pub_eu.failures, 30,
                    what="acks in the new epoch at the eu publisher")
-        wait_until(lambda: len(sub_eu.received(new_epoch, "pub-eu")) >= 3 and
+        wait(lambda: len(sub_eu.received(new_epoch, "pub-eu")) >= 3 and
                    len(sub_eu.received(new_epoch, "pub-us")) >= 3, 15,
                    what="new-epoch messages of both publishers at the eu subscriber")
-        wait_until(lambda: len(sub_us.received(new_epoch, "pub-eu")) >= 3, 15,
+        wait(lambda: len(sub_us.received(new_epoch, "pub-eu")) >= 3, 15,
                    what="new-epoch messages of the eu publisher at the us subscriber")
 
         for p in pubs:
             p.finish()
         last = max(a[2] for p in pubs for a in p.acks_in(new_epoch))
-        wait_until(lambda: all(s.epoch == new_epoch and s.last >= last for s in subs), 20,
+        wait(lambda: all(s.epoch == new_epoch and s.last >= last for s in subs), 20,
                    what=f"both subscribers at {new_epoch}/{last}")
     finally:
         for p in pubs:
