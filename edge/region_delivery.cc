@@ -511,6 +511,13 @@ void EdgeService::closeSubscribersMissing(RegionChannel& rc, const char* reason,
 }
 
 void EdgeService::regionCatchUp(RegionChannel& rc) {
+  if (rc.move && rc.move_ready) {
+    // A move with nothing more to read of the old generation (a forced one, or the fence
+    // reached) waited for a fetch or a retry to come back: apply it now.
+    rc.busy = false;
+    rc.stalled = false;
+    return regionSwitchOwner(rc);
+  }
   if (rc.frozen) {
     // A move's fence decides what more of this generation counts: wait for it (the move's
     // record, owned, starts the catch-up again). Subscribes meanwhile get the position

@@ -102,8 +102,18 @@ void EdgeService::onOwnerRecord(const OwnerRecord& record) {
     rc.held_bytes -= live.frame->size();
     return true;
   });
+  if (!next) {
+    // Nothing of the old generation is read any more (its owner may be gone for good):
+    // the switch waits only for a fetch already on its way, whose answer must not land
+    // in the new generation (regionCatchUp switches once it is back).
+    rc.move_ready = true;
+    if (rc.busy && !rc.stalled) return;
+    rc.busy = false;
+    rc.stalled = false;
+    return regionSwitchOwner(rc);
+  }
   if (rc.busy) return;  // regionIdle goes on with it
-  if (!rc.positioned || !next) return regionSwitchOwner(rc);
+  if (!rc.positioned) return regionSwitchOwner(rc);
   regionCatchUp(rc);  // up to the fence; regionIdle then switches
 }
 
