@@ -19,8 +19,10 @@
 //    owner after its marker changed is therefore never acknowledged, and every
 //    acknowledged store is at or below the fence the mover read after writing the marker:
 //    readers deliver the old generation up to the fence, then the new one from its base.
-//  - Nothing else: the bucket is not on the publish path, so losing the region that holds
-//    it stops moves, not traffic.
+//  - Nothing else per store: the bucket is on the publish path only as a lease (every
+//    edge looks at it once a second while it stores and confirms nothing when its last
+//    look is kOwnerLeaseMs old), so losing the region that holds it stops moves at once
+//    and durable publishes after the lease.
 //
 // Readers tell generations apart by the generation each stored message carries
 // (edge/peer_message.h); a channel's epoch names its owner's stream and its generation.
@@ -159,7 +161,9 @@ ViewVerdict judgeByView(const OwnerRecord* record, std::string_view now_owner, u
 // channel moved back to a region it owned before must not reuse that epoch's offsets).
 std::string channelEpoch(std::string_view stream_epoch, uint64_t gen);
 
-// The stream configuration of the bucket (created by the first move) and of a region's
+// The stream configuration of the bucket (created at start by the edges of the
+// topology's first region, or else by the first move or region command where it runs)
+// and of a region's
 // marker stream (created by the region's edges).
 std::string ownersStreamConfigJson(int replicas);
 

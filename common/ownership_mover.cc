@@ -135,39 +135,51 @@ class Mover : public std::enable_shared_from_this<Mover> {
   }
 
   // A move away from a failed region is forced: the region's marker is not written (it
-  // may be unreachable) and there is no fence; the lease already keeps every edge from
-  // confirming the region's stores (common/owner_records.h, kOwnerLeaseMs). The region's
-  // record is read after this move's record says `moving` (and again after it says
-  // `forced`): a later restore of the region comes after it in the bucket, so any edge
-  // that sees the region restored sees the forced move too, and refuses the old owner's
-  // stores by it. Any other region is fenced by its marker, after the grace.
+  // may be unreachable) and there is no fence; the lease keeps every edge from confirming
+  // the region's stores (common/owner_records.h, kOwnerLeaseMs). The region's record is
+  // read after this move's record says `moving`. Once the record says `forced` the move
+  // stays forced (stores refused meanwhile as moved must never be delivered after all).
   void decideFence() {
+    if (move_.forced) return confirmForced();
     auto self = shared_from_this();
-    lastMessage(io_, kOwnersStream, regionRecordSubject(move_.from), [self](Result<Last> last) {
-      if (!last) return self->finish(last.takeStatus());
-      bool failed = false;
-      if (last->found) {
-        auto region = parseRegionRecord(*self->io_.parser, last->message.data);
-        if (!region) return self->finish(region.takeStatus());
-        failed = region->failure == RegionFailure::kFailed;
-      }
-      if (!failed) {
-        self->move_.forced = false;  // restored meanwhile: fenced the ordinary way
-        return self->afterGrace();
-      }
-      if (self->move_.forced) {
-        self->move_.fence = 0;
-        return self->markNewOwner();
-      }
+    regionFailed([self](bool failed) {
+      if (!failed) return self->afterGrace();
       self->move_.forced = true;
       compareAndSet(self->io_, ownerRecordSubject(self->move_.tenant, self->move_.channel),
                     encodeOwnerRecord(self->move_), self->revision_,
                     [self](Result<uint64_t> seq) {
                       if (!seq) return self->finish(seq.takeStatus());
                       self->revision_ = *seq;
-                      self->decideFence();
+                      self->confirmForced();
                     });
     });
+  }
+
+  // The record says `forced`. Read after it, the old owner still failed means any
+  // restore of the region comes later in the bucket, so every edge that sees the region
+  // restored sees this record too and refuses the old owner's stores by it. Otherwise
+  // (restored meanwhile) an edge may have seen the restore without this record: the
+  // lease is waited out once more, after which every edge has looked again or stopped.
+  void confirmForced() {
+    auto self = shared_from_this();
+    regionFailed([self](bool failed) {
+      self->move_.fence = 0;
+      if (failed) return self->markNewOwner();
+      self->io_.after(kOwnerLeaseMs + kLeaseMarginMs, [self] { self->markNewOwner(); });
+    });
+  }
+
+  // Whether the old owner is marked failed (its lease ran out) in the bucket now.
+  void regionFailed(std::function<void(bool)> then) {
+    auto self = shared_from_this();
+    lastMessage(io_, kOwnersStream, regionRecordSubject(move_.from),
+                [self, then = std::move(then)](Result<Last> last) {
+                  if (!last) return self->finish(last.takeStatus());
+                  if (!last->found) return then(false);
+                  auto region = parseRegionRecord(*self->io_.parser, last->message.data);
+                  if (!region) return self->finish(region.takeStatus());
+                  then(region->failure == RegionFailure::kFailed);
+                });
   }
 
   // Also when finishing an interrupted move: its first mover may have stopped before the

@@ -46,6 +46,11 @@ const std::vector<EdgeOption>& edgeOptions() {
                "info", "least severe log level written"),
            intOption<EdgeConfig>("node.workers", WSF_FIELD(EdgeConfig, workers), 0, 0, 256,
                                  "worker processes sharing the port; 0 = one per core"),
+           intOption<EdgeConfig>("node.max_connections_per_worker",
+                                 WSF_FIELD(EdgeConfig, max_connections_per_worker), 20000, 16,
+                                 1048576,
+                                 "client connections one worker holds at most (its descriptor "
+                                 "limit); more per host: more workers"),
            // [websocket]
            listenOption<EdgeConfig>("websocket.listen", &EdgeConfig::ws_listen, "127.0.0.1:8080",
                                     "address the WebSocket listener binds"),

@@ -83,6 +83,9 @@ struct EdgeConfig {
   std::shared_ptr<const Topology> topology;
   std::string log_level = "info";
   uint64_t workers = 0;  // worker processes; 0 = one per core
+  // Client connections one worker holds at most: its descriptor limit is set to this
+  // plus a reserve before libwebsockets sizes its tables (edge_server.cc).
+  uint64_t max_connections_per_worker = 20000;
 
   // [websocket]
   ListenAddress ws_listen{"127.0.0.1", 8080};

@@ -1,8 +1,11 @@
 #include "edge/edge_server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -86,8 +89,40 @@ Result<std::unique_ptr<EdgeServer>> EdgeServer::create(const EdgeConfig& config,
   return server;
 }
 
+namespace {
+
+// Descriptors a worker needs besides its clients: listeners, the admin listener, LMDB, the
+// NATS connection, the host bus, the event loop, sockets in a lingering close.
+constexpr rlim_t kDescriptorReserve = 512;
+
+// libwebsockets sizes its descriptor table from the process's limit when its context is
+// created, and Debian's build (without NDEBUG) walks the whole table on every socket it
+// adopts and every one it closes. So the limit is what the worker's connections need, not
+// what the service manager allows: a million-entry table would cost most of a millisecond
+// per connect. Raised towards it too when the soft limit is lower and the hard one allows.
+void limitDescriptors(uint64_t max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + kDescriptorReserve;
+  const rlim_t soft = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+  if (soft == limit.rlim_cur) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = soft;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    logWarn("descriptor_limit_not_set", {{"wanted", static_cast<uint64_t>(soft)},
+                                         {"error", std::strerror(errno)}});
+    return;
+  }
+  logInfo("descriptor_limit", {{"from", static_cast<uint64_t>(before)},
+                               {"to", static_cast<uint64_t>(soft)},
+                               {"max_connections_per_worker", max_connections}});
+}
+
+}  // namespace
+
 Status EdgeServer::start() {
   lws_set_log_level(LLL_ERR | (logLevel() == LogLevel::kDebug ? LLL_WARN : 0), lwsLogEmit);
+  limitDescriptors(config_.max_connections_per_worker);
 
   // rx (websocket.receive_buffer_bytes): lws allocates this buffer for every connection
   // for its whole life and reads at most this much per recv(); inbound messages arrive in

@@ -344,6 +344,9 @@ class EdgeService {
   void onOwnerRecord(const OwnerRecord& record);
   // Applies rc.move: from now on the channel follows the new owner from its base.
   void regionSwitchOwner(RegionChannel& rc);
+  // Applies rc.move without reading more of the old generation (a forced move, skipped
+  // generations, an old owner that failed): the subscribers here are closed with 4009.
+  void regionDropOldGeneration(RegionChannel& rc);
   // The epoch of the channel as its subscribers see it.
   std::string channelEpochOf(const RegionChannel& rc) const;
   std::string channelEpochOf(const std::string& owner, uint64_t gen) const;
@@ -353,11 +356,12 @@ class EdgeService {
   // told to retry (common/owner_records.h, judgeByView and judgeStore).
   void regionConfirmStore(const std::string& owner, uint64_t gen, const std::string& tenant,
                           const std::string& channel, PublishOutcome outcome, PublishDone done,
-                          int attempt = 0);
-  // The owner's marker read for regionConfirmStore.
+                          int attempt = 0, int stale_waits = 0);
+  // The owner's marker read for regionConfirmStore (`attempt`: marker reads so far,
+  // `stale_waits`: waits for a fresh copy of the bucket so far).
   void regionConfirmByMarker(const std::string& owner, uint64_t gen, const std::string& tenant,
                              const std::string& channel, PublishOutcome outcome,
-                             PublishDone done, int attempt);
+                             PublishDone done, int attempt, int stale_waits);
   // What this worker's copy of the bucket says of such a store now.
   ViewVerdict viewVerdict(const std::string& owner, uint64_t gen, const std::string& tenant,
                           const std::string& channel) const;

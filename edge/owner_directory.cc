@@ -18,6 +18,8 @@ constexpr int64_t kLookMs = 10000;
 // fresh enough to confirm stores by itself.
 constexpr int64_t kStoringLookMs = 1000;
 constexpr int64_t kStoringMs = 10000;
+// Stretches of the bucket's revisions read at once while the copy catches up with it.
+constexpr uint64_t kLoadWalkers = 16;
 
 // A record replaces the one held only when it is newer: generations only grow, within
 // one generation `owned` follows `moving`, and a move becomes forced while moving (a
@@ -52,6 +54,12 @@ bool OwnerDirectory::onMessage(const NatsInbound& message) {
   }
   // Only a hint: a compare-and-set the bucket refused was published all the same (and
   // anyone allowed to publish here could say anything). What the bucket stored is read.
+  // A region's record only in the bucket's order (a look): seen ahead of the records
+  // before it, a restore could hide a forced move that preceded it.
+  if (isRegionRecordSubject(message.subject)) {
+    lookSoon(nowMonoMs());
+    return true;
+  }
   refreshSubject(message.subject);
   return true;
 }
@@ -144,33 +152,78 @@ void OwnerDirectory::apply(OwnerRecord record) {
   changed_(held);
 }
 
-void OwnerDirectory::loadFrom(uint64_t seq, int64_t asked_ms) {
-  // One record per request, oldest first: the bucket keeps one message per channel, so
-  // this is as long as the list of channels moved since the last look.
+void OwnerDirectory::loadTo(uint64_t last, int64_t asked_ms) {
+  // The revisions after loaded_seq_ up to `last` are split into kLoadWalkers stretches,
+  // each walked with "next message from here" (revisions replaced since are skipped: the
+  // bucket keeps one per key), all at once, and applied in order as the stretches before
+  // them are known. A mass failover writes thousands of revisions, and one request at a
+  // time across a gateway would let the lease run out before the copy is complete again.
   loading_ = true;
-  region_.getMessageFrom(
-      std::string(kOwnersStream),
-      msgGetNextBySubject(seq, std::string(kOwnersSubjectPrefix) + ">"),
-      [this, asked_ms](const NatsInbound* r) {
-        if (r == nullptr || !r->status.empty()) {
-          loading_ = false;  // the next look tries again
-          return;
-        }
-        JsError error;
-        auto got = parseMsgGet(region_.parser(), r->data, &error);
-        if (!got) {
-          loading_ = false;
-          // The end: every record the look saw is here (or no bucket: nothing moved yet).
-          if (error.err_code == kJsNoMessageFound || error.err_code == kJsStreamNotFound) {
-            loaded_ = true;
-            complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
-          }
-          return;
-        }
-        loaded_seq_ = got->seq;
-        applyStored(*got);
-        loadFrom(loaded_seq_ + 1, asked_ms);
-      });
+  Load load;
+  load.id = ++load_id_;
+  load.last = last;
+  load.asked_ms = asked_ms;
+  const uint64_t first = loaded_seq_ + 1;
+  const uint64_t span = last - loaded_seq_;
+  load.stretch = std::max<uint64_t>(1, (span + kLoadWalkers - 1) / kLoadWalkers);
+  for (uint64_t lo = first; lo <= last; lo += load.stretch) {
+    load.walkers.push_back({lo, std::min(last, lo + load.stretch - 1), lo - 1});
+  }
+  load_ = std::move(load);
+  for (size_t i = 0; i < load_->walkers.size(); ++i) walk(i);
+}
+
+void OwnerDirectory::walk(size_t i) {
+  const Load::Walker& w = load_->walkers[i];
+  region_.getMessageFrom(std::string(kOwnersStream),
+                         msgGetNextBySubject(w.known_to + 1, std::string(kOwnersSubjectPrefix) + ">"),
+                         [this, id = load_->id, i](const NatsInbound* r) { onLoaded(id, i, r); });
+}
+
+void OwnerDirectory::onLoaded(uint64_t id, size_t i, const NatsInbound* r) {
+  if (!load_ || load_->id != id) return;  // a load given up on
+  JsError error;
+  auto got = r == nullptr || !r->status.empty()
+                 ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
+                 : parseMsgGet(region_.parser(), r->data, &error);
+  if (!got && error.err_code != kJsNoMessageFound) {
+    // The next look starts again from what was applied.
+    load_.reset();
+    loading_ = false;
+    return;
+  }
+  Load::Walker& w = load_->walkers[i];
+  const bool more = got && got->seq <= w.hi;
+  if (more) {
+    w.known_to = got->seq;
+    load_->arrived.emplace(got->seq, std::move(*got));
+  } else {
+    w.known_to = w.hi;  // nothing more in this stretch
+  }
+  // Apply what is known in order: a stretch's messages up to where it is walked, then the
+  // next stretch once this one is done.
+  while (load_ && loaded_seq_ < load_->last) {
+    const Load::Walker& at = load_->walkers[(loaded_seq_ + 1 - load_->walkers.front().lo) /
+                                            load_->stretch];
+    if (at.known_to <= loaded_seq_) break;
+    const uint64_t upto = at.known_to;
+    while (load_ && !load_->arrived.empty() && load_->arrived.begin()->first <= upto) {
+      auto next = load_->arrived.extract(load_->arrived.begin());
+      loaded_seq_ = next.key();
+      applyStored(next.mapped());
+    }
+    if (load_) loaded_seq_ = std::max(loaded_seq_, upto);
+  }
+  if (!load_) return;
+  if (loaded_seq_ >= load_->last) {
+    // Every revision the look saw is here: the copy was complete when it was asked.
+    loaded_ = true;
+    complete_as_of_ms_ = std::max(complete_as_of_ms_, load_->asked_ms);
+    load_.reset();
+    loading_ = false;
+    return;
+  }
+  if (more) walk(i);
 }
 
 void OwnerDirectory::look(int64_t now_mono_ms) {
@@ -183,6 +236,10 @@ void OwnerDirectory::look(int64_t now_mono_ms) {
                     JsError error;
                     auto info = parseStreamInfo(region_.parser(), r->data, &error);
                     if (!info) {
+                      if (error.err_code == kJsStreamNotFound && loaded_seq_ > 0) {
+                        logError("owner_bucket_replaced", {{"loaded_seq", loaded_seq_}});
+                        return;  // lost after this copy read it: no lease without it
+                      }
                       if (error.err_code == kJsStreamNotFound) {  // nothing ever moved
                         loaded_ = true;
                         complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
@@ -190,7 +247,15 @@ void OwnerDirectory::look(int64_t now_mono_ms) {
                       }
                       return;
                     }
-                    if (info->last_seq > loaded_seq_) return loadFrom(loaded_seq_ + 1, asked_ms);
+                    if (info->last_seq > loaded_seq_) return loadTo(info->last_seq, asked_ms);
+                    if (info->last_seq < loaded_seq_) {
+                      // Not the bucket this copy was read from (it was lost and made
+                      // again): what it says cannot renew the lease. An operator restarts
+                      // the edges once the records are restored.
+                      logError("owner_bucket_replaced", {{"last_seq", info->last_seq},
+                                                         {"loaded_seq", loaded_seq_}});
+                      return;
+                    }
                     loaded_ = true;
                     complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
                   });

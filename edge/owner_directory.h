@@ -21,6 +21,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
+#include <vector>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -83,9 +86,11 @@ class OwnerDirectory {
   // A message of the bucket: a channel's record or a region's.
   void applyStored(const JsStoredMessage& stored);
   void refreshSubject(const std::string& subject);
-  // Reads the records from `seq` on; when it reaches the end, the copy is complete as of
-  // `asked_ms` (when the look that started it was sent).
-  void loadFrom(uint64_t seq, int64_t asked_ms);
+  // Reads the revisions after loaded_seq_ up to `last`; once they are all applied, the
+  // copy is complete as of `asked_ms` (when the look that started it was sent).
+  void loadTo(uint64_t last, int64_t asked_ms);
+  void walk(size_t walker);
+  void onLoaded(uint64_t id, size_t walker, const NatsInbound* reply);
   void look(int64_t now_mono_ms);
   void createBucket();
 
@@ -100,6 +105,21 @@ class OwnerDirectory {
   std::set<std::string> failed_;
   std::unordered_map<std::string, OwnerRecord> records_;  // by scopedKey(tenant, channel)
   uint64_t loaded_seq_ = 0;  // the bucket's revisions up to here are in the copy
+  struct Load {
+    uint64_t id = 0;
+    uint64_t last = 0;
+    int64_t asked_ms = 0;
+    struct Walker {
+      uint64_t lo = 0;
+      uint64_t hi = 0;
+      uint64_t known_to = 0;  // every revision of [lo, known_to] has arrived or is gone
+    };
+    std::vector<Walker> walkers;  // consecutive stretches of `stretch` revisions
+    uint64_t stretch = 1;
+    std::map<uint64_t, JsStoredMessage> arrived;  // not applied yet
+  };
+  std::optional<Load> load_;
+  uint64_t load_id_ = 0;
   bool loading_ = false;
   bool looking_ = false;
   bool loaded_ = false;

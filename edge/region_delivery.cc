@@ -705,6 +705,12 @@ void EdgeService::regionIdle(RegionChannel& rc) {
 }
 
 void EdgeService::regionPosition(RegionChannel& rc) {
+  if (rc.move && rc.move_ready) {
+    // A move that reads nothing more of the old owner (regionDropOldGeneration) waited
+    // for this: the position is the new owner's.
+    rc.busy = false;
+    return regionSwitchOwner(rc);
+  }
   rc.busy = true;
   const std::string key = rc.key;
   if (region_->epochOf(rc.owner).empty()) {
@@ -744,9 +750,11 @@ void EdgeService::regionPosition(RegionChannel& rc) {
 }
 
 void EdgeService::regionPositionFailed(RegionChannel& ch) {
+  ch.busy = false;
+  // The old owner did not answer, but a move waiting for this answer no longer needs it.
+  if (ch.move && ch.move_ready) return regionSwitchOwner(ch);
   // No position, no subscription: every waiting subscribe is refused.
   const std::string key = ch.key;
-  ch.busy = false;
   metrics_.dropped("region_position_failed");
   std::deque<RegionChannel::Waiter> waiters = std::move(ch.waiters);
   ch.waiters.clear();

@@ -39,6 +39,9 @@ constexpr int64_t kConfirmRetryMs = 100;
 constexpr int kStaleAttempts = 20;
 // A move away from a drained region that failed is not tried again by the worker before.
 constexpr int64_t kMoveRetryMs = 5000;
+// A move away from a drained region whose record says `moving` for this long (by the
+// writer's wall clock) is taken for abandoned and finished by the worker that uses it.
+constexpr int64_t kStalledMoveMs = 15000;
 
 }  // namespace
 
@@ -102,19 +105,26 @@ void EdgeService::onOwnerRecord(const OwnerRecord& record) {
     rc.held_bytes -= live.frame->size();
     return true;
   });
-  if (!next) {
-    // Nothing of the old generation is read any more (its owner may be gone for good):
-    // the switch waits only for a fetch already on its way, whose answer must not land
-    // in the new generation (regionCatchUp switches once it is back).
-    rc.move_ready = true;
-    if (rc.busy && !rc.stalled) return;
-    rc.busy = false;
-    rc.stalled = false;
-    return regionSwitchOwner(rc);
-  }
+  if (!next) return regionDropOldGeneration(rc);
   if (rc.busy) return;  // regionIdle goes on with it
   if (!rc.positioned) return regionSwitchOwner(rc);
   regionCatchUp(rc);  // up to the fence; regionIdle then switches
+}
+
+void EdgeService::regionDropOldGeneration(RegionChannel& rc) {
+  // Nothing of the old generation is read any more (its owner may be gone for good), and
+  // its subscribers here are told (regionSwitchOwner closes them). The switch waits only
+  // for a fetch already on its way, whose answer must not land in the new generation
+  // (regionCatchUp switches once it is back).
+  rc.move->fence = 0;
+  rc.move->forced = true;
+  rc.move_ready = true;
+  rc.held.clear();
+  rc.held_bytes = 0;
+  if (rc.busy && !rc.stalled) return;
+  rc.busy = false;
+  rc.stalled = false;
+  regionSwitchOwner(rc);
 }
 
 void EdgeService::regionSwitchOwner(RegionChannel& rc) {
@@ -172,7 +182,8 @@ ViewVerdict EdgeService::viewVerdict(const std::string& owner, uint64_t gen,
 
 void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
                                      const std::string& tenant, const std::string& channel,
-                                     PublishOutcome outcome, PublishDone done, int attempt) {
+                                     PublishOutcome outcome, PublishDone done, int attempt,
+                                     int stale_waits) {
   switch (viewVerdict(owner, gen, tenant, channel)) {
     case ViewVerdict::kConfirmed:
       // The copy of the bucket was complete moments ago and the channel has not moved
@@ -181,16 +192,16 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
       return done(std::move(outcome));
     case ViewVerdict::kAskMarker:
       return regionConfirmByMarker(owner, gen, tenant, channel, std::move(outcome),
-                                   std::move(done), attempt);
+                                   std::move(done), attempt, stale_waits);
     case ViewVerdict::kStale:
-      if (attempt < kStaleAttempts) {
+      if (stale_waits < kStaleAttempts) {
         // Looked at every second while storing: the next look usually renews the lease.
         owners_->lookSoon(nowMonoMs());
         later_.emplace(nowMonoMs() + kConfirmRetryMs,
-                       [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
-                        done = std::move(done)]() mutable {
+                       [this, owner, gen, tenant, channel, attempt, stale_waits,
+                        outcome = std::move(outcome), done = std::move(done)]() mutable {
                          regionConfirmStore(owner, gen, tenant, channel, std::move(outcome),
-                                            std::move(done), attempt + 1);
+                                            std::move(done), attempt, stale_waits + 1);
                        });
         return;
       }
@@ -218,11 +229,12 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
 
 void EdgeService::regionConfirmByMarker(const std::string& owner, uint64_t gen,
                                         const std::string& tenant, const std::string& channel,
-                                        PublishOutcome outcome, PublishDone done, int attempt) {
+                                        PublishOutcome outcome, PublishDone done, int attempt,
+                                        int stale_waits) {
   region_->streamApi(
       owner, "STREAM.MSG.GET." + generationStreamName(owner),
       msgGetLastBySubject(generationSubject(owner, tenant, channel)),
-      [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
+      [this, owner, gen, tenant, channel, attempt, stale_waits, outcome = std::move(outcome),
        done = std::move(done)](const NatsInbound* r) mutable {
         JsError error;
         auto got = r == nullptr || !r->status.empty()
@@ -253,16 +265,16 @@ void EdgeService::regionConfirmByMarker(const std::string& owner, uint64_t gen,
             return done(std::move(outcome));
           }
           return regionConfirmStore(owner, gen, tenant, channel, std::move(outcome),
-                                    std::move(done), attempt + 1);
+                                    std::move(done), attempt + 1, stale_waits);
         }
         if (verdict == StoreVerdict::kUndecided && attempt < kConfirmAttempts) {
           // A move is fencing the owner right now: its fence is read within moments.
           later_.emplace(
               nowMonoMs() + kConfirmRetryMs,
-              [this, owner, gen, tenant, channel, attempt, outcome = std::move(outcome),
-               done = std::move(done)]() mutable {
+              [this, owner, gen, tenant, channel, attempt, stale_waits,
+               outcome = std::move(outcome), done = std::move(done)]() mutable {
                 regionConfirmByMarker(owner, gen, tenant, channel, std::move(outcome),
-                                      std::move(done), attempt + 1);
+                                      std::move(done), attempt + 1, stale_waits);
               });
           return;
         }
@@ -303,9 +315,17 @@ void EdgeService::onRegionRecord(const RegionRecord& record) {
   // failing region keeps its channels until its lease has run out (then it is failed).
   if (!record.drained || record.failure == RegionFailure::kFailing) return;
   std::vector<std::pair<std::string, std::string>> channels;
+  std::vector<RegionChannel*> stranded;
   for (const auto& [key, rc] : region_channels_) {
     if (rc->owner == record.region) channels.emplace_back(rc->tenant, rc->channel);
+    // Moved away before it failed, and still reading its old generation up to the
+    // fence: that history is out of reach now.
+    if (record.failure == RegionFailure::kFailed && rc->move && !rc->move_ready &&
+        rc->owner == record.region) {
+      stranded.push_back(rc.get());
+    }
   }
+  for (RegionChannel* rc : stranded) regionDropOldGeneration(*rc);
   logInfo("region_drained", {{"region", record.region},
                              {"state", regionStateName(record)},
                              {"channels_here", channels.size()}});
@@ -314,15 +334,27 @@ void EdgeService::onRegionRecord(const RegionRecord& record) {
 
 void EdgeService::moveFromDrained(const std::string& tenant, const std::string& channel) {
   if (!owners_ || owners_->drained().empty() || !config_.topology) return;
-  const StoreTarget now = storeTargetOf(tenant, channel);
-  if (now.moving || owners_->drained().count(now.owner) == 0) return;
+  const StoreTarget now = storeTargetOf(tenant, channel);  // while moving: where from
+  if (owners_->drained().count(now.owner) == 0) return;
   // Failing: its stores are refused, but only its marker or its lease can fence it, and
   // the lease has not run out yet (the region becomes failed then).
   if (owners_->failing(now.owner) && !owners_->failed(now.owner)) return;
-  HealthySet healthy = healthy_regions_;
-  for (const std::string& r : owners_->drained()) healthy.erase(r);
-  auto to = decideOwner(*config_.topology, healthy, tenant, channel);
-  if (!to || to->region == now.owner) return;  // every region drained: it stays
+  std::string target;
+  if (now.moving) {
+    // A move away from it already runs; finished here only when it looks abandoned (its
+    // mover stopped, or the region failed halfway through a drain: then it goes on
+    // forced), to where it was going.
+    const OwnerRecord* record = owners_->find(tenant, channel);
+    if (record == nullptr) return;
+    if (!owners_->failed(now.owner) && nowWallMs() - record->at_ms < kStalledMoveMs) return;
+    target = record->owner;
+  } else {
+    HealthySet healthy = healthy_regions_;
+    for (const std::string& r : owners_->drained()) healthy.erase(r);
+    auto to = decideOwner(*config_.topology, healthy, tenant, channel);
+    if (!to || to->region == now.owner) return;  // every region drained: it stays
+    target = to->region;
+  }
   const std::string key = scopedKey(tenant, channel);
   if (!moving_away_.insert(key).second) return;
   OwnershipMove::Io io;
@@ -335,7 +367,7 @@ void EdgeService::moveFromDrained(const std::string& tenant, const std::string& 
   };
   io.parser = &region_->parser();
   io.bucket_replicas = static_cast<int>(config_.history_replicas);
-  auto finish = [this, key, tenant, channel, to = to->region](Result<OwnerRecord> moved) {
+  auto finish = [this, key, tenant, channel, to = target](Result<OwnerRecord> moved) {
     if (!moved) {
       // Not tried again by this worker for a while: every store would otherwise start
       // another attempt while the region's NATS is in trouble.
@@ -356,7 +388,7 @@ void EdgeService::moveFromDrained(const std::string& tenant, const std::string& 
   const uint64_t gen = now.gen;
   OwnershipMove::readRecord(
       io, tenant, channel,
-      [io, tenant, channel, default_owner, gen, to = to->region,
+      [io, tenant, channel, default_owner, gen, to = target,
        finish = std::move(finish)](Result<OwnershipMove::Read> read) mutable {
         if (!read) return finish(read.takeStatus());
         OwnerRecord current;

@@ -16,6 +16,7 @@ Epochs and offsets: a channel's epoch is "<owner stream epoch>-<generation>" aft
 within their epoch only.
 """
 
+import json
 import threading
 import time
 
@@ -23,7 +24,7 @@ from fleet import channel
 from harness import wait_until
 from nats_cluster import DeliveryOracle
 from region_util import STREAM, drop_reasons, epoch_of, publish_cmd
-from test_ownership_move import generation, owner_of
+from test_ownership_move import generation, owner_key, owner_of
 from test_region_drain import region_cmd
 from wsclient import ConnectionClosed, RecvTimeout, WsError
 
@@ -348,6 +349,18 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
         wait(lambda: all(set(before) <= {(m[0], m[1]) for m in s.messages}
                                for s in subs), 10, what="the pre-cut acks at both subscribers")
 
+        # A move away from eu whose mover died after its first step (as in a drain
+        # running when the region was lost): `region fail` finishes it, forced.
+        stuck = channel_moving_to(fleet, "eu", "ap", "stuck")
+        with fleet.sc.connect("us") as nc:
+            ack = nc.js_publish(
+                f"$KV.WSF_OWNERS.{owner_key('demo', stuck)}",
+                json.dumps({"tenant": "demo", "channel": stuck, "owner": "ap", "gen": 1,
+                            "state": "moving", "from": "eu", "fence": 0, "base": 0,
+                            "at_ms": int(time.time() * 1000)}).encode(),
+                timeout=5)
+        assert "seq" in ack, ack
+
         # eu cut off from both other regions, so from the bucket in us.
         t_cut = time.monotonic()
         fleet.sc.cut("eu", "us")
@@ -382,6 +395,9 @@ def test_a_failed_regions_channel_moves_by_force_and_no_old_epoch_ack_follows(fl
         rec = owner_of(fleet, ch)
         assert (rec["owner"], rec["gen"], rec["state"], rec["from"], rec.get("forced")) == \
             ("ap", 1, "owned", "eu", True), rec
+        rec = owner_of(fleet, stuck)
+        assert (rec["owner"], rec["gen"], rec["state"], rec["from"], rec.get("forced")) == \
+            ("ap", 1, "owned", "eu", True), ("the stopped move was not finished", rec, p.stdout)
         wait(lambda: sub_us.closes, 15, what="the us subscriber closed")
         wait(lambda: sub_us.resumes, 15, what="the us subscriber resubscribed")
         resumed, _ = sub_us.resumes[0]

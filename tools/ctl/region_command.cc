@@ -72,8 +72,13 @@ int moveRecordedChannels(FleetClient& fleet, const RegionArgs& args) {
   }
   int failed = 0;
   for (const OwnerRecord& record : *records) {
-    if (record.owner != args.region) continue;
-    auto to = decideOwner(fleet.topology(), healthy, record.tenant, record.channel);
+    // A move away from the region that stopped halfway is finished where it was going
+    // (forced, when the region has failed meanwhile).
+    const bool stopped_away = record.state == OwnerState::kMoving && record.from == args.region;
+    if (record.owner != args.region && !stopped_away) continue;
+    auto to = stopped_away
+                  ? Result<OwnerDecision>(OwnerDecision{record.owner, OwnerSource::kMove})
+                  : decideOwner(fleet.topology(), healthy, record.tenant, record.channel);
     if (!to) {
       std::cerr << "wsfleetctl: " << record.channel << ": " << to.status().message() << "\n";
       ++failed;
@@ -166,7 +171,7 @@ int runDrain(const RegionArgs& args, bool drain) {
     return reportFailure(Status(Code::kBadRequest, "unknown_region",
                                 "'" + args.region + "' is not a region of the topology"));
   }
-  if (args.window_s > kMaxWindowS) {
+  if (args.window_s < -1 || args.window_s > kMaxWindowS) {
     return reportFailure(Status(Code::kBadRequest, "bad_window",
                                 "--window must be in 0.." + std::to_string(kMaxWindowS)));
   }
@@ -190,7 +195,7 @@ int runFail(const RegionArgs& args) {
     return reportFailure(Status(Code::kBadRequest, "unknown_region",
                                 "'" + args.region + "' is not a region of the topology"));
   }
-  if (args.window_s > kMaxWindowS) {
+  if (args.window_s < -1 || args.window_s > kMaxWindowS) {
     return reportFailure(Status(Code::kBadRequest, "bad_window",
                                 "--window must be in 0.." + std::to_string(kMaxWindowS)));
   }
