@@ -26,6 +26,9 @@ EdgeMetrics::EdgeMetrics(MetricsRegistry& r)
                                  "(after it was swept while alive, or a flush failed)")),
       history_appends(r.counter("wsfleet_history_appends_total", "Messages stored in history")),
       http_requests(r.counter("wsfleet_admin_requests_total", "Admin listener HTTP requests")),
+      accept_errors(r.counter("wsfleet_accept_errors_total",
+                              "accept() failures on the WebSocket listener (descriptor limit "
+                              "reached, ...): accepting pauses briefly")),
       dropped_closing(r.counter("wsfleet_messages_dropped_total",
                                 "Messages not delivered, by reason", {{"reason", "closing"}})),
       dropped_slow_consumer(r.counter("wsfleet_messages_dropped_total",

@@ -36,6 +36,9 @@ class EdgeMetrics {
   Counter& presence_resyncs;
   Counter& history_appends;
   Counter& http_requests;
+  // accept() on the WebSocket listener failed (descriptor limit, kernel memory): the
+  // listener pauses briefly and the connections wait in the listen queue.
+  Counter& accept_errors;
   // Drop reasons counted inside fan-out (per frame), looked up once.
   Counter& dropped_closing;
   Counter& dropped_slow_consumer;

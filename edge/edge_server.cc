@@ -214,7 +214,8 @@ Status EdgeServer::start() {
   // Bound now, accepting from run(): a port in use fails the start, not the first accept.
   auto socket = openReusePortListener(config_.ws_listen, kListenBacklog);
   if (!socket.isOk()) return socket.takeStatus();
-  listener_ = std::make_unique<WsListener>(loop_.get(), ws_vhost, std::move(*socket));
+  listener_ = std::make_unique<WsListener>(loop_.get(), ws_vhost, std::move(*socket),
+                                           &service_->metrics().accept_errors);
 
   // Admin listener: health, metrics, backend API. Never TLS here; keep it on loopback or
   // a private interface.

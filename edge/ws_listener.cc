@@ -79,8 +79,9 @@ uint16_t boundPort(int fd) {
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
 }
 
-WsListener::WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket)
-    : loop_(loop), vhost_(vhost), socket_(std::move(socket)) {
+WsListener::WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket,
+                       Counter* errors)
+    : loop_(loop), vhost_(vhost), socket_(std::move(socket)), errors_(errors) {
   ev_io_init(&watcher_, &WsListener::onReadable, socket_.get(), EV_READ);
   watcher_.data = this;
   ev_timer_init(&retry_, &WsListener::onRetry, kRetryAfterErrorS, 0.0);
@@ -122,6 +123,7 @@ void WsListener::acceptBatch() {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == ECONNABORTED || errno == EPROTO) continue;  // the peer gave up already
       ++counters_.accept_errors;
+      if (errors_ != nullptr) errors_->inc();
       logWarn("accept_failed", {{"error", std::strerror(errno)}});
       ev_io_stop(loop_, &watcher_);
       ev_timer_start(loop_, &retry_);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "edge/edge_config.h"
@@ -29,7 +30,8 @@ class WsListener {
     uint64_t accept_errors = 0;  // EMFILE/ENFILE/ENOBUFS and the like
   };
 
-  WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket);
+  // `errors` (may be null) counts failed accepts as they happen.
+  WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket, Counter* errors);
   ~WsListener();
   WsListener(const WsListener&) = delete;
   WsListener& operator=(const WsListener&) = delete;
@@ -54,6 +56,7 @@ class WsListener {
   ev_timer retry_{};  // after EMFILE: pause accepting briefly instead of spinning
   bool running_ = false;
   Counters counters_;
+  Counter* errors_;
 };
 
 }  // namespace wsfleet
