@@ -145,6 +145,7 @@ class Mover : public std::enable_shared_from_this<Mover> {
     regionFailed([self](bool failed) {
       if (!failed) return self->afterGrace();
       self->move_.forced = true;
+      self->move_.at_ms = nowWallMs();
       compareAndSet(self->io_, ownerRecordSubject(self->move_.tenant, self->move_.channel),
                     encodeOwnerRecord(self->move_), self->revision_,
                     [self](Result<uint64_t> seq) {

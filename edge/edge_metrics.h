@@ -36,9 +36,11 @@ class EdgeMetrics {
   Counter& presence_resyncs;
   Counter& history_appends;
   Counter& http_requests;
-  // accept() on the WebSocket listener failed (descriptor limit, kernel memory): the
-  // listener pauses briefly and the connections wait in the listen queue.
+  // The WebSocket listener paused accepting briefly (the connections wait in the listen
+  // queue): accept() failed (descriptor limit, kernel memory), or the worker holds
+  // node.max_connections_per_worker connections.
   Counter& accept_errors;
+  Counter& accept_full;
   // Drop reasons counted inside fan-out (per frame), looked up once.
   Counter& dropped_closing;
   Counter& dropped_slow_consumer;

@@ -105,6 +105,10 @@ void limitDescriptors(uint64_t max_connections) {
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
   const rlim_t wanted = static_cast<rlim_t>(max_connections) + kDescriptorReserve;
   const rlim_t soft = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+  if (soft < wanted) {
+    logWarn("descriptor_limit_capped", {{"wanted", static_cast<uint64_t>(wanted)},
+                                        {"hard_limit", static_cast<uint64_t>(limit.rlim_max)}});
+  }
   if (soft == limit.rlim_cur) return;
   const rlim_t before = limit.rlim_cur;
   limit.rlim_cur = soft;
@@ -214,8 +218,12 @@ Status EdgeServer::start() {
   // Bound now, accepting from run(): a port in use fails the start, not the first accept.
   auto socket = openReusePortListener(config_.ws_listen, kListenBacklog);
   if (!socket.isOk()) return socket.takeStatus();
-  listener_ = std::make_unique<WsListener>(loop_.get(), ws_vhost, std::move(*socket),
-                                           &service_->metrics().accept_errors);
+  WsListener::Limits limits;
+  limits.connections = &service_->metrics().connections_active;
+  limits.max_connections = config_.max_connections_per_worker;
+  limits.paused_error = &service_->metrics().accept_errors;
+  limits.paused_full = &service_->metrics().accept_full;
+  listener_ = std::make_unique<WsListener>(loop_.get(), ws_vhost, std::move(*socket), limits);
 
   // Admin listener: health, metrics, backend API. Never TLS here; keep it on loopback or
   // a private interface.

@@ -19,12 +19,11 @@ constexpr int64_t kLookMs = 10000;
 constexpr int64_t kStoringLookMs = 1000;
 constexpr int64_t kStoringMs = 10000;
 // Stretches of the bucket's revisions read at once while the copy catches up with it.
-constexpr uint64_t kLoadWalkers = 16;
+constexpr uint64_t kLoadWalkers = 64;
 
 // A record replaces the one held only when it is newer: generations only grow, within
-// one generation `owned` follows `moving`, and a move becomes forced while moving (a
-// forced move restored meanwhile ends owned and not forced). Plain subscriptions and
-// reloads may deliver them out of order.
+// one generation `owned` follows `moving`, and a move becomes forced while moving (and
+// stays forced). Plain subscriptions and reloads may deliver them out of order.
 bool newer(const OwnerRecord& incoming, const OwnerRecord& held) {
   auto order = [](const OwnerRecord& r) {
     const bool owned = r.state == OwnerState::kOwned;
@@ -107,26 +106,14 @@ void OwnerDirectory::applyStored(const JsStoredMessage& stored) {
       logWarn("owner_record_invalid", {{"subject", stored.subject}});
       return;
     }
-    const std::string& name = region->region;
-    const bool failing = region->failure != RegionFailure::kNone;
-    const bool failed = region->failure == RegionFailure::kFailed;
-    if ((drained_.count(name) != 0) == region->drained && (failing_.count(name) != 0) == failing &&
-        (failed_.count(name) != 0) == failed) {
+    // Applied when the load is complete: halfway, the copy may hold a region's restore
+    // without a forced move written before it whose revision was replaced by a later one
+    // (the bucket keeps one per key), a state the bucket never was in.
+    if (load_) {
+      load_->regions.insert_or_assign(region->region, std::move(*region));
       return;
     }
-    auto mark = [&name](std::set<std::string>& set, bool in) {
-      if (in) {
-        set.insert(name);
-      } else {
-        set.erase(name);
-      }
-    };
-    mark(drained_, region->drained);
-    mark(failing_, failing);
-    mark(failed_, failed);
-    logInfo("region_record", {{"region", name}, {"state", regionStateName(*region)}});
-    if (region_changed_) region_changed_(*region);
-    return;
+    return applyRegion(*region);
   }
   auto record = parseOwnerRecord(region_.parser(), stored.data);
   if (!record || stored.subject != ownerRecordSubject(record->tenant, record->channel)) {
@@ -136,6 +123,28 @@ void OwnerDirectory::applyStored(const JsStoredMessage& stored) {
     return;
   }
   apply(std::move(*record));
+}
+
+void OwnerDirectory::applyRegion(const RegionRecord& region) {
+  const std::string& name = region.region;
+  const bool failing = region.failure != RegionFailure::kNone;
+  const bool failed = region.failure == RegionFailure::kFailed;
+  if ((drained_.count(name) != 0) == region.drained && (failing_.count(name) != 0) == failing &&
+      (failed_.count(name) != 0) == failed) {
+    return;
+  }
+  auto mark = [&name](std::set<std::string>& set, bool in) {
+    if (in) {
+      set.insert(name);
+    } else {
+      set.erase(name);
+    }
+  };
+  mark(drained_, region.drained);
+  mark(failing_, failing);
+  mark(failed_, failed);
+  logInfo("region_record", {{"region", name}, {"state", regionStateName(region)}});
+  if (region_changed_) region_changed_(region);
 }
 
 void OwnerDirectory::apply(OwnerRecord record) {
@@ -153,11 +162,13 @@ void OwnerDirectory::apply(OwnerRecord record) {
 }
 
 void OwnerDirectory::loadTo(uint64_t last, int64_t asked_ms) {
-  // The revisions after loaded_seq_ up to `last` are split into kLoadWalkers stretches,
-  // each walked with "next message from here" (revisions replaced since are skipped: the
-  // bucket keeps one per key), all at once, and applied in order as the stretches before
-  // them are known. A mass failover writes thousands of revisions, and one request at a
-  // time across a gateway would let the lease run out before the copy is complete again.
+  // The revisions after loaded_seq_ up to `last` (the look's) are split into kLoadWalkers
+  // stretches, each walked with "next message from here" (revisions replaced since are
+  // skipped: the bucket keeps one per key), all at once, and applied in order as the
+  // stretches before them are known: a mass failover writes thousands of revisions, and
+  // one request at a time across a gateway would let the lease run out first. Then the
+  // tail after `last` is walked to the end: a revision replaced after the look by a later
+  // one is found there, not in its stretch.
   loading_ = true;
   Load load;
   load.id = ++load_id_;
@@ -170,7 +181,9 @@ void OwnerDirectory::loadTo(uint64_t last, int64_t asked_ms) {
     load.walkers.push_back({lo, std::min(last, lo + load.stretch - 1), lo - 1});
   }
   load_ = std::move(load);
-  for (size_t i = 0; i < load_->walkers.size(); ++i) walk(i);
+  const uint64_t id = load_->id;
+  // A request that fails at once answers synchronously and may end the load.
+  for (size_t i = 0; load_ && load_->id == id && i < load_->walkers.size(); ++i) walk(i);
 }
 
 void OwnerDirectory::walk(size_t i) {
@@ -180,50 +193,73 @@ void OwnerDirectory::walk(size_t i) {
                          [this, id = load_->id, i](const NatsInbound* r) { onLoaded(id, i, r); });
 }
 
-void OwnerDirectory::onLoaded(uint64_t id, size_t i, const NatsInbound* r) {
-  if (!load_ || load_->id != id) return;  // a load given up on
+void OwnerDirectory::walkTail() {
+  region_.getMessageFrom(std::string(kOwnersStream),
+                         msgGetNextBySubject(loaded_seq_ + 1, std::string(kOwnersSubjectPrefix) + ">"),
+                         [this, id = load_->id](const NatsInbound* r) { onTail(id, r); });
+}
+
+Result<std::optional<JsStoredMessage>> OwnerDirectory::revisionOf(const NatsInbound* r) {
   JsError error;
   auto got = r == nullptr || !r->status.empty()
                  ? Result<JsStoredMessage>(Status(Code::kUnavailable, "no_reply", ""))
                  : parseMsgGet(region_.parser(), r->data, &error);
-  if (!got && error.err_code != kJsNoMessageFound) {
-    // The next look starts again from what was applied.
-    load_.reset();
-    loading_ = false;
-    return;
-  }
+  if (got) return std::optional<JsStoredMessage>(std::move(*got));
+  if (error.err_code == kJsNoMessageFound) return std::optional<JsStoredMessage>();
+  // The next look starts again from what was applied.
+  load_.reset();
+  loading_ = false;
+  return got.takeStatus();
+}
+
+void OwnerDirectory::onLoaded(uint64_t id, size_t i, const NatsInbound* r) {
+  if (!load_ || load_->id != id) return;  // a load given up on
+  auto got = revisionOf(r);
+  if (!got) return;
   Load::Walker& w = load_->walkers[i];
-  const bool more = got && got->seq <= w.hi;
+  const bool more = *got && (*got)->seq <= w.hi;
   if (more) {
-    w.known_to = got->seq;
-    load_->arrived.emplace(got->seq, std::move(*got));
+    w.known_to = (*got)->seq;
+    load_->arrived.emplace((*got)->seq, std::move(**got));
   } else {
     w.known_to = w.hi;  // nothing more in this stretch
   }
   // Apply what is known in order: a stretch's messages up to where it is walked, then the
   // next stretch once this one is done.
-  while (load_ && loaded_seq_ < load_->last) {
+  while (loaded_seq_ < load_->last) {
     const Load::Walker& at = load_->walkers[(loaded_seq_ + 1 - load_->walkers.front().lo) /
                                             load_->stretch];
     if (at.known_to <= loaded_seq_) break;
     const uint64_t upto = at.known_to;
-    while (load_ && !load_->arrived.empty() && load_->arrived.begin()->first <= upto) {
+    while (!load_->arrived.empty() && load_->arrived.begin()->first <= upto) {
       auto next = load_->arrived.extract(load_->arrived.begin());
       loaded_seq_ = next.key();
       applyStored(next.mapped());
     }
-    if (load_) loaded_seq_ = std::max(loaded_seq_, upto);
+    loaded_seq_ = std::max(loaded_seq_, upto);
   }
-  if (!load_) return;
-  if (loaded_seq_ >= load_->last) {
-    // Every revision the look saw is here: the copy was complete when it was asked.
-    loaded_ = true;
-    complete_as_of_ms_ = std::max(complete_as_of_ms_, load_->asked_ms);
-    load_.reset();
-    loading_ = false;
-    return;
-  }
+  if (loaded_seq_ >= load_->last) return walkTail();
   if (more) walk(i);
+}
+
+void OwnerDirectory::onTail(uint64_t id, const NatsInbound* r) {
+  if (!load_ || load_->id != id) return;
+  auto got = revisionOf(r);
+  if (!got) return;
+  if (*got) {
+    loaded_seq_ = (*got)->seq;
+    applyStored(**got);
+    return walkTail();
+  }
+  // Every revision the look saw (or one that replaced it since) is here: the copy was
+  // complete when the look was asked. The regions' records now, in the bucket's order.
+  std::map<std::string, RegionRecord> regions = std::move(load_->regions);
+  const int64_t asked_ms = load_->asked_ms;
+  load_.reset();
+  loading_ = false;
+  for (const auto& [name, region] : regions) applyRegion(region);
+  loaded_ = true;
+  complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
 }
 
 void OwnerDirectory::look(int64_t now_mono_ms) {
@@ -235,10 +271,10 @@ void OwnerDirectory::look(int64_t now_mono_ms) {
                     if (r == nullptr || !r->status.empty()) return;
                     JsError error;
                     auto info = parseStreamInfo(region_.parser(), r->data, &error);
+                    if (replaced_) return;  // no lease from it any more
                     if (!info) {
-                      if (error.err_code == kJsStreamNotFound && loaded_seq_ > 0) {
-                        logError("owner_bucket_replaced", {{"loaded_seq", loaded_seq_}});
-                        return;  // lost after this copy read it: no lease without it
+                      if (error.err_code == kJsStreamNotFound && !bucket_created_.empty()) {
+                        return noteReplaced("gone");
                       }
                       if (error.err_code == kJsStreamNotFound) {  // nothing ever moved
                         loaded_ = true;
@@ -247,15 +283,11 @@ void OwnerDirectory::look(int64_t now_mono_ms) {
                       }
                       return;
                     }
-                    if (info->last_seq > loaded_seq_) return loadTo(info->last_seq, asked_ms);
-                    if (info->last_seq < loaded_seq_) {
-                      // Not the bucket this copy was read from (it was lost and made
-                      // again): what it says cannot renew the lease. An operator restarts
-                      // the edges once the records are restored.
-                      logError("owner_bucket_replaced", {{"last_seq", info->last_seq},
-                                                         {"loaded_seq", loaded_seq_}});
-                      return;
+                    if (bucket_created_.empty()) bucket_created_ = info->created;
+                    if (info->created != bucket_created_ || info->last_seq < loaded_seq_) {
+                      return noteReplaced("recreated");
                     }
+                    if (info->last_seq > loaded_seq_) return loadTo(info->last_seq, asked_ms);
                     loaded_ = true;
                     complete_as_of_ms_ = std::max(complete_as_of_ms_, asked_ms);
                   });
@@ -278,6 +310,14 @@ void OwnerDirectory::createBucket() {
                       logWarn("owner_bucket_not_created", {{"error", made.status().message()}});
                     }
                   });
+}
+
+void OwnerDirectory::noteReplaced(const char* how) {
+  // Not the bucket this copy was read from (lost, or made again): what it says cannot
+  // renew the lease, and this worker refuses durable stores until it is restarted (and
+  // reads whatever an operator restored).
+  replaced_ = true;
+  logError("owner_bucket_replaced", {{"how", how}, {"loaded_seq", loaded_seq_}});
 }
 
 }  // namespace wsfleet

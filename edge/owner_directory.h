@@ -90,7 +90,14 @@ class OwnerDirectory {
   // copy is complete as of `asked_ms` (when the look that started it was sent).
   void loadTo(uint64_t last, int64_t asked_ms);
   void walk(size_t walker);
+  void walkTail();
   void onLoaded(uint64_t id, size_t walker, const NatsInbound* reply);
+  void onTail(uint64_t id, const NatsInbound* reply);
+  // A revision asked for during a load: the message, none (the end, or replaced), or an
+  // error (the load is given up).
+  Result<std::optional<JsStoredMessage>> revisionOf(const NatsInbound* reply);
+  void applyRegion(const RegionRecord& region);
+  void noteReplaced(const char* how);
   void look(int64_t now_mono_ms);
   void createBucket();
 
@@ -117,9 +124,12 @@ class OwnerDirectory {
     std::vector<Walker> walkers;  // consecutive stretches of `stretch` revisions
     uint64_t stretch = 1;
     std::map<uint64_t, JsStoredMessage> arrived;  // not applied yet
+    std::map<std::string, RegionRecord> regions;  // applied when the load is complete
   };
   std::optional<Load> load_;
   uint64_t load_id_ = 0;
+  std::string bucket_created_;  // the bucket's creation time when first read
+  bool replaced_ = false;       // the bucket was lost or made again since
   bool loading_ = false;
   bool looking_ = false;
   bool loaded_ = false;

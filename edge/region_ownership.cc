@@ -95,7 +95,9 @@ void EdgeService::onOwnerRecord(const OwnerRecord& record) {
   // Generations skipped (this worker missed a move): nothing between can be put in
   // order; the subscribers see the new epoch and know they may have missed messages.
   // A forced move has no fence: nothing more of the old generation is delivered.
-  const bool next = record.from == rc.owner && record.gen == rc.gen + 1 && !record.forced;
+  // Nor does a fenced one whose old owner has failed since: its history is out of reach.
+  const bool next = record.from == rc.owner && record.gen == rc.gen + 1 && !record.forced &&
+                    !(owners_ && owners_->failed(record.from));
   rc.move = record;
   rc.move_ready = false;
   if (!next) rc.move->fence = 0;
@@ -333,22 +335,23 @@ void EdgeService::onRegionRecord(const RegionRecord& record) {
 }
 
 void EdgeService::moveFromDrained(const std::string& tenant, const std::string& channel) {
-  if (!owners_ || owners_->drained().empty() || !config_.topology) return;
+  if (!owners_ || !config_.topology) return;
+  const OwnerRecord* record = owners_->find(tenant, channel);
+  const bool moving = record != nullptr && record->state == OwnerState::kMoving;
+  if (!moving && owners_->drained().empty()) return;  // what nearly every store sees
   const StoreTarget now = storeTargetOf(tenant, channel);  // while moving: where from
-  if (owners_->drained().count(now.owner) == 0) return;
   // Failing: its stores are refused, but only its marker or its lease can fence it, and
   // the lease has not run out yet (the region becomes failed then).
   if (owners_->failing(now.owner) && !owners_->failed(now.owner)) return;
   std::string target;
   if (now.moving) {
-    // A move away from it already runs; finished here only when it looks abandoned (its
-    // mover stopped, or the region failed halfway through a drain: then it goes on
-    // forced), to where it was going.
-    const OwnerRecord* record = owners_->find(tenant, channel);
-    if (record == nullptr) return;
+    // A move already runs; finished here only when it looks abandoned (its mover stopped
+    // — an operator's, a drain's, a forced one — or the region failed halfway through a
+    // drain: then it goes on forced), to where it was going, drained or not.
     if (!owners_->failed(now.owner) && nowWallMs() - record->at_ms < kStalledMoveMs) return;
     target = record->owner;
   } else {
+    if (owners_->drained().count(now.owner) == 0) return;
     HealthySet healthy = healthy_regions_;
     for (const std::string& r : owners_->drained()) healthy.erase(r);
     auto to = decideOwner(*config_.topology, healthy, tenant, channel);

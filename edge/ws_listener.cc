@@ -79,9 +79,8 @@ uint16_t boundPort(int fd) {
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
 }
 
-WsListener::WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket,
-                       Counter* errors)
-    : loop_(loop), vhost_(vhost), socket_(std::move(socket)), errors_(errors) {
+WsListener::WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket, Limits limits)
+    : loop_(loop), vhost_(vhost), socket_(std::move(socket)), limits_(limits) {
   ev_io_init(&watcher_, &WsListener::onReadable, socket_.get(), EV_READ);
   watcher_.data = this;
   ev_timer_init(&retry_, &WsListener::onRetry, kRetryAfterErrorS, 0.0);
@@ -116,18 +115,30 @@ void WsListener::onRetry(struct ev_loop*, ev_timer* watcher, int) {
   if (self->running_) ev_io_start(self->loop_, &self->watcher_);
 }
 
+void WsListener::pause() {
+  // Accepting again shortly (onRetry): until then new connections wait in the kernel's
+  // listen queue, or go to another worker of the port.
+  ev_io_stop(loop_, &watcher_);
+  ev_timer_start(loop_, &retry_);
+}
+
 void WsListener::acceptBatch() {
   for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+    // Full: the descriptors left are the worker's own (NATS, LMDB, admin), not clients'.
+    if (limits_.connections != nullptr && limits_.max_connections > 0 &&
+        limits_.connections->value() >= static_cast<int64_t>(limits_.max_connections)) {
+      ++counters_.full_pauses;
+      if (limits_.paused_full != nullptr) limits_.paused_full->inc();
+      return pause();
+    }
     const int fd = ::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == ECONNABORTED || errno == EPROTO) continue;  // the peer gave up already
       ++counters_.accept_errors;
-      if (errors_ != nullptr) errors_->inc();
+      if (limits_.paused_error != nullptr) limits_.paused_error->inc();
       logWarn("accept_failed", {{"error", std::strerror(errno)}});
-      ev_io_stop(loop_, &watcher_);
-      ev_timer_start(loop_, &retry_);
-      return;
+      return pause();
     }
     // Frames are coalesced by us; Nagle would only hold small ones back for an ACK.
     const int one = 1;

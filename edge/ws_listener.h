@@ -28,10 +28,18 @@ class WsListener {
     uint64_t accepted = 0;
     uint64_t adopt_failed = 0;
     uint64_t accept_errors = 0;  // EMFILE/ENFILE/ENOBUFS and the like
+    uint64_t full_pauses = 0;    // max_connections held: accepting paused
   };
 
-  // `errors` (may be null) counts failed accepts as they happen.
-  WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket, Counter* errors);
+  // What the listener is told of its worker: how many connections it holds now and may
+  // hold, and where its pauses are counted (any of them may be null).
+  struct Limits {
+    const Gauge* connections = nullptr;
+    uint64_t max_connections = 0;
+    Counter* paused_error = nullptr;
+    Counter* paused_full = nullptr;
+  };
+  WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket, Limits limits);
   ~WsListener();
   WsListener(const WsListener&) = delete;
   WsListener& operator=(const WsListener&) = delete;
@@ -48,6 +56,7 @@ class WsListener {
   static void onReadable(struct ev_loop* loop, ev_io* watcher, int revents);
   static void onRetry(struct ev_loop* loop, ev_timer* watcher, int revents);
   void acceptBatch();
+  void pause();
 
   struct ev_loop* loop_;
   lws_vhost* vhost_;
@@ -56,7 +65,7 @@ class WsListener {
   ev_timer retry_{};  // after EMFILE: pause accepting briefly instead of spinning
   bool running_ = false;
   Counters counters_;
-  Counter* errors_;
+  Limits limits_;
 };
 
 }  // namespace wsfleet

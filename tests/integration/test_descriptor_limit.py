@@ -2,9 +2,12 @@
 reserve of 512 before libwebsockets sizes its descriptor table from it (Debian's
 libwebsockets walks the whole table on every connect and close, so a table sized from a
 service manager's LimitNOFILE of a million would cost most of a millisecond per connect).
-At the limit the worker stops accepting for a moment (wsfleet_accept_errors_total) and
-nothing else breaks: the connections wait in the listen queue and are served once
-descriptors are free again."""
+A worker holding that many connections stops accepting for a moment
+(wsfleet_accept_pauses_total{reason="max_connections"}), and so does one whose descriptors
+run out (reason "error"); nothing else breaks: the connections wait in the listen queue and
+are served once there is room again."""
+
+import threading
 
 import socket
 
@@ -41,7 +44,8 @@ def test_at_the_limit_accepting_pauses_and_resumes(edge_factory):
         for _ in range(limit + 20):
             s = socket.create_connection(("127.0.0.1", e.ws_port), timeout=5)
             held.append(s)
-        wait_until(lambda: e.metrics().value("wsfleet_accept_errors_total") > 0, 10,
+        wait_until(lambda: e.metrics().value("wsfleet_accept_pauses_total", reason="error") > 0,
+                   10,
                    what="an accept refused for want of descriptors")
         assert e.admin("GET", "/healthz").status == 200
     finally:
@@ -56,3 +60,34 @@ def test_at_the_limit_accepting_pauses_and_resumes(edge_factory):
         c.close()
         return True
     wait_until(served, 20, interval=0.2, what="a client served once descriptors are free")
+
+
+def test_a_worker_holding_its_maximum_lets_the_next_connection_wait(edge_factory):
+    e = edge_factory({"node": {"workers": 1, "max_connections_per_worker": 16}})
+    clients = [e.connect(f"u{i}") for i in range(16)]
+    late = {}
+
+    def connect_late():
+        try:
+            late["client"] = e.connect("late", timeout=20)
+        except Exception as err:  # noqa: BLE001 - reported below
+            late["error"] = err
+
+    t = threading.Thread(target=connect_late, daemon=True)
+    try:
+        t.start()
+        wait_until(lambda: e.metrics().value("wsfleet_accept_pauses_total",
+                                             reason="max_connections") > 0, 10,
+                   what="accepting paused at 16 connections")
+        assert "client" not in late and "error" not in late, late
+        assert e.admin("GET", "/healthz").status == 200
+        clients.pop().close()
+        t.join(20)
+        assert "client" in late, late
+        r = late["client"].request({"type": "ping"}, timeout=5)
+        assert r.get("type") == "pong", r
+    finally:
+        for c in clients:
+            c.close()
+        if "client" in late:
+            late["client"].close()

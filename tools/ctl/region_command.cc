@@ -173,7 +173,8 @@ int runDrain(const RegionArgs& args, bool drain) {
   }
   if (args.window_s < -1 || args.window_s > kMaxWindowS) {
     return reportFailure(Status(Code::kBadRequest, "bad_window",
-                                "--window must be in 0.." + std::to_string(kMaxWindowS)));
+                                "--window must be in 0.." + std::to_string(kMaxWindowS) +
+                                    " (or left out)"));
   }
   if (Status put = markRegion(**fleet, args, drain); !put) return reportFailure(put);
   std::cout << "region " << args.region << (drain ? " drained" : " undrained") << "\n";
@@ -197,7 +198,8 @@ int runFail(const RegionArgs& args) {
   }
   if (args.window_s < -1 || args.window_s > kMaxWindowS) {
     return reportFailure(Status(Code::kBadRequest, "bad_window",
-                                "--window must be in 0.." + std::to_string(kMaxWindowS)));
+                                "--window must be in 0.." + std::to_string(kMaxWindowS) +
+                                    " (or left out)"));
   }
   if (Status made = ensureBucket(f, args); !made) return reportFailure(made);
   uint64_t revision = 0;
