@@ -348,7 +348,8 @@ void EdgeService::moveFromDrained(const std::string& tenant, const std::string& 
     // A move already runs; finished here only when it looks abandoned (its mover stopped
     // — an operator's, a drain's, a forced one — or the region failed halfway through a
     // drain: then it goes on forced), to where it was going, drained or not.
-    if (!owners_->failed(now.owner) && nowWallMs() - record->at_ms < kStalledMoveMs) return;
+    const bool stalled = record->at_ms > 0 && nowWallMs() - record->at_ms >= kStalledMoveMs;
+    if (!owners_->failed(now.owner) && !stalled) return;
     target = record->owner;
   } else {
     if (owners_->drained().count(now.owner) == 0) return;
