@@ -224,6 +224,28 @@ class RetryingPublisher(threading.Thread):
                 self._client.close(timeout=0.5)
 
 
+def subscribe_on(edge, user, channel, since=None, timeout=15):
+    """One subscribe on a new connection to `edge`, resuming from `since` = (epoch,
+    offset) if given: (client, reply) when accepted; (None, reply) when refused (reply
+    None: the connection failed), the connection closed."""
+    try:
+        c = edge.connect(user)
+    except (OSError, WsError):
+        return None, None
+    cmd = {"type": "subscribe", "channel": channel}
+    if since is not None:
+        cmd["since"] = {"epoch": since[0], "offset": since[1]}
+    try:
+        r = c.request(cmd, timeout=timeout)
+    except (OSError, WsError):
+        c.abort()
+        return None, None
+    if r.get("ok") is not True:
+        c.close(timeout=0.5)
+        return None, r
+    return c, r
+
+
 class FollowingSubscriber(threading.Thread):
     """A client of one durable channel that behaves like a real one: when its connection
     ends it connects to the next edge of `edges` and resubscribes with since = the last
@@ -249,23 +271,13 @@ class FollowingSubscriber(threading.Thread):
     def _subscribe(self):
         for _ in range(len(self.edges) * 20):
             e = self.edges[self._edge % len(self.edges)]
-            try:
-                c = e.connect(self.user)
-            except (OSError, WsError):
+            since = None if self.epoch is None else (self.epoch, self.last)
+            c, r = subscribe_on(e, self.user, self.channel, since)
+            if r is None:
                 self._edge += 1
                 time.sleep(0.05)
                 continue
-            cmd = {"type": "subscribe", "channel": self.channel}
-            if self.epoch is not None:
-                cmd["since"] = {"epoch": self.epoch, "offset": self.last}
-            try:
-                r = c.request(cmd, timeout=15)
-            except (OSError, WsError):
-                c.abort()
-                self._edge += 1
-                continue
-            if r.get("ok") is not True:
-                c.close(timeout=0.5)
+            if c is None:
                 err = r.get("error") or {}
                 if err.get("code") != "unavailable":
                     raise AssertionError(f"{self.sub_name}: subscribe refused: {r!r}")

@@ -23,7 +23,7 @@ import time
 from fleet import channel
 from harness import wait_until
 from nats_cluster import DeliveryOracle
-from region_util import STREAM, drop_reasons, epoch_of, publish_cmd
+from region_util import STREAM, drop_reasons, epoch_of, publish_cmd, subscribe_on
 from test_ownership_move import generation, owner_key, owner_of
 from test_region_drain import region_cmd
 from wsclient import ConnectionClosed, RecvTimeout, WsError
@@ -147,22 +147,12 @@ class ResumingSubscriber(threading.Thread):
 
     def _subscribe(self):
         while not self.stop_event.is_set():
-            try:
-                c = self.edge.connect(self.sub_name)
-            except (OSError, WsError):
+            since = None if self.epoch is None else (self.epoch, self.last)
+            c, r = subscribe_on(self.edge, self.sub_name, self.channel, since)
+            if r is None:
                 time.sleep(0.2)
                 continue
-            cmd = {"type": "subscribe", "channel": self.channel}
-            if self.epoch is not None:
-                cmd["since"] = {"epoch": self.epoch, "offset": self.last}
-            try:
-                r = c.request(cmd, timeout=15)
-            except (OSError, WsError):
-                c.abort()
-                time.sleep(0.2)
-                continue
-            if r.get("ok") is not True:
-                c.close(timeout=0.5)
+            if c is None:
                 if (r.get("error") or {}).get("code") != "unavailable":
                     self.failures.append(f"subscribe refused: {r!r}")
                     return False

@@ -164,18 +164,23 @@ int steerClients(FleetClient& fleet, const RegionArgs& args, bool drain) {
   return found.empty() || !found.front().answered ? kExitPartial : kExitOk;
 }
 
-int runDrain(const RegionArgs& args, bool drain) {
-  auto fleet = FleetClient::open(args.fleet);
-  if (!fleet) return reportFailure(fleet.status());
-  if ((*fleet)->topology().findRegion(args.region) == nullptr) {
-    return reportFailure(Status(Code::kBadRequest, "unknown_region",
-                                "'" + args.region + "' is not a region of the topology"));
+// The fleet, once the arguments name a region of its topology and a valid window.
+Result<std::unique_ptr<FleetClient>> openFor(const RegionArgs& args) {
+  WSF_ASSIGN_OR_RETURN(auto fleet, FleetClient::open(args.fleet));
+  if (fleet->topology().findRegion(args.region) == nullptr) {
+    return Status(Code::kBadRequest, "unknown_region",
+                  "'" + args.region + "' is not a region of the topology");
   }
   if (args.window_s < -1 || args.window_s > kMaxWindowS) {
-    return reportFailure(Status(Code::kBadRequest, "bad_window",
-                                "--window must be in 0.." + std::to_string(kMaxWindowS) +
-                                    " (or left out)"));
+    return Status(Code::kBadRequest, "bad_window",
+                  "--window must be in 0.." + std::to_string(kMaxWindowS) + " (or left out)");
   }
+  return fleet;
+}
+
+int runDrain(const RegionArgs& args, bool drain) {
+  auto fleet = openFor(args);
+  if (!fleet) return reportFailure(fleet.status());
   if (Status put = markRegion(**fleet, args, drain); !put) return reportFailure(put);
   std::cout << "region " << args.region << (drain ? " drained" : " undrained") << "\n";
   const int moved = drain ? moveRecordedChannels(**fleet, args) : kExitOk;
@@ -189,18 +194,9 @@ int runDrain(const RegionArgs& args, bool drain) {
 // common/owner_records.h). Compare-and-set throughout: an undrain or a drain meanwhile
 // stops it. Running it again finishes an interrupted one (the wait starts over).
 int runFail(const RegionArgs& args) {
-  auto fleet = FleetClient::open(args.fleet);
+  auto fleet = openFor(args);
   if (!fleet) return reportFailure(fleet.status());
   FleetClient& f = **fleet;
-  if (f.topology().findRegion(args.region) == nullptr) {
-    return reportFailure(Status(Code::kBadRequest, "unknown_region",
-                                "'" + args.region + "' is not a region of the topology"));
-  }
-  if (args.window_s < -1 || args.window_s > kMaxWindowS) {
-    return reportFailure(Status(Code::kBadRequest, "bad_window",
-                                "--window must be in 0.." + std::to_string(kMaxWindowS) +
-                                    " (or left out)"));
-  }
   if (Status made = ensureBucket(f, args); !made) return reportFailure(made);
   uint64_t revision = 0;
   auto current = readRegionRecord(f, args.region, &revision);
