@@ -180,10 +180,20 @@ def test_jetstream_meta_group_spans_regions(nats_supercluster_factory):
                                 placement={"cluster": region})
             assert "error" not in r, r
             assert r["cluster"]["name"] == region, r
-            ack = c.js_publish(f"s.{region}", b"x")
+            # The new stream's interest crosses the gateway a moment after it exists.
+            ack = harness.wait_until(lambda region=region: _stored(c, f"s.{region}"), 10,
+                                     what=f"a publish on s.{region} stored")
             assert ack.get("seq") == 1, ack
     finally:
         c.close()
+
+
+def _stored(client, subject):
+    """The PubAck, or None while nobody in the supercluster stores the subject yet."""
+    try:
+        return client.js_publish(subject, b"x")
+    except natsc.NoResponders:
+        return None
 
 
 # ------------------------------------------------------------------------- partitions
