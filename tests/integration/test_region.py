@@ -148,7 +148,11 @@ def test_live_channel_across_edges_exactly_once(rg, cx):
     sent.append(10)
     for c in (on_a, on_b, also_b):
         got = messages_of(c, ch, len(sent))
-        assert [m["data"]["i"] for m in got] == sent
+        # Each publisher's messages in its order, each once; nothing orders two publishers
+        # of a live channel (the client's publishes may still be on their way to the
+        # servers when the backend's arrive elsewhere).
+        seen = [m["data"]["i"] for m in got]
+        assert [i for i in seen if i < 10] == sent[:10] and sorted(seen) == sent, seen
         assert all(m["epoch"] == "" and m["offset"] == 0 for m in got), got
         drop_probes(c)
         c.no_event("message", within=0.3)
