@@ -223,6 +223,7 @@ Status EdgeServer::start() {
   limits.max_connections = config_.max_connections_per_worker;
   limits.paused_error = &service_->metrics().accept_errors;
   limits.paused_full = &service_->metrics().accept_full;
+  limits.adopt_failed = [this] { service_->metrics().handshakeRejected("adopt_failed"); };
   listener_ = std::make_unique<WsListener>(loop_.get(), ws_vhost, std::move(*socket), limits);
 
   // Admin listener: health, metrics, backend API. Never TLS here; keep it on loopback or

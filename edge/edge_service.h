@@ -362,6 +362,8 @@ class EdgeService {
   void regionConfirmByMarker(const std::string& owner, uint64_t gen, const std::string& tenant,
                              const std::string& channel, PublishOutcome outcome,
                              PublishDone done, int attempt, int stale_waits);
+  // The refusal of a store whose owner region is failing or failed (counted).
+  Status ownerRegionFailed();
   // What this worker's copy of the bucket says of such a store now.
   ViewVerdict viewVerdict(const std::string& owner, uint64_t gen, const std::string& tenant,
                           const std::string& channel) const;

@@ -75,11 +75,6 @@ class OwnerDirectory {
   bool loaded() const { return loaded_; }
   // A store was made: the copy is kept fresh (looked at every second) for a while.
   void noteStore(int64_t now_mono_ms);
-  // Whether the copy held every record of the bucket at some moment less than `bound_ms`
-  // before `now_mono_ms` (common/owner_records.h, kOwnerViewFreshMs).
-  bool freshWithin(int64_t now_mono_ms, int64_t bound_ms) const {
-    return complete_as_of_ms_ > 0 && now_mono_ms - complete_as_of_ms_ < bound_ms;
-  }
 
  private:
   void apply(OwnerRecord record);

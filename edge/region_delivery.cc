@@ -996,10 +996,7 @@ void EdgeService::regionStore(const TenantConfig& tenant, const std::string& cha
     if (owners_->failing(target.owner)) {
       // Nothing stored there is confirmed any more; once the region's lease has run out,
       // the move above takes the channel from it (a retry then stores at the new owner).
-      metrics_.dropped("owner_region_failed");
-      return done(Status(Code::kUnavailable, "owner_region_failed",
-                         "the region that owns this channel has failed and the channel is "
-                         "moving; retry with the same idempotency_key"));
+      return done(ownerRegionFailed());
     }
   }
   PeerMessage stored;

@@ -173,6 +173,13 @@ void EdgeService::regionSwitchOwner(RegionChannel& rc) {
   regionCatchUp(rc);
 }
 
+Status EdgeService::ownerRegionFailed() {
+  metrics_.dropped("owner_region_failed");
+  return Status(Code::kUnavailable, "owner_region_failed",
+                "the region that owns this channel has failed and the channel is moving; retry "
+                "with the same idempotency_key");
+}
+
 ViewVerdict EdgeService::viewVerdict(const std::string& owner, uint64_t gen,
                                      const std::string& tenant,
                                      const std::string& channel) const {
@@ -214,10 +221,7 @@ void EdgeService::regionConfirmStore(const std::string& owner, uint64_t gen,
                          "the fleet's ownership records are unreachable from this edge; retry "
                          "with the same idempotency_key"));
     case ViewVerdict::kOwnerFailed:
-      metrics_.dropped("owner_region_failed");
-      return done(Status(Code::kUnavailable, "owner_region_failed",
-                         "the region that owns this channel has failed and the channel is "
-                         "moving; retry with the same idempotency_key"));
+      return done(ownerRegionFailed());
     case ViewVerdict::kMoved:
       break;
   }

@@ -127,7 +127,6 @@ void WsListener::acceptBatch() {
     // Full: the descriptors left are the worker's own (NATS, LMDB, admin), not clients'.
     if (limits_.connections != nullptr && limits_.max_connections > 0 &&
         limits_.connections->value() >= static_cast<int64_t>(limits_.max_connections)) {
-      ++counters_.full_pauses;
       if (limits_.paused_full != nullptr) limits_.paused_full->inc();
       return pause();
     }
@@ -135,7 +134,6 @@ void WsListener::acceptBatch() {
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == ECONNABORTED || errno == EPROTO) continue;  // the peer gave up already
-      ++counters_.accept_errors;
       if (limits_.paused_error != nullptr) limits_.paused_error->inc();
       logWarn("accept_failed", {{"error", std::strerror(errno)}});
       return pause();
@@ -145,10 +143,9 @@ void WsListener::acceptBatch() {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     // lws owns the descriptor from here, also when adoption fails (it closes it then).
     if (lws_adopt_socket_vhost(vhost_, fd) == nullptr) {
-      ++counters_.adopt_failed;
+      if (limits_.adopt_failed) limits_.adopt_failed();
       continue;
     }
-    ++counters_.accepted;
   }
 }
 

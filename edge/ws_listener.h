@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/metrics.h"
@@ -24,13 +25,6 @@ uint16_t boundPort(int fd);
 
 class WsListener {
  public:
-  struct Counters {
-    uint64_t accepted = 0;
-    uint64_t adopt_failed = 0;
-    uint64_t accept_errors = 0;  // EMFILE/ENFILE/ENOBUFS and the like
-    uint64_t full_pauses = 0;    // max_connections held: accepting paused
-  };
-
   // What the listener is told of its worker: how many connections it holds now and may
   // hold, and where its pauses are counted (any of them may be null).
   struct Limits {
@@ -38,6 +32,8 @@ class WsListener {
     uint64_t max_connections = 0;
     Counter* paused_error = nullptr;
     Counter* paused_full = nullptr;
+    // A socket libwebsockets would not take (it closes it): counted by the worker.
+    std::function<void()> adopt_failed;
   };
   WsListener(struct ev_loop* loop, lws_vhost* vhost, UniqueFd socket, Limits limits);
   ~WsListener();
@@ -50,7 +46,6 @@ class WsListener {
   void stop();
   void close();
   int fd() const { return socket_.get(); }
-  const Counters& counters() const { return counters_; }
 
  private:
   static void onReadable(struct ev_loop* loop, ev_io* watcher, int revents);
@@ -64,7 +59,6 @@ class WsListener {
   ev_io watcher_{};
   ev_timer retry_{};  // after EMFILE: pause accepting briefly instead of spinning
   bool running_ = false;
-  Counters counters_;
   Limits limits_;
 };
 
