@@ -13,6 +13,7 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
 
 #include "common/json.h"
 #include "common/token.h"
@@ -72,6 +73,27 @@ int parsePublicKeyPem(PkContext& pk, const std::string& pem);
 int parsePrivateKeyPem(PkContext& pk, const std::string& pem);
 
 bool sha256(std::string_view input, unsigned char out[kSha256Bytes]);
+
+// An HMAC-SHA256 key with its two key blocks already absorbed (RFC 2104: the inner and
+// outer hash states after key ^ ipad and key ^ opad). Every token is checked against a
+// key that rarely changes, so this saves two of the SHA-256 compressions of each MAC and
+// the allocation mbedtls_md_hmac makes per call. Read-only once built: one key may be
+// used from several threads at once.
+class HmacSha256Key {
+ public:
+  explicit HmacSha256Key(std::string_view secret);
+  ~HmacSha256Key();
+  HmacSha256Key(const HmacSha256Key&) = delete;
+  HmacSha256Key& operator=(const HmacSha256Key&) = delete;
+
+  bool mac(std::string_view input, unsigned char out[kSha256Bytes]) const;
+
+ private:
+  bool ok_ = false;
+  mbedtls_sha256_context inner_;
+  mbedtls_sha256_context outer_;
+};
+
 bool hmacSha256(std::string_view secret, std::string_view input, unsigned char out[kSha256Bytes]);
 
 const char* algName(TokenAlg alg);

@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include <mbedtls/ecdsa.h>
@@ -17,7 +18,7 @@ namespace {
 using token_internal::bytes;
 using token_internal::EcpGroup;
 using token_internal::Header;
-using token_internal::hmacSha256;
+using token_internal::HmacSha256Key;
 using token_internal::kEs256ScalarBytes;
 using token_internal::kEs256SignatureBytes;
 using token_internal::kMinHmacSecretBytes;
@@ -40,15 +41,8 @@ constexpr size_t kHs256SignatureBytes = 32;
 struct VerifyKey {
   std::string kid;
   TokenAlg alg = TokenAlg::kHS256;
-  std::string secret;                     // HS256 only
+  std::unique_ptr<HmacSha256Key> hmac;    // HS256 only; holds no copy of the secret
   std::unique_ptr<PkContext> public_key;  // ES256 only
-
-  VerifyKey() = default;
-  VerifyKey(VerifyKey&&) noexcept = default;
-  VerifyKey& operator=(VerifyKey&&) noexcept = default;
-  ~VerifyKey() {
-    if (!secret.empty()) mbedtls_platform_zeroize(secret.data(), secret.size());
-  }
 };
 
 struct Tenant {
@@ -77,7 +71,7 @@ Result<VerifyKey> buildVerifyKey(const std::string& tenant, const TokenKey& key)
     if (key.secret.size() < kMinHmacSecretBytes) {
       return configError(tenant, key.kid, "HS256 secret must be at least 32 bytes");
     }
-    out.secret = key.secret;
+    out.hmac = std::make_unique<HmacSha256Key>(key.secret);
     return out;
   }
   if (!key.secret.empty()) {
@@ -94,6 +88,20 @@ Result<VerifyKey> buildVerifyKey(const std::string& tenant, const TokenKey& key)
   return out;
 }
 
+// One parser per thread, kept between tokens: a fresh simdjson parser allocates and clears
+// its buffers, which was a visible part of every handshake. Rebuilt when the size limit
+// changes (a reload).
+JsonParser& tokenParser(size_t max_token_bytes) {
+  thread_local std::optional<JsonParser> parser;
+  if (!parser || parser->limits().max_bytes != max_token_bytes) {
+    JsonLimits limits;
+    limits.max_bytes = max_token_bytes;
+    limits.max_depth = kTokenJsonDepth;
+    parser.emplace(limits);
+  }
+  return *parser;
+}
+
 int64_t saturatingAdd(int64_t a, int64_t b) {
   int64_t sum = 0;
   if (__builtin_add_overflow(a, b, &sum)) {
@@ -105,7 +113,7 @@ int64_t saturatingAdd(int64_t a, int64_t b) {
 bool verifyHs256(const VerifyKey& key, std::string_view signing_input, std::string_view signature) {
   if (signature.size() != kHs256SignatureBytes) return false;
   unsigned char mac[kSha256Bytes];
-  if (!hmacSha256(key.secret, signing_input, mac)) return false;
+  if (!key.hmac->mac(signing_input, mac)) return false;
   // Timing must not reveal how many leading MAC bytes an attacker got right. (mbedTLS
   // 2.28's mbedtls_ct_memcmp header lacks C linkage guards, hence our own compare.)
   bool equal = constantTimeEquals(
@@ -228,10 +236,7 @@ Result<TokenClaims> TokenVerifier::verify(std::string_view token, int64_t now_s)
   std::optional<std::string> signature = base64UrlDecode(signature_b64);
   if (!header_json || !claims_json || !signature) return malformed("bad base64url");
 
-  JsonLimits limits;
-  limits.max_bytes = policy.max_token_bytes;
-  limits.max_depth = kTokenJsonDepth;
-  JsonParser parser(limits);
+  JsonParser& parser = tokenParser(policy.max_token_bytes);
   WSF_ASSIGN_OR_RETURN(Header header, parseHeader(parser, *header_json));
   WSF_ASSIGN_OR_RETURN(RawClaims raw, parseClaims(parser, *claims_json));
   if (raw.claims.tnt.empty()) return refuse("token_missing_claim", "token has no tnt");

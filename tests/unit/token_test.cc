@@ -1,4 +1,5 @@
 #include "common/token.h"
+#include "common/token_internal.h"
 
 #include <cstring>
 #include <string>
@@ -156,6 +157,59 @@ class TokenTest : public ::testing::Test {
 
   TokenVerifier verifier_;
 };
+
+// ---- HMAC-SHA256 with a precomputed key ----
+
+std::string hexOf(const unsigned char* data, size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < size; ++i) {
+    out.push_back(kHex[data[i] >> 4]);
+    out.push_back(kHex[data[i] & 0xF]);
+  }
+  return out;
+}
+
+std::string precomputedMacHex(const std::string& key, const std::string& data) {
+  token_internal::HmacSha256Key hmac(key);
+  unsigned char mac[token_internal::kSha256Bytes];
+  EXPECT_TRUE(hmac.mac(data, mac));
+  return hexOf(mac, sizeof(mac));
+}
+
+// RFC 4231 test cases 2 (short key), 4 (binary key and data) and 6 (key longer than a
+// block, so it is hashed first).
+TEST(HmacSha256KeyTest, MatchesRfc4231Vectors) {
+  EXPECT_EQ("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            precomputedMacHex("Jefe", "what do ya want for nothing?"));
+  std::string key4;
+  for (int i = 1; i <= 25; ++i) key4.push_back(static_cast<char>(i));
+  EXPECT_EQ("82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+            precomputedMacHex(key4, std::string(50, '\xcd')));
+  EXPECT_EQ("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            precomputedMacHex(std::string(131, '\xaa'),
+                              "Test Using Larger Than Block-Size Key - Hash Key First"));
+}
+
+// The same key object gives the same MAC every time (its states are copied, never
+// advanced), and agrees with mbedTLS' one-shot HMAC at the block-size edges.
+TEST(HmacSha256KeyTest, ReusableAndEqualToOneShotHmac) {
+  for (size_t key_size : {32u, 63u, 64u, 65u, 200u}) {
+    std::string key(key_size, 'k');
+    token_internal::HmacSha256Key hmac(key);
+    for (const std::string& data : {std::string(), std::string(55, 'x'), std::string(300, 'y')}) {
+      unsigned char first[token_internal::kSha256Bytes];
+      unsigned char second[token_internal::kSha256Bytes];
+      ASSERT_TRUE(hmac.mac(data, first));
+      ASSERT_TRUE(hmac.mac(data, second));
+      EXPECT_EQ(hexOf(first, sizeof(first)), hexOf(second, sizeof(second)));
+      const std::string expected = hmacSha256(key, data);
+      EXPECT_EQ(hexOf(reinterpret_cast<const unsigned char*>(expected.data()), expected.size()),
+                hexOf(first, sizeof(first)))
+          << key_size << " " << data.size();
+    }
+  }
+}
 
 // ---- base64url ----
 
