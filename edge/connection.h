@@ -7,16 +7,15 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "common/channel.h"
 #include "common/timer_wheel.h"
 #include "common/token.h"
+#include "edge/connection_channels.h"
+#include "edge/inbound_limits.h"
 #include "edge/out_frame.h"
 #include "edge/outbound_queue.h"
-#include "edge/inbound_limits.h"
 
 namespace wsfleet {
 
@@ -73,10 +72,10 @@ class Connection {
   bool refresh_notice_sent = false;
 
   // Channel name -> index in the hub's subscriber vector for that channel (O(1) removal).
-  std::unordered_map<std::string, size_t> channels;
+  ChannelSlots channels;
   // Region mode: durable channels whose subscribe waits for the region's history (it
   // counts toward the channel cap; an unsubscribe meanwhile removes it).
-  std::unordered_set<std::string> subscribing;
+  ChannelSet subscribing;
 
   // Outbound queue: bounded by bytes and count, with priorities (EdgeService::enqueue).
   OutboundQueue out;
@@ -100,7 +99,7 @@ class Connection {
   TimerNode ping_timer;
   TimerNode token_timer;
   TimerNode backpressure_timer;  // armed while the queue is over its high-water mark
-  TimerNode drain_timer;  // when the `reconnect` hint goes out during a drain
+  TimerNode drain_timer;         // when the `reconnect` hint goes out during a drain
 
   ConnectionLimits limits;  // command rate and refusal count (InboundLimits)
 

@@ -22,7 +22,7 @@ Hub::SubscribeResult Hub::subscribe(Connection* conn, const std::string& channel
   SubscribeResult result;
   if (conn->channels.count(channel) != 0) return result;
   ChannelState& state = channels_[scopedKey(conn->tenant, channel)];
-  conn->channels.emplace(channel, state.subscribers.size());
+  conn->channels.set(channel, state.subscribers.size());
   state.subscribers.push_back(conn);
   result.added = true;
   result.first_of_user = ++state.connections_per_user[conn->user] == 1;
@@ -43,7 +43,7 @@ Hub::UnsubscribeResult Hub::unsubscribe(Connection* conn, const std::string& cha
   Connection* moved = state.subscribers.back();
   state.subscribers[index] = moved;
   state.subscribers.pop_back();
-  if (moved != conn) moved->channels[channel] = index;
+  if (moved != conn) moved->channels.set(channel, index);
   conn->channels.erase(mine);
   result.removed = true;
   auto per_user = state.connections_per_user.find(conn->user);

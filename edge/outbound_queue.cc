@@ -8,19 +8,20 @@ OutboundQueue::Outcome OutboundQueue::offer(FramePtr frame, const OutboundLimits
   const size_t size = frame->size();
   if (frame->lowPriority()) {
     if (behind(limits)) {
-      auto it = low_by_key_.find(frame->coalescingKey());
-      if (it == low_by_key_.end()) return {Result::kDroppedLow, 0};
+      if (!low_) return {Result::kDroppedLow, 0};
+      auto it = low_->by_key.find(frame->coalescingKey());
+      if (it == low_->by_key.end()) return {Result::kDroppedLow, 0};
       FramePtr& old = *slot(it->second);
       const size_t old_size = old->size();
       // A larger replacement must not carry the queue past its byte cap.
       if (bytes_ - old_size + size > limits.max_bytes) return {Result::kDroppedLow, 0};
       bytes_ = bytes_ - old_size + size;
-      low_bytes_ = low_bytes_ - old_size + size;
+      low_->bytes = low_->bytes - old_size + size;
       // The map's key is a view into the queued frame: re-point it before the old one goes.
-      auto node = low_by_key_.extract(it);
+      auto node = low_->by_key.extract(it);
       old = std::move(frame);
       node.key() = old->coalescingKey();
-      low_by_key_.insert(std::move(node));
+      low_->by_key.insert(std::move(node));
       return {Result::kCoalesced, 0};
     }
     // A low frame never costs the connection its queue: without room it is dropped.
@@ -28,20 +29,21 @@ OutboundQueue::Outcome OutboundQueue::offer(FramePtr frame, const OutboundLimits
       return {Result::kDroppedLow, 0};
     }
     const uint64_t seq = popped_ + frames_.size();
+    if (!low_) low_ = std::make_unique<LowFrames>();
     // The newest queued frame of a key is the one a later frame replaces: replacing an
     // older one would deliver the newest state before a stale one.
-    low_by_key_.erase(frame->coalescingKey());
-    low_by_key_.emplace(frame->coalescingKey(), seq);
-    low_seqs_.push_back(seq);
-    low_bytes_ += size;
+    low_->by_key.erase(frame->coalescingKey());
+    low_->by_key.emplace(frame->coalescingKey(), seq);
+    low_->seqs.push_back(seq);
+    low_->bytes += size;
     ++count_;
     bytes_ += size;
     frames_.push_back(std::move(frame));
     return {Result::kQueued, 0};
   }
   // Normal frame: when evicting every low frame would not make room, evict none.
-  if (count_ - low_seqs_.size() + 1 > limits.max_messages ||
-      bytes_ - low_bytes_ + size > limits.max_bytes) {
+  if (count_ - lowCount() + 1 > limits.max_messages ||
+      bytes_ - lowBytes() + size > limits.max_bytes) {
     return {Result::kOverCap, 0};
   }
   size_t evicted = 0;
@@ -56,13 +58,13 @@ OutboundQueue::Outcome OutboundQueue::offer(FramePtr frame, const OutboundLimits
 }
 
 bool OutboundQueue::evictOldestLow() {
-  while (!low_seqs_.empty()) {
-    const uint64_t seq = low_seqs_.front();
-    low_seqs_.pop_front();
+  while (low_ && !low_->seqs.empty()) {
+    const uint64_t seq = low_->seqs.front();
+    low_->seqs.pop_front();
     FramePtr& frame = *slot(seq);
     if (!frame) continue;
     forgetLow(*frame, seq);
-    low_bytes_ -= frame->size();
+    low_->bytes -= frame->size();
     bytes_ -= frame->size();
     --count_;
     frame.reset();
@@ -72,8 +74,13 @@ bool OutboundQueue::evictOldestLow() {
 }
 
 void OutboundQueue::forgetLow(const OutFrame& frame, uint64_t seq) {
-  auto it = low_by_key_.find(frame.coalescingKey());
-  if (it != low_by_key_.end() && it->second == seq) low_by_key_.erase(it);
+  auto it = low_->by_key.find(frame.coalescingKey());
+  if (it != low_->by_key.end() && it->second == seq) low_->by_key.erase(it);
+}
+
+void OutboundQueue::releaseIfEmpty() {
+  // With nothing queued, no low frame is left to look up or evict.
+  if (count_ == 0) low_.reset();
 }
 
 void OutboundQueue::skipHoles() {
@@ -96,23 +103,22 @@ FramePtr OutboundQueue::pop() {
   const uint64_t seq = popped_++;
   if (frame->lowPriority()) {
     // Low frames leave in order, so this one heads the FIFO of queued low frames.
-    if (!low_seqs_.empty() && low_seqs_.front() == seq) low_seqs_.pop_front();
+    if (!low_->seqs.empty() && low_->seqs.front() == seq) low_->seqs.pop_front();
     forgetLow(*frame, seq);
-    low_bytes_ -= frame->size();
+    low_->bytes -= frame->size();
   }
   --count_;
   bytes_ -= frame->size();
+  releaseIfEmpty();
   return frame;
 }
 
 void OutboundQueue::clear() {
   frames_.clear();
-  low_by_key_.clear();
-  low_seqs_.clear();
+  low_.reset();
   popped_ = 0;
   count_ = 0;
   bytes_ = 0;
-  low_bytes_ = 0;
 }
 
 }  // namespace wsfleet

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <unordered_map>
 
@@ -73,7 +74,7 @@ class OutboundQueue {
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }  // frames queued (holes left by evictions excluded)
   size_t bytes() const { return bytes_; }
-  size_t lowCount() const { return low_seqs_.size(); }
+  size_t lowCount() const { return low_ ? low_->seqs.size() : 0; }
 
  private:
   FramePtr* slot(uint64_t seq) { return &frames_[static_cast<size_t>(seq - popped_)]; }
@@ -83,13 +84,21 @@ class OutboundQueue {
   void forgetLow(const OutFrame& frame, uint64_t seq);
 
   RingQueue<FramePtr> frames_;  // empty FramePtr = evicted
-  uint64_t popped_ = 0;          // seq of frames_.front()
+  uint64_t popped_ = 0;         // seq of frames_.front()
   size_t count_ = 0;
   size_t bytes_ = 0;
-  size_t low_bytes_ = 0;  // of the queued low frames
-  // Coalescing key (a view into the queued frame's own key) -> seq of that frame.
-  std::unordered_map<std::string_view, uint64_t> low_by_key_;
-  RingQueue<uint64_t> low_seqs_;  // seqs of the queued low frames, oldest first
+  // Bookkeeping of the queued low frames, allocated by the first one and freed when the
+  // queue empties: most connections never hold one, and an empty hash map alone is 56
+  // bytes on every connection.
+  struct LowFrames {
+    size_t bytes = 0;  // of the queued low frames
+    // Coalescing key (a view into the queued frame's own key) -> seq of that frame.
+    std::unordered_map<std::string_view, uint64_t> by_key;
+    RingQueue<uint64_t> seqs;  // seqs of the queued low frames, oldest first
+  };
+  size_t lowBytes() const { return low_ ? low_->bytes : 0; }
+  void releaseIfEmpty();
+  std::unique_ptr<LowFrames> low_;
 };
 
 }  // namespace wsfleet

@@ -22,11 +22,23 @@ TEST(RingQueueTest, AllocatesNothingUntilUsedAndReleasesAfterABurst) {
   EXPECT_EQ(q.capacity(), 0u);
 }
 
-TEST(RingQueueTest, SmallQueueKeepsItsSlots) {
+TEST(RingQueueTest, OneElementLivesInlineAndAnEmptyQueueHoldsNoMemory) {
   RingQueue<int> q;
+  for (int i = 0; i < 3; ++i) {  // a paced stream: one queued at a time, no allocation
+    q.push_back(i);
+    EXPECT_EQ(q.capacity(), 0u);
+    EXPECT_EQ(q.front(), i);
+    q.pop_front();
+  }
   q.push_back(1);
+  q.push_back(2);
+  EXPECT_EQ(q.capacity(), 4u);
   q.pop_front();
-  EXPECT_EQ(q.capacity(), 4u);  // a paced stream does not allocate per message
+  EXPECT_EQ(q.capacity(), 4u);
+  q.pop_front();
+  EXPECT_EQ(q.capacity(), 0u);  // an idle connection keeps no slots
+  q.push_back(3);
+  EXPECT_EQ(q.front(), 3);
 }
 
 TEST(RingQueueTest, BehavesLikeADequeUnderRandomUse) {
