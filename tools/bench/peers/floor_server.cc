@@ -412,8 +412,8 @@ class FloorServer {
       if (it == topics_.end()) return;
       // Built once per publish; the same bytes go to every subscriber.
       scratch_.clear();
-      const size_t n = std::strlen(R"({"op":"msg","topic":"","data":""})") + f.topic.size() +
-                       f.data.size();
+      const size_t n =
+          std::strlen(R"({"op":"msg","topic":"","data":""})") + f.topic.size() + f.data.size();
       appendFrameHeader(scratch_, 0x1, n);
       scratch_ += R"({"op":"msg","topic":")";
       scratch_ += f.topic;
