@@ -30,7 +30,9 @@ import scenarios as scen  # noqa: E402
 import report  # noqa: E402
 import machine  # noqa: E402
 
-ALL_TARGETS = ["wsfleet", "nats", "mqtt", "ws", "socketio"]
+# floor: wsfleet-bench-floor, the cheapest server of the `ws` peer protocol (one send() per
+# delivery, nothing else): what the kernel alone costs in the same run.
+ALL_TARGETS = ["wsfleet", "nats", "mqtt", "ws", "socketio", "floor"]
 
 
 
@@ -46,8 +48,9 @@ def relative_to_repo(arg):
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="tools/bench/compare",
-        description="Benchmark wsfleet against nats-server, mosquitto, node ws and socket.io "
-        "on this machine, interleaved, and write JSON, a ratio table and a chart.")
+        description="Benchmark wsfleet against nats-server, mosquitto, node ws, socket.io "
+        "and the floor peer on this machine, interleaved, and write JSON, a ratio table and "
+        "a chart.")
     p.add_argument("--quick", action="store_true",
                    help="small connection counts and short windows (about a minute)")
     p.add_argument("--out", default="docs/benchmarks",
@@ -81,6 +84,7 @@ def parse_args(argv):
     p.add_argument("--edge", default="build/bin/wsfleet-edge")
     p.add_argument("--ctl", default="build/bin/wsfleetctl")
     p.add_argument("--bench", default="build/bin/wsfleet-bench")
+    p.add_argument("--floor", default="build/bin/wsfleet-bench-floor")
     p.add_argument("--node-modules", default="build/bench-peers/node_modules")
     p.add_argument("--peers", default="tools/bench/peers")
     a = p.parse_args(argv)
@@ -240,7 +244,7 @@ def main(argv):
     env = servers.Env(edge=os.path.abspath(args.edge), ctl=os.path.abspath(args.ctl),
                       bench=os.path.abspath(args.bench),
                       node_modules=os.path.abspath(args.node_modules),
-                      peers=os.path.abspath(args.peers))
+                      peers=os.path.abspath(args.peers), floor=os.path.abspath(args.floor))
     workdir = tempfile.mkdtemp(prefix="wsfleet-compare-")
     servers.install_signal_cleanup()
     try:

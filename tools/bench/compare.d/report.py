@@ -123,7 +123,7 @@ def chart(results, plan, path):
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     colors = {"wsfleet": "#d62728", "nats": "#1f77b4", "mqtt": "#9467bd", "ws": "#2ca02c",
-              "socketio": "#ff7f0e"}
+              "socketio": "#ff7f0e", "floor": "#7f7f7f"}
     for ax, (sc, metric) in zip(axes.flat, panels):
         entry = results["summary"][sc.name][metric]
         meds, lo, hi = [], [], []

@@ -1,4 +1,5 @@
-"""Starting and stopping the servers under test: wsfleet-edge and the four peers.
+"""Starting and stopping the servers under test: wsfleet-edge, the four peers and the
+floor (wsfleet-bench-floor, the cheapest server the `ws` peer protocol allows).
 
 Every server is started pinned to one core on free loopback ports, in its own process
 group, recorded in a registry, and stopped by stop_all() whatever happens (normal end,
@@ -53,6 +54,7 @@ class Env:
     bench: str
     node_modules: str
     peers: str
+    floor: str = ""
 
 
 _registry = {}  # pid -> Popen, every server still possibly running
@@ -364,7 +366,22 @@ class SocketIo(NodePeer):
         return f"{self.url()}socket.io/?EIO=4&transport=websocket", {}
 
 
-_KINDS = {c.target: c for c in (Wsfleet, Nats, Mqtt, Ws, SocketIo)}
+class Floor(Server):
+    """The reference floor: one send() per delivery and nothing else (PEER_PROTOCOL.md).
+    It speaks the `ws` peer protocol, so the bench drives it with `--target ws`."""
+    target = "floor"
+
+    def prepare(self):
+        if not os.access(self.env.floor, os.X_OK):
+            raise StartError(f"no floor binary at {self.env.floor}")
+        self.port = free_port()
+        return [self.env.floor, "--port", str(self.port)]
+
+    def bench_args(self):
+        return ["--target", "ws", "--url", self.url()]
+
+
+_KINDS = {c.target: c for c in (Wsfleet, Nats, Mqtt, Ws, SocketIo, Floor)}
 
 
 def make(target, env, workdir):
