@@ -45,7 +45,10 @@ HmacSha256Key::HmacSha256Key(std::string_view secret) {
   // A key longer than one block is replaced by its hash; a shorter one is zero-padded.
   unsigned char block[kSha256BlockBytes] = {};
   if (secret.size() > kSha256BlockBytes) {
-    if (!sha256(secret, block)) return;
+    if (!sha256(secret, block)) {
+      mbedtls_platform_zeroize(block, sizeof(block));
+      return;
+    }
   } else {
     for (size_t i = 0; i < secret.size(); ++i) block[i] = static_cast<unsigned char>(secret[i]);
   }

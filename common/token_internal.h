@@ -86,6 +86,7 @@ class HmacSha256Key {
   HmacSha256Key(const HmacSha256Key&) = delete;
   HmacSha256Key& operator=(const HmacSha256Key&) = delete;
 
+  bool ok() const { return ok_; }  // false: hashing the key failed (mbedTLS error)
   bool mac(std::string_view input, unsigned char out[kSha256Bytes]) const;
 
  private:

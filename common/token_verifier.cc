@@ -72,6 +72,7 @@ Result<VerifyKey> buildVerifyKey(const std::string& tenant, const TokenKey& key)
       return configError(tenant, key.kid, "HS256 secret must be at least 32 bytes");
     }
     out.hmac = std::make_unique<HmacSha256Key>(key.secret);
+    if (!out.hmac->ok()) return configError(tenant, key.kid, "HS256 secret could not be hashed");
     return out;
   }
   if (!key.secret.empty()) {

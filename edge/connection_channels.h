@@ -4,7 +4,8 @@
 // hundreds of thousands of connections: an empty std::unordered_map is 56 bytes and its
 // first entry another ~170 (bucket array and node), which was the largest part of an
 // idle subscriber's memory after libwebsockets' own. A linear search over a few short
-// strings also costs less than hashing one.
+// strings also costs less than hashing one; with the cap raised to thousands, a subscribe
+// costs a scan of what the connection holds (commands are rate-limited).
 
 #include <cstddef>
 #include <string>
@@ -28,8 +29,10 @@ class ChannelSlots {
   const_iterator begin() const { return entries_.begin(); }
   const_iterator end() const { return entries_.end(); }
 
+  // From the back: the newest subscriptions, and the order unsubscribeAll leaves in.
   iterator find(std::string_view name) {
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    for (auto it = entries_.end(); it != entries_.begin();) {
+      --it;
       if (it->first == name) return it;
     }
     return entries_.end();
@@ -39,6 +42,8 @@ class ChannelSlots {
   }
   size_t count(std::string_view name) const { return find(name) == end() ? 0 : 1; }
 
+  // Adds a channel the caller knows is not there yet.
+  void add(const std::string& name, size_t index) { entries_.emplace_back(name, index); }
   // Adds the channel, or updates its index when already there.
   void set(const std::string& name, size_t index) {
     auto it = find(name);

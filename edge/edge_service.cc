@@ -472,11 +472,12 @@ void EdgeService::closed(Connection* conn, int close_code) {
 }
 
 void EdgeService::unsubscribeAll(Connection& conn) {
-  // Copy the names: leaving edits conn.channels.
+  // Copy the names: leaving edits conn.channels. Last first: each is then the index's
+  // last entry, found at once and removed without moving another.
   std::vector<std::string> names;
   names.reserve(conn.channels.size());
   for (const auto& [name, index] : conn.channels) names.push_back(name);
-  for (const auto& channel : names) leaveChannel(conn, channel);
+  for (auto it = names.rbegin(); it != names.rend(); ++it) leaveChannel(conn, *it);
 }
 
 void EdgeService::leaveChannel(Connection& conn, const std::string& channel) {
@@ -590,6 +591,7 @@ void EdgeService::onTimer(TimerNode* node) {
       conn.ping_due = true;
       transport_.wantWrite(conn);
       timers_.schedule(&conn.ping_timer, now + config_.ping_interval_ms);
+      conn.out.releaseIdle();  // a connection idle since its last ping keeps no bookkeeping
       return;
     case TimerTag::kCloseDeadline:
       logDebug("conn_close_timeout", {{"session", conn.session}, {"code", conn.close_code}});

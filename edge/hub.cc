@@ -22,7 +22,7 @@ Hub::SubscribeResult Hub::subscribe(Connection* conn, const std::string& channel
   SubscribeResult result;
   if (conn->channels.count(channel) != 0) return result;
   ChannelState& state = channels_[scopedKey(conn->tenant, channel)];
-  conn->channels.set(channel, state.subscribers.size());
+  conn->channels.add(channel, state.subscribers.size());
   state.subscribers.push_back(conn);
   result.added = true;
   result.first_of_user = ++state.connections_per_user[conn->user] == 1;

@@ -1,5 +1,6 @@
 #include "edge/outbound_queue.h"
 
+#include <cassert>
 #include <utility>
 
 namespace wsfleet {
@@ -78,7 +79,7 @@ void OutboundQueue::forgetLow(const OutFrame& frame, uint64_t seq) {
   if (it != low_->by_key.end() && it->second == seq) low_->by_key.erase(it);
 }
 
-void OutboundQueue::releaseIfEmpty() {
+void OutboundQueue::releaseIdle() {
   // With nothing queued, no low frame is left to look up or evict.
   if (count_ == 0) low_.reset();
 }
@@ -102,6 +103,7 @@ FramePtr OutboundQueue::pop() {
   frames_.pop_front();
   const uint64_t seq = popped_++;
   if (frame->lowPriority()) {
+    assert(low_);  // created by the frame's offer, freed only when nothing is queued
     // Low frames leave in order, so this one heads the FIFO of queued low frames.
     if (!low_->seqs.empty() && low_->seqs.front() == seq) low_->seqs.pop_front();
     forgetLow(*frame, seq);
@@ -109,7 +111,6 @@ FramePtr OutboundQueue::pop() {
   }
   --count_;
   bytes_ -= frame->size();
-  releaseIfEmpty();
   return frame;
 }
 

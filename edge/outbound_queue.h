@@ -75,6 +75,9 @@ class OutboundQueue {
   size_t size() const { return count_; }  // frames queued (holes left by evictions excluded)
   size_t bytes() const { return bytes_; }
   size_t lowCount() const { return low_ ? low_->seqs.size() : 0; }
+  // Frees the low-frame bookkeeping when nothing is queued. Called from the keepalive, not
+  // whenever the queue empties: a stream of low frames would allocate it for every frame.
+  void releaseIdle();
 
  private:
   FramePtr* slot(uint64_t seq) { return &frames_[static_cast<size_t>(seq - popped_)]; }
@@ -87,9 +90,9 @@ class OutboundQueue {
   uint64_t popped_ = 0;         // seq of frames_.front()
   size_t count_ = 0;
   size_t bytes_ = 0;
-  // Bookkeeping of the queued low frames, allocated by the first one and freed when the
-  // queue empties: most connections never hold one, and an empty hash map alone is 56
-  // bytes on every connection.
+  // Bookkeeping of the queued low frames, allocated by the first one and freed by
+  // releaseIdle(): most connections never hold one, and an empty hash map alone is 56 bytes
+  // on every connection.
   struct LowFrames {
     size_t bytes = 0;  // of the queued low frames
     // Coalescing key (a view into the queued frame's own key) -> seq of that frame.
@@ -97,7 +100,6 @@ class OutboundQueue {
     RingQueue<uint64_t> seqs;  // seqs of the queued low frames, oldest first
   };
   size_t lowBytes() const { return low_ ? low_->bytes : 0; }
-  void releaseIfEmpty();
   std::unique_ptr<LowFrames> low_;
 };
 

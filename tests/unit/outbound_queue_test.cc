@@ -132,22 +132,27 @@ TEST(OutboundQueueTest, AtTheCapOldestLowFramesAreEvictedForANormalOne) {
             (std::vector<std::string>{"n0", "c2", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8"}));
 }
 
-// The low-frame bookkeeping lives only while the queue holds something: after emptying,
-// the queue works from scratch (a key queued before is not coalesced into any more).
-TEST(OutboundQueueTest, EmptiedQueueStartsAfresh) {
+// The low-frame bookkeeping is freed by releaseIdle() only when nothing is queued; either
+// way the queue behaves the same (a key queued and sent before is not coalesced into).
+TEST(OutboundQueueTest, ReleaseIdleKeepsQueuedLowFramesAndStartsAfresh) {
   OutboundQueue q;
   q.offer(low("k1", "k"), kLimits);
-  q.offer(normal("n"), kLimits);
-  EXPECT_EQ(drain(q), (std::vector<std::string>{"k1", "n"}));
+  q.releaseIdle();  // k1 is still queued: nothing may be freed
   for (int i = 0; i < 5; ++i) q.offer(normal("m" + std::to_string(i)), kLimits);
   ASSERT_TRUE(q.behind(kLimits));
-  EXPECT_EQ(q.offer(low("k2", "k"), kLimits).result, R::kDroppedLow);
-  EXPECT_EQ(q.lowCount(), 0u);
-  EXPECT_EQ(drain(q), (std::vector<std::string>{"m0", "m1", "m2", "m3", "m4"}));
-  EXPECT_EQ(q.offer(low("k3", "k"), kLimits).result, R::kQueued);
-  EXPECT_EQ(q.offer(low("k4", "k"), kLimits).result, R::kQueued);
-  EXPECT_EQ(q.lowCount(), 2u);
-  EXPECT_EQ(drain(q), (std::vector<std::string>{"k3", "k4"}));
+  EXPECT_EQ(q.offer(low("k2", "k"), kLimits).result, R::kCoalesced);
+  EXPECT_EQ(drain(q), (std::vector<std::string>{"k2", "m0", "m1", "m2", "m3", "m4"}));
+  for (bool release : {false, true}) {
+    if (release) q.releaseIdle();
+    for (int i = 0; i < 5; ++i) q.offer(normal("n" + std::to_string(i)), kLimits);
+    ASSERT_TRUE(q.behind(kLimits));
+    EXPECT_EQ(q.offer(low("k3", "k"), kLimits).result, R::kDroppedLow) << release;
+    EXPECT_EQ(drain(q), (std::vector<std::string>{"n0", "n1", "n2", "n3", "n4"}));
+    EXPECT_EQ(q.offer(low("k4", "k"), kLimits).result, R::kQueued);
+    EXPECT_EQ(q.offer(low("k5", "k"), kLimits).result, R::kQueued);
+    EXPECT_EQ(q.lowCount(), 2u);
+    EXPECT_EQ(drain(q), (std::vector<std::string>{"k4", "k5"}));
+  }
 }
 
 TEST(OutboundQueueTest, EvictionMakesRoomByBytesToo) {

@@ -39,6 +39,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace wsfleet::bench {
 namespace {
 
@@ -50,7 +52,8 @@ constexpr size_t kRecvChunk = 64 * 1024;
 struct Topic;
 
 struct Conn {
-  int fd = -1;
+  UniqueFd socket;
+  int fd = -1;  // socket.get(), kept for the many send()/recv() calls
   bool upgraded = false;
   bool dead = false;  // closed, freed once the current epoll batch is done
   bool want_out = false;
@@ -200,20 +203,19 @@ std::string acceptFor(std::string_view key) {
 
 class FloorServer {
  public:
+  // Topics hold raw pointers to connections: clear them before the connections go.
   ~FloorServer() {
-    for (Conn* c : graveyard_) freeConn(c);
-    for (auto& [fd, c] : conns_) {
-      ::close(fd);
-      delete c;
-    }
-    if (listen_fd_ >= 0) ::close(listen_fd_);
-    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    topics_.clear();
+    graveyard_.clear();
+    conns_.clear();
   }
 
   // Returns the bound port, or 0 after printing why it failed.
   int listen(int port) {
-    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+    listen_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    epoll_fd_ = epoll_.get();
+    listen_fd_ = listen_.get();
     if (epoll_fd_ < 0 || listen_fd_ < 0) return fail("socket");
     const int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -277,17 +279,15 @@ class FloorServer {
       // Each delivery must leave at once as its own segment: that is what is measured.
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      auto* c = new Conn;
-      c->fd = fd;
+      auto owned = std::make_unique<Conn>();
+      owned->socket.reset(fd);
+      owned->fd = fd;
+      Conn* c = owned.get();
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.ptr = c;
-      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        ::close(fd);
-        delete c;
-        continue;
-      }
-      conns_.emplace(fd, c);
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) continue;  // `owned` closes it
+      conns_.emplace(fd, std::move(owned));
     }
   }
 
@@ -510,17 +510,19 @@ class FloorServer {
     graveyard_.push_back(&c);
   }
 
-  // Leaves every topic, closes the socket (which also removes it from epoll).
+  // Leaves every topic, then frees the connection; its socket's close also removes it
+  // from epoll.
   void freeConn(Conn* c) {
     while (!c->subs.empty()) leave(*c, c->subs.back().first);
-    conns_.erase(c->fd);
-    ::close(c->fd);
-    delete c;
+    const int fd = c->fd;  // erase destroys *c
+    conns_.erase(fd);
   }
 
-  int epoll_fd_ = -1;
-  int listen_fd_ = -1;
-  std::unordered_map<int, Conn*> conns_;  // owned; freed on exit
+  UniqueFd epoll_;
+  UniqueFd listen_;
+  int epoll_fd_ = -1;   // epoll_.get()
+  int listen_fd_ = -1;  // listen_.get()
+  std::unordered_map<int, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
   std::vector<Conn*> graveyard_;
   std::vector<char> rbuf_;
